@@ -1,0 +1,11 @@
+//! Coffer's end-to-end harness: real servers run as child processes
+//! (`server`), the peer tools built from Go modules (`go_tools`), warp
+//! workloads and their results (`warp`), the benchmark that compares Coffer
+//! with MinIO (`bench`) and its report (`report`). The client-compatibility
+//! tests live in `tests/compat.rs` with their scripts in `compat/`.
+
+pub mod bench;
+pub mod go_tools;
+pub mod report;
+pub mod server;
+pub mod warp;

@@ -1,0 +1,46 @@
+//! `coffer-e2e`: the command-line entry of the end-to-end harness. Today it
+//! runs the system benchmark against MinIO (`coffer-e2e bench`); the client
+//! compatibility tests run under `cargo test` instead (see `tests/compat.rs`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "coffer-e2e", about = "Coffer end-to-end harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the same warp workloads against coffer-server and MinIO on
+    /// loopback, print the comparison and write e2e/BENCHMARKS.md.
+    Bench {
+        /// Short runs (5 s per workload, fewer objects) to check the setup.
+        #[arg(long)]
+        quick: bool,
+        /// Folder for the servers' drives (default: the system temp folder).
+        #[arg(long)]
+        scratch: Option<PathBuf>,
+        /// Only print the table; leave e2e/BENCHMARKS.md alone.
+        #[arg(long)]
+        no_write: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Bench {
+            quick,
+            scratch,
+            no_write,
+        } => coffer_e2e::bench::run(&coffer_e2e::bench::BenchOptions {
+            quick,
+            scratch: scratch.unwrap_or_else(std::env::temp_dir),
+            write_report: !no_write,
+        }),
+    }
+}

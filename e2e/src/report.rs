@@ -1,0 +1,169 @@
+//! The benchmark's report: the comparison table printed to the terminal and
+//! `e2e/BENCHMARKS.md` (how to run, the machine, the command, the table).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::warp::Throughput;
+
+/// One workload measured against both servers; a failed run keeps its error.
+pub struct Row {
+    pub label: String,
+    pub coffer: Result<Throughput, String>,
+    pub minio: Result<Throughput, String>,
+}
+
+/// What the numbers were measured on.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let mem_kib: f64 = field(&meminfo, "MemTotal")
+            .trim_end_matches(" kB")
+            .parse()
+            .unwrap_or(0.0);
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model: field(&cpuinfo, "model name"),
+            memory_gib: mem_kib / (1024.0 * 1024.0),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into()),
+        }
+    }
+}
+
+/// Everything the Markdown report shows besides the table.
+pub struct Context<'a> {
+    pub machine: &'a Machine,
+    pub date: &'a str,
+    pub command: &'a str,
+    pub tools: &'a str,
+    pub warp_example: &'a str,
+}
+
+fn cell(result: &Result<Throughput, String>, is_list: bool) -> String {
+    match result {
+        Ok(t) if is_list => format!("{:.0} obj/s", t.objects_per_sec),
+        Ok(t) => format!("{:.1} MiB/s, {:.0} obj/s", t.mib_per_sec, t.objects_per_sec),
+        Err(_) => "failed".into(),
+    }
+}
+
+fn ratio(row: &Row) -> String {
+    match (&row.coffer, &row.minio) {
+        // Objects are of one size per workload, so the ratio of objects/s
+        // equals the ratio of MiB/s, and it also covers LIST.
+        (Ok(c), Ok(m)) if m.objects_per_sec > 0.0 => {
+            format!("{:.2}", c.objects_per_sec / m.objects_per_sec)
+        }
+        _ => "–".into(),
+    }
+}
+
+/// The comparison as a Markdown table (readable in a terminal as well).
+pub fn table(rows: &[Row]) -> String {
+    let mut out =
+        String::from("| workload | Coffer | MinIO | ratio Coffer/MinIO |\n|---|---:|---:|---:|\n");
+    for row in rows {
+        let is_list = row.label.starts_with("LIST");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            row.label,
+            cell(&row.coffer, is_list),
+            cell(&row.minio, is_list),
+            ratio(row)
+        );
+    }
+    out
+}
+
+/// Failed runs with their messages, for under the table.
+pub fn failures(rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        for (server, result) in [("Coffer", &row.coffer), ("MinIO", &row.minio)] {
+            if let Err(e) = result {
+                let first = e.lines().take(6).collect::<Vec<_>>().join(" / ");
+                let _ = writeln!(out, "- {} on {server}: {first}", row.label);
+            }
+        }
+    }
+    out
+}
+
+const HOW_TO_RUN: &str = "# Benchmarks
+
+System benchmarks of `coffer-server` against MinIO, run by the `coffer-e2e` harness. They are
+never part of `cargo test`.
+
+## How to run
+
+```
+cargo build --release -p coffer-server
+cargo run -p coffer-e2e --release -- bench            # ~20 s per workload, ~10 minutes
+cargo run -p coffer-e2e --release -- bench --quick    # 5 s per workload, to check the setup
+```
+
+Needs the Go toolchain (`go` on PATH) and access to the Go module proxy the first time: the
+harness builds [warp](https://github.com/minio/warp) and the MinIO server at the versions pinned
+in `e2e/src/go_tools.rs` into `$XDG_CACHE_HOME/coffer-e2e/go` (default `~/.cache/coffer-e2e/go`)
+and reuses them afterwards. MinIO takes 10+ minutes to build on 2 cores.
+
+Both servers run at the same time on 127.0.0.1 (one drive each, in fresh folders under the
+system temp folder or `--scratch DIR`, so on the same filesystem) with the same root
+credentials; every workload runs against Coffer, then against MinIO, with the same warp flags
+(`--concurrent 16`). Traffic never leaves the loopback interface. Each run rewrites the
+results below; `--no-write` only prints the table.
+
+The ratio is Coffer's objects/s over MinIO's (objects have one size per workload, so it is
+also the ratio of MiB/s); above 1 means Coffer is faster. On a small machine warp itself
+competes with the server for CPU, so compare ratios rather than absolute numbers.
+";
+
+/// Writes the whole report to `path`.
+pub fn write_markdown(path: &Path, ctx: &Context, rows: &[Row]) -> Result<()> {
+    let m = ctx.machine;
+    let mut doc = String::from(HOW_TO_RUN);
+    let _ = write!(
+        doc,
+        "\n## Latest results\n\n\
+         - Date: {}\n\
+         - Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}\n\
+         - Command: `{}`\n\
+         - Tools: {}\n\
+         - Each workload: `{}`\n\n{}",
+        ctx.date,
+        m.cpus,
+        m.cpu_model,
+        m.memory_gib,
+        m.kernel,
+        ctx.command,
+        ctx.tools,
+        ctx.warp_example,
+        table(rows)
+    );
+    let failed = failures(rows);
+    if !failed.is_empty() {
+        let _ = write!(doc, "\nFailed runs:\n\n{failed}");
+    }
+    std::fs::write(path, doc)?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The warp workloads of the benchmark and the numbers taken from them: one
+//! `warp` run per workload and server, its `--json` summary reduced to
+//! MiB/s and objects/s.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::server::Credentials;
+
+/// Requests in flight for every workload.
+pub const CONCURRENCY: u32 = 16;
+
+/// One warp invocation, e.g. `put --obj.size 1MiB`.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Row label in the report, e.g. `PUT 1 MiB`.
+    pub label: String,
+    /// The warp subcommand and its workload flags.
+    pub args: Vec<String>,
+    /// How long warp measures.
+    pub duration: Duration,
+}
+
+/// Average throughput of one workload against one server.
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    pub mib_per_sec: f64,
+    pub objects_per_sec: f64,
+}
+
+/// The benchmark's workloads: PUT and GET at three object sizes, then LIST
+/// over a 10 000-object bucket (`quick`: shorter and smaller).
+pub fn workloads(quick: bool) -> Vec<Workload> {
+    let duration = Duration::from_secs(if quick { 5 } else { 20 });
+    // GET needs its objects uploaded first; the counts keep that step short.
+    let sizes: [(&str, &str, u32, u32); 3] = [
+        ("4KiB", "4 KiB", 2500, 500),
+        ("1MiB", "1 MiB", 500, 100),
+        ("64MiB", "64 MiB", 48, 16),
+    ];
+    let mut out = Vec::new();
+    for (size, label, _, _) in sizes {
+        out.push(Workload {
+            label: format!("PUT {label}"),
+            args: vec!["put".into(), "--obj.size".into(), size.into()],
+            duration,
+        });
+    }
+    for (size, label, objects, quick_objects) in sizes {
+        let objects = if quick { quick_objects } else { objects };
+        out.push(Workload {
+            label: format!("GET {label}"),
+            args: vec![
+                "get".into(),
+                "--obj.size".into(),
+                size.into(),
+                "--objects".into(),
+                objects.to_string(),
+            ],
+            duration,
+        });
+    }
+    let list_objects = if quick { 2000 } else { 10_000 };
+    out.push(Workload {
+        label: format!("LIST {list_objects} objects"),
+        args: vec![
+            "list".into(),
+            "--obj.size".into(),
+            "1KiB".into(),
+            "--objects".into(),
+            list_objects.to_string(),
+        ],
+        duration,
+    });
+    out
+}
+
+/// The warp command line for `workload` against `host_port`, without the
+/// secret (for the report).
+pub fn command_line(workload: &Workload, host_port: &str) -> String {
+    format!(
+        "warp {} --host {host_port} --access-key … --secret-key … --concurrent {CONCURRENCY} --duration {}s --json",
+        workload.args.join(" "),
+        workload.duration.as_secs()
+    )
+}
+
+/// Runs one workload against the server at `host_port` and returns its
+/// average throughput. `scratch` receives warp's raw benchmark data.
+pub fn run(
+    warp: &Path,
+    workload: &Workload,
+    host_port: &str,
+    creds: &Credentials,
+    scratch: &Path,
+) -> Result<Throughput> {
+    let benchdata = scratch.join(format!("warp-{}", workload.label.replace(' ', "-")));
+    // warp stops by itself after --duration; `timeout` bounds the upload of
+    // GET/LIST objects before it and any hang against a broken server.
+    let limit = workload.duration.as_secs() + 300;
+    let output = Command::new("timeout")
+        .args(["--kill-after=10", &limit.to_string()])
+        .arg(warp)
+        .args(&workload.args)
+        .args(["--host", host_port])
+        .args([
+            "--access-key",
+            &creds.access_key,
+            "--secret-key",
+            &creds.secret_key,
+        ])
+        .args(["--region", "us-east-1", "--bucket", "warp-benchmark"])
+        .args(["--concurrent", &CONCURRENCY.to_string()])
+        .args(["--duration", &format!("{}s", workload.duration.as_secs())])
+        .arg("--benchdata")
+        .arg(&benchdata)
+        .args(["--json", "--no-color", "--quiet"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running warp")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "warp {} failed with {}:\n{}{}",
+            workload.args.join(" "),
+            output.status,
+            tail(&stdout, 20),
+            tail(&String::from_utf8_lossy(&output.stderr), 20)
+        );
+    }
+    parse_summary(&stdout, &workload.args[0])
+        .with_context(|| format!("reading warp's summary:\n{}", tail(&stdout, 40)))
+}
+
+/// Reduces warp's `--json` aggregate to the operation the workload measures
+/// (`put` → PUT, `get` → GET, `list` → LIST; warp also records the uploads it
+/// prepares with). A LIST operation returns many objects; objects/s counts
+/// those.
+fn parse_summary(stdout: &str, subcommand: &str) -> Result<Throughput> {
+    let start = stdout
+        .find('{')
+        .context("no JSON object in warp's output")?;
+    let aggregate: Value = serde_json::Deserializer::from_str(&stdout[start..])
+        .into_iter::<Value>()
+        .next()
+        .context("empty JSON")??;
+    let wanted = subcommand.to_uppercase();
+    let operation = aggregate["operations"]
+        .as_array()
+        .context("no operations in warp's summary")?
+        .iter()
+        .find(|op| op["type"].as_str() == Some(&wanted))
+        .with_context(|| format!("no {wanted} operation in warp's summary"))?;
+    let errors = operation["errors"].as_u64().unwrap_or(0);
+    if errors > 0 {
+        let first = &operation["first_errors"];
+        bail!("{errors} {wanted} requests failed, first errors: {first}");
+    }
+    let throughput = &operation["throughput"];
+    let bps = throughput["average_bps"].as_f64().unwrap_or(0.0);
+    let ops = throughput["average_ops"]
+        .as_f64()
+        .context("no average_ops")?;
+    let per_op = operation["objects_per_operation"]
+        .as_f64()
+        .filter(|n| *n > 0.0)
+        .unwrap_or(1.0);
+    Ok(Throughput {
+        mib_per_sec: bps / (1024.0 * 1024.0),
+        objects_per_sec: ops * per_op,
+    })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_picks_the_measured_operation() {
+        let json = r#"progress noise
+        {"type":"","mixed":false,"operations":[
+          {"type":"PUT","errors":0,"objects_per_operation":1,
+           "throughput":{"average_bps":1048576.0,"average_ops":10.0}},
+          {"type":"LIST","errors":0,"objects_per_operation":100,
+           "throughput":{"average_bps":0,"average_ops":2.5}}]}"#;
+        let list = parse_summary(json, "list").unwrap();
+        assert_eq!(list.objects_per_sec, 250.0);
+        let put = parse_summary(json, "put").unwrap();
+        assert_eq!(put.mib_per_sec, 1.0);
+        assert!(parse_summary(json, "get").is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! The command line and environment of `coffer-server` (a public interface: scripts, charts
+//! and docs depend on it), and starting a server from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::http::{Context, ServerHandle};
+use crate::iam::{Credential, Iam, RootSource};
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "coffer-server", version, about = "Coffer: S3-compatible, erasure-coded object storage")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve S3 from one or more drive folders.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Drive folders (created if missing).
+    #[arg(default_value = "./data", env = "COFFER_DRIVES", value_delimiter = ',')]
+    pub drives: Vec<PathBuf>,
+    /// S3 listener address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:9000", env = "COFFER_ADDRESS")]
+    pub address: SocketAddr,
+    /// Region reported to clients and required in signatures.
+    #[arg(long, default_value = "us-east-1", env = "COFFER_REGION")]
+    pub region: String,
+    /// Parent domains for virtual-hosted-style requests (bucket.DOMAIN).
+    #[arg(long = "domain", env = "COFFER_DOMAIN", value_delimiter = ',', default_value = "localhost")]
+    pub domains: Vec<String>,
+    /// Root access key (with COFFER_ROOT_PASSWORD); generated on first start when unset.
+    #[arg(long, env = "COFFER_ROOT_USER", hide_env_values = true)]
+    pub root_user: Option<String>,
+    /// Root secret key.
+    #[arg(long, env = "COFFER_ROOT_PASSWORD", hide_env_values = true)]
+    pub root_password: Option<String>,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs::parse_from(["serve"])
+    }
+}
+
+#[derive(Parser)]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+impl ServeArgs {
+    fn parse_from<I: IntoIterator<Item = &'static str>>(args: I) -> ServeArgs {
+        ServeOnly::parse_from(args).args
+    }
+}
+
+/// A running server: its address, how its root credential was obtained, and its handle.
+pub struct Running {
+    pub handle: ServerHandle,
+    pub root: Credential,
+    pub root_source: RootSource,
+}
+
+pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
+    let first = args.drives.first().ok_or_else(|| anyhow::anyhow!("at least one drive folder is needed"))?;
+    if args.drives.len() > 1 {
+        anyhow::bail!("serving several drives (erasure coding) is not available yet; give one drive folder");
+    }
+    std::fs::create_dir_all(first)?;
+    let env_root = match (&args.root_user, &args.root_password) {
+        (Some(u), Some(p)) => {
+            if u.len() < 3 || p.len() < 8 {
+                anyhow::bail!("COFFER_ROOT_USER needs at least 3 characters and COFFER_ROOT_PASSWORD at least 8");
+            }
+            Some(Credential { access_key: u.clone(), secret_key: p.clone() })
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("set both COFFER_ROOT_USER and COFFER_ROOT_PASSWORD, or neither"),
+    };
+    let (root, root_source) = Credential::load_root(env_root, first)?;
+    let store = Store::open(first, &args.region).map_err(|e| anyhow::anyhow!("opening drive {}: {e}", first.display()))?;
+    let ctx = Arc::new(Context {
+        store: Arc::new(store),
+        iam: Arc::new(Iam::new(root.clone())),
+        region: args.region.clone(),
+        domains: args.domains.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(args.address).await?;
+    let handle = crate::http::serve(listener, ctx).await?;
+    Ok(Running { handle, root, root_source })
+}

@@ -1,0 +1,70 @@
+//! The listener: accepts connections, serves HTTP/1.1 and HTTP/2 with bounded header sizes,
+//! and shuts down gracefully (in-flight requests finish) when asked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::Context;
+
+/// Largest request head (request line plus headers) we accept.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// Stops accepting, lets in-flight requests finish (up to `grace`), then returns.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(grace, self.task).await;
+    }
+}
+
+pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<ServerHandle> {
+    let local_addr = listener.local_addr()?;
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().max_buf_size(MAX_HEADER_BYTES).timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(60));
+        builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+        loop {
+            let (stream, _peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = rx.changed() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = ctx.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, std::convert::Infallible>(super::handle(ctx, req.map(Body::new)).await) }
+            });
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        graceful.shutdown().await;
+    });
+    Ok(ServerHandle { local_addr, shutdown: tx, task })
+}

@@ -1,0 +1,159 @@
+//! S3 semantics, one module per resource. Handlers take a routed request and return a
+//! response; storage details stay behind [`crate::store::Store`].
+
+mod bucket;
+pub mod headers;
+mod list;
+mod multipart;
+mod object;
+pub mod xml;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{HeaderMap, Response, StatusCode};
+
+use crate::http::{Context, ErrorCode, Operation, RequestBody, Route, S3Error};
+use crate::store::checksum::DigestRequest;
+use crate::store::record::StoredChecksum;
+use crate::store::{Staged, Store, StoreError};
+
+use headers::ChecksumRequest;
+
+/// The largest single PUT (and part), as in S3.
+pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+pub async fn dispatch(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+    use Operation as O;
+    match route.op {
+        O::ListBuckets => bucket::list_buckets(ctx).await,
+        O::CreateBucket => bucket::create_bucket(ctx, route, body).await,
+        O::HeadBucket => bucket::head_bucket(ctx, route).await,
+        O::DeleteBucket => bucket::delete_bucket(ctx, route).await,
+        O::GetBucketLocation => bucket::get_location(ctx, route).await,
+        O::GetBucketVersioning => bucket::get_versioning(ctx, route).await,
+        O::ListObjects => list::list_objects(ctx, route, false).await,
+        O::ListObjectsV2 => list::list_objects(ctx, route, true).await,
+        O::ListMultipartUploads => list::list_uploads(ctx, route).await,
+        O::DeleteObjects => object::delete_objects(ctx, route, headers, body).await,
+        O::PutObject => object::put_object(ctx, route, headers, body).await,
+        O::CopyObject => object::copy_object(ctx, route, headers).await,
+        O::GetObject => object::get_object(ctx, route, headers, false).await,
+        O::HeadObject => object::get_object(ctx, route, headers, true).await,
+        O::DeleteObject => object::delete_object(ctx, route).await,
+        O::CreateMultipartUpload => multipart::create(ctx, route, headers).await,
+        O::UploadPart => multipart::upload_part(ctx, route, headers, body).await,
+        O::UploadPartCopy => multipart::upload_part_copy(ctx, route, headers).await,
+        O::CompleteMultipartUpload => multipart::complete(ctx, route, headers, body).await,
+        O::AbortMultipartUpload => multipart::abort(ctx, route).await,
+        O::ListParts => multipart::list_parts(ctx, route).await,
+    }
+}
+
+/// Runs a synchronous store call (RocksDB, synced writes) off the async executor.
+pub async fn blocking<T: Send + 'static>(
+    ctx: &Context,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, S3Error> {
+    let store: Arc<Store> = ctx.store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await.map_err(S3Error::internal)?.map_err(S3Error::from)
+}
+
+pub fn owner(ctx: &Context) -> xml::Owner {
+    xml::Owner { id: hex::encode(ctx.iam.root_access_key().as_bytes()), display_name: "coffer".into() }
+}
+
+pub fn xml_response<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response<Body>, S3Error> {
+    let text = xml::to_xml(doc)?;
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    Ok(r)
+}
+
+pub fn xml_response_root<T: serde::Serialize>(status: StatusCode, root: &str, doc: &T) -> Result<Response<Body>, S3Error> {
+    let text = xml::to_xml_root(root, doc)?;
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    Ok(r)
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Streams a request body into the store, verifying everything the client promised about it
+/// (Content-MD5, signed SHA-256, `x-amz-checksum-*` in a header or trailer, the declared
+/// length). On any failure the staged data is dropped, so no partial object is ever visible.
+pub async fn receive_body(
+    ctx: &Context,
+    headers: &HeaderMap,
+    mut body: RequestBody,
+    checksum: &ChecksumRequest,
+    as_file: bool,
+) -> Result<(Staged, Option<StoredChecksum>), S3Error> {
+    let md5 = headers::content_md5(headers)?;
+    if let Some(len) = body.declared_length {
+        if len > MAX_PUT_SIZE {
+            return Err(S3Error::new(ErrorCode::EntityTooLarge)
+                .with("ProposedSize", len.to_string())
+                .with("MaxSizeAllowed", MAX_PUT_SIZE.to_string()));
+        }
+    }
+    let request = DigestRequest { checksum: checksum.algorithm, sha256: body.expected_sha256.is_some() };
+    let mut writer = if as_file { ctx.store.stage_file(request) } else { ctx.store.stage(request) };
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        received += chunk.len() as u64;
+        if received > MAX_PUT_SIZE {
+            return Err(ErrorCode::EntityTooLarge.into());
+        }
+        writer.write(chunk).await?;
+    }
+    if let Some(len) = body.declared_length {
+        if received != len {
+            return Err(S3Error::msg(ErrorCode::IncompleteBody, format!("expected {len} bytes, received {received}")));
+        }
+    }
+    let staged = writer.finish().await?;
+    let digests = &staged.digests;
+    if let Some(expected) = md5 {
+        if expected != digests.md5 {
+            return Err(ErrorCode::BadDigest.into());
+        }
+    }
+    if let (Some(expected), Some(actual)) = (body.expected_sha256, digests.sha256) {
+        if expected != actual {
+            return Err(ErrorCode::XAmzContentSHA256Mismatch.into());
+        }
+    }
+    let mut stored = None;
+    if let Some((alg, actual)) = &digests.checksum {
+        let expected = match (&checksum.expected, &checksum.trailer) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(name)) => {
+                let text = body.trailer(name).ok_or_else(|| {
+                    S3Error::msg(ErrorCode::InvalidRequest, format!("The trailing header {name} was announced but not sent"))
+                })?;
+                Some(crate::store::checksum::from_base64(text.trim()).ok_or_else(|| {
+                    S3Error::msg(ErrorCode::InvalidRequest, format!("Value for {name} trailing header is invalid."))
+                })?)
+            }
+            (None, None) => None,
+        };
+        if let Some(expected) = expected {
+            if &expected != actual {
+                return Err(S3Error::msg(
+                    ErrorCode::BadDigest,
+                    format!("The {} you specified did not match the calculated checksum.", alg.name()),
+                ));
+            }
+        }
+        stored = Some(StoredChecksum { algorithm: *alg, value: actual.clone(), parts: None });
+    }
+    Ok((staged, stored))
+}

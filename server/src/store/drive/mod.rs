@@ -1,0 +1,215 @@
+//! One local drive: its format file, its RocksDB of records, and its data files.
+//!
+//! Data files are named by random ids (`data/ab/abcdef…`), never by object key, so no key,
+//! however crafted, names a path on disk. A file is written under `tmp/`, fsynced, renamed into
+//! `data/` and the directory fsynced before any record refers to it.
+//!
+//! File I/O goes through the [`Drive`] trait so tests can put failures under the object layer.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the on-drive layout described by `format.json`.
+pub const DRIVE_FORMAT_V1: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DriveFormat {
+    pub format: u32,
+    /// Identifies the deployment; a drive of another deployment is refused.
+    pub deployment_id: String,
+    pub pool: u32,
+    pub set: u32,
+    pub drive: u32,
+}
+
+/// A data file being written; `commit` makes it durable under its id.
+pub trait DataWriter: Write + Send {
+    fn commit(self: Box<Self>) -> io::Result<()>;
+}
+
+/// File operations of one drive (the I/O seam of the store).
+pub trait Drive: Send + Sync + 'static {
+    fn root(&self) -> &Path;
+    /// Starts a new data file `id` in the drive's temporary area.
+    fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>>;
+    /// Opens committed data file `id` for reading.
+    fn open(&self, id: &str) -> io::Result<File>;
+    /// Removes committed data file `id`; a missing file is not an error.
+    fn remove(&self, id: &str) -> io::Result<()>;
+}
+
+/// A drive on the local filesystem.
+pub struct LocalDrive {
+    root: PathBuf,
+}
+
+impl LocalDrive {
+    /// Opens (creating if needed) the drive folder and clears leftovers of interrupted writes.
+    pub fn open(root: &Path) -> io::Result<LocalDrive> {
+        fs::create_dir_all(root.join("tmp"))?;
+        fs::create_dir_all(root.join("data"))?;
+        // Files in tmp/ were never committed: nothing refers to them.
+        for entry in fs::read_dir(root.join("tmp"))? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        Ok(LocalDrive { root: root.to_path_buf() })
+    }
+
+    fn data_path(&self, id: &str) -> PathBuf {
+        let shard = id.get(..2).unwrap_or("00");
+        self.root.join("data").join(shard).join(id)
+    }
+
+    pub fn meta_path(&self) -> PathBuf {
+        self.root.join("meta")
+    }
+
+    /// Reads the format file, writing a fresh one on an empty drive.
+    pub fn load_or_init_format(&self) -> io::Result<DriveFormat> {
+        let path = self.root.join("format.json");
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let format: DriveFormat = serde_json::from_slice(&bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+                if format.format != DRIVE_FORMAT_V1 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: unsupported drive format {}", path.display(), format.format),
+                    ));
+                }
+                Ok(format)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let format = DriveFormat {
+                    format: DRIVE_FORMAT_V1,
+                    deployment_id: uuid::Uuid::new_v4().to_string(),
+                    pool: 0,
+                    set: 0,
+                    drive: 0,
+                };
+                let bytes = serde_json::to_vec_pretty(&format).map_err(io::Error::other)?;
+                write_file_durably(&self.root, "format.json", &bytes)?;
+                Ok(format)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Writes `name` in `dir` atomically: tmp file, fsync, rename, fsync the directory.
+pub fn write_file_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
+}
+
+struct LocalWriter {
+    file: io::BufWriter<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl Write for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl DataWriter for LocalWriter {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        let dir = self.dest.parent().expect("data paths always have a parent folder");
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            fs::create_dir_all(dir)?;
+            fs::rename(&self.tmp, &self.dest)?;
+        }
+        self.committed = true;
+        File::open(dir)?.sync_all()
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl Drive for LocalDrive {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
+        let tmp = self.root.join("tmp").join(id);
+        let file = File::create(&tmp)?;
+        Ok(Box::new(LocalWriter {
+            file: io::BufWriter::with_capacity(1 << 20, file),
+            tmp,
+            dest: self.data_path(id),
+            committed: false,
+        }))
+    }
+
+    fn open(&self, id: &str) -> io::Result<File> {
+        File::open(self.data_path(id))
+    }
+
+    fn remove(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.data_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn committed_file_reads_back_and_uncommitted_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = LocalDrive::open(dir.path()).unwrap();
+        let mut w = drive.create("abc123").unwrap();
+        w.write_all(b"payload").unwrap();
+        w.commit().unwrap();
+        let mut s = String::new();
+        drive.open("abc123").unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, "payload");
+
+        let mut w = drive.create("dropped").unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert!(drive.open("dropped").is_err());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn format_file_is_created_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = LocalDrive::open(dir.path()).unwrap();
+        let first = drive.load_or_init_format().unwrap();
+        let again = LocalDrive::open(dir.path()).unwrap().load_or_init_format().unwrap();
+        assert_eq!(first, again);
+    }
+}

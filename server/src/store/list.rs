@@ -1,0 +1,146 @@
+//! Listings as range scans over the record key space: objects (the newest version of each
+//! key, skipping delete markers) and unfinished multipart uploads, with prefix, delimiter
+//! roll-up into common prefixes, a start-after position and a page size. A common prefix is
+//! skipped over with a single seek, so a page costs time in its own size, not the bucket's.
+
+use super::record::{self, UploadRecord, VersionKind, VersionRecord};
+use super::{keys, Store, StoreError};
+
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Only entries strictly after this key (or common prefix) are returned.
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Clone, Debug)]
+pub enum ListEntry<T> {
+    Item(String, T),
+    CommonPrefix(String),
+}
+
+impl<T> ListEntry<T> {
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Item(k, _) | ListEntry::CommonPrefix(k) => k,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ListPage<T> {
+    pub entries: Vec<ListEntry<T>>,
+    pub truncated: bool,
+}
+
+impl<T> ListPage<T> {
+    /// The name to continue after (NextMarker / continuation position).
+    pub fn last_name(&self) -> Option<&str> {
+        self.entries.last().map(ListEntry::name)
+    }
+}
+
+pub type UploadListing = ListPage<UploadRecord>;
+
+/// Where `key` rolls up under `delimiter` after `prefix`, if it does.
+fn common_prefix<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Option<&'a str> {
+    let d = delimiter.filter(|d| !d.is_empty())?;
+    let rest = &key[prefix.len()..];
+    rest.find(d).map(|i| &key[..prefix.len() + i + d.len()])
+}
+
+impl Store {
+    /// Generic scan over keys of `kind` in `bucket`. `decode` turns a raw record into an item
+    /// (or `None` to skip it, e.g. a delete marker); `one_per_key` keeps only the first record
+    /// of each key (the newest version).
+    fn scan<T>(
+        &self,
+        kind: u8,
+        bucket: &str,
+        query: &ListQuery,
+        one_per_key: bool,
+        decode: impl Fn(&[u8]) -> Result<Option<T>, StoreError>,
+    ) -> Result<ListPage<T>, StoreError> {
+        self.bucket(bucket)?;
+        let base = keys::key_prefix(kind, bucket, &query.prefix);
+        let mut start = base.clone();
+        if let Some(after) = query.start_after.as_deref().filter(|a| a.as_bytes() >= query.prefix.as_bytes()) {
+            start = keys::after_key(kind, bucket, after);
+        }
+        let mut it = self.db.raw_iterator();
+        it.seek(&start);
+        let mut page = ListPage { entries: Vec::new(), truncated: false };
+        let mut last_key: Option<String> = None;
+        while it.valid() {
+            let (Some(raw), Some(value)) = (it.key(), it.value()) else { break };
+            if !raw.starts_with(&base) {
+                break;
+            }
+            let key = keys::decode_object_key(kind, bucket, raw)
+                .ok_or_else(|| StoreError::Internal("undecodable record key".into()))?;
+            if one_per_key && last_key.as_deref() == Some(key.as_str()) {
+                it.next();
+                continue;
+            }
+            let item = decode(value)?;
+            last_key = Some(key.clone());
+            let Some(item) = item else {
+                it.next();
+                continue;
+            };
+            if let Some(cp) = common_prefix(&key, &query.prefix, query.delimiter.as_deref()) {
+                let cp = cp.to_string();
+                let skip_to = keys::prefix_end(&keys::key_prefix(kind, bucket, &cp));
+                if query.start_after.as_deref().is_none_or(|a| cp.as_str() > a) {
+                    if page.entries.len() == query.max_keys {
+                        page.truncated = true;
+                        break;
+                    }
+                    page.entries.push(ListEntry::CommonPrefix(cp));
+                }
+                match skip_to {
+                    Some(k) => it.seek(&k),
+                    None => break,
+                }
+                continue;
+            }
+            if page.entries.len() == query.max_keys {
+                page.truncated = true;
+                break;
+            }
+            page.entries.push(ListEntry::Item(key, item));
+            it.next();
+        }
+        it.status()?;
+        Ok(page)
+    }
+
+    /// Current objects of `bucket` (ListObjects v1/v2).
+    pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage<VersionRecord>, StoreError> {
+        self.scan(keys::VERSION, bucket, query, true, |v| {
+            let r: VersionRecord = record::decode(v)?;
+            Ok((r.kind == VersionKind::Object).then_some(r))
+        })
+    }
+
+    /// Unfinished multipart uploads of `bucket` (ListMultipartUploads).
+    pub fn list_uploads(&self, bucket: &str, query: &ListQuery) -> Result<UploadListing, StoreError> {
+        self.scan(keys::UPLOAD, bucket, query, false, |v| Ok(Some(record::decode(v)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_prefix_rolls_up_after_the_prefix() {
+        assert_eq!(common_prefix("a/b/c", "", Some("/")), Some("a/"));
+        assert_eq!(common_prefix("a/b/c", "a/", Some("/")), Some("a/b/"));
+        assert_eq!(common_prefix("a/b", "a/", Some("/")), None);
+        assert_eq!(common_prefix("a/b", "", None), None);
+        assert_eq!(common_prefix("x--y", "", Some("--")), Some("x--"));
+    }
+}
