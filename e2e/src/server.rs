@@ -177,7 +177,7 @@ impl ServerProcess {
 
     /// The last `lines` lines the server wrote to stdout and stderr.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let text = strip_ansi(&std::fs::read_to_string(&self.log_path).unwrap_or_default());
         let all: Vec<&str> = text.lines().collect();
         let start = all.len().saturating_sub(lines);
         format!(
@@ -208,6 +208,24 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Drops terminal colour sequences (`ESC [ … letter`) from a log.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn server_dir(name: &str, scratch: &Path) -> Result<TempDir> {
     tempfile::Builder::new()
         .prefix(&format!("coffer-e2e-{name}-"))
@@ -224,7 +242,8 @@ fn free_port() -> Result<u16> {
 /// The release `coffer-server` of this workspace, found next to the running
 /// executable: `target/release/` for `coffer-e2e`, its parent for test
 /// executables in `target/release/deps/`. Fails when it is missing or older
-/// than the server's sources, so nobody tests a stale build by accident.
+/// than one of its sources, so nobody tests a stale build by accident
+/// (`cargo test -p coffer-e2e` does not rebuild another package's binary).
 pub fn coffer_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let dirs = [exe.parent(), exe.parent().and_then(Path::parent)];
@@ -240,34 +259,66 @@ pub fn coffer_binary() -> Result<PathBuf> {
         );
     };
     let built = std::fs::metadata(&binary)?.modified()?;
-    let server_crate = Path::new(env!("CARGO_MANIFEST_DIR")).join("../server");
-    if let Some(newer) = newest_file(&server_crate).filter(|(t, _)| *t > built) {
+    if let Some(newer) = sources_of(&binary)
+        .into_iter()
+        .find(|src| modified(src).is_some_and(|t| t > built))
+    {
         bail!(
-            "{} is older than {}; rebuild it with `cargo build --release -p coffer-server`",
+            "{} is older than its source {}; rebuild it with `cargo build --release -p coffer-server`",
             binary.display(),
-            newer.1.display()
+            newer.display()
         );
     }
     Ok(binary)
 }
 
-/// The most recently modified file under `dir` (sources only: `target`-like
-/// folders are not expected inside a crate).
-fn newest_file(dir: &Path) -> Option<(SystemTime, PathBuf)> {
-    let mut newest: Option<(SystemTime, PathBuf)> = None;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).ok()?.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(path);
-            } else if let Ok(t) = meta.modified() {
-                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
-                    newest = Some((t, path));
-                }
-            }
-        }
+/// The source files cargo recorded for `binary` in its dep-info file
+/// (`coffer-server.d`, Makefile syntax: `target: src1 src2 …`, spaces in
+/// paths escaped). Empty when there is none.
+fn sources_of(binary: &Path) -> Vec<PathBuf> {
+    let mut dep_info = binary.as_os_str().to_owned();
+    dep_info.push(".d");
+    let Ok(text) = std::fs::read_to_string(PathBuf::from(dep_info)) else {
+        return Vec::new();
+    };
+    let Some((_, deps)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+        return Vec::new();
+    };
+    deps.replace("\\ ", "\0")
+        .split(' ')
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d.replace("\0", " ")))
+        .collect()
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_are_removed_from_logs() {
+        assert_eq!(
+            strip_ansi("\x1b[2mtime\x1b[0m \x1b[32m INFO\x1b[0m x"),
+            "time  INFO x"
+        );
     }
-    newest
+
+    #[test]
+    fn dep_info_lists_sources_with_escaped_spaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("coffer-server");
+        std::fs::write(
+            dir.path().join("coffer-server.d"),
+            "/t/coffer-server: /a/b.rs /a/with\\ space.rs\n\n/a/b.rs:\n",
+        )
+        .unwrap();
+        assert_eq!(
+            sources_of(&binary),
+            vec![PathBuf::from("/a/b.rs"), PathBuf::from("/a/with space.rs")]
+        );
+    }
 }

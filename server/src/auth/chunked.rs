@@ -41,8 +41,9 @@ const MAX_TRAILERS: usize = 64;
 /// What chunk verification needs, built by `authenticate` from the request's headers.
 #[derive(Clone)]
 pub struct ChunkedMode {
-    /// `None` for `STREAMING-UNSIGNED-PAYLOAD-TRAILER`.
-    signing: Option<ChunkSigning>,
+    /// `None` for `STREAMING-UNSIGNED-PAYLOAD-TRAILER`. Shared, as the keyed HMAC state is
+    /// a few hundred bytes and the mode travels by value inside `PayloadCheck`.
+    signing: Option<Arc<ChunkSigning>>,
     trailers: bool,
     decoded_length: Option<u64>,
     declared_trailers: Vec<String>,
@@ -67,12 +68,12 @@ impl ChunkedMode {
         trailers: bool,
     ) -> Self {
         ChunkedMode {
-            signing: Some(ChunkSigning {
+            signing: Some(Arc::new(ChunkSigning {
                 key,
                 timestamp,
                 scope,
                 seed: seed_signature,
-            }),
+            })),
             trailers,
             decoded_length: None,
             declared_trailers: Vec::new(),
@@ -160,7 +161,9 @@ impl Trailers {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
         // A panic while holding this lock cannot leave the Vec half-written, so a poisoned
         // lock still guards consistent data.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -197,7 +200,7 @@ pub struct ChunkedBody<S> {
     /// A chunk-size or trailer line gathered across frames.
     line: Vec<u8>,
     state: State,
-    signing: Option<ChunkSigning>,
+    signing: Option<Arc<ChunkSigning>>,
     expects_trailers: bool,
     decoded_length: Option<u64>,
     declared_trailers: Vec<String>,
@@ -370,7 +373,9 @@ impl<S> ChunkedBody<S> {
             State::AwaitEof => {
                 let extra = self.input.iter().position(|&b| b != b'\r' && b != b'\n');
                 if extra.is_some() {
-                    return Err(incomplete("unexpected data after the final aws-chunked chunk"));
+                    return Err(incomplete(
+                        "unexpected data after the final aws-chunked chunk",
+                    ));
                 }
                 self.input.clear();
                 if !self.inner_done {
@@ -406,7 +411,10 @@ impl<S> ChunkedBody<S> {
             .decoded
             .checked_add(size)
             .ok_or_else(|| incomplete("aws-chunked chunk sizes overflow"))?;
-        if self.decoded_length.is_some_and(|expected| decoded > expected) {
+        if self
+            .decoded_length
+            .is_some_and(|expected| decoded > expected)
+        {
             return Err(incomplete(
                 "the aws-chunked data is longer than x-amz-decoded-content-length",
             ));
@@ -455,8 +463,7 @@ impl<S> ChunkedBody<S> {
         if self.trailer_bytes > MAX_TRAILER_SECTION || self.trailer_lines.len() >= MAX_TRAILERS {
             return Err(incomplete("the trailer section is too large"));
         }
-        let line =
-            std::str::from_utf8(line).map_err(|_| incomplete("malformed trailer line"))?;
+        let line = std::str::from_utf8(line).map_err(|_| incomplete("malformed trailer line"))?;
         let (name, value) = line
             .split_once(':')
             .ok_or_else(|| incomplete("malformed trailer line"))?;
@@ -498,7 +505,9 @@ impl<S> ChunkedBody<S> {
     /// The end-of-body checks, then publishes the trailers.
     fn finish(&mut self) -> Result<(), AuthError> {
         if self.expects_trailers && self.signing.is_some() && !self.trailer_signature_seen {
-            return Err(incomplete("the trailer section has no x-amz-trailer-signature"));
+            return Err(incomplete(
+                "the trailer section has no x-amz-trailer-signature",
+            ));
         }
         if let Some(missing) = self
             .declared_trailers

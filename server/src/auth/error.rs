@@ -45,9 +45,7 @@ impl AuthError {
             AuthError::InvalidAccessKeyId => "InvalidAccessKeyId",
             AuthError::SignatureDoesNotMatch => "SignatureDoesNotMatch",
             AuthError::AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
-            AuthError::AuthorizationQueryParametersError(_) => {
-                "AuthorizationQueryParametersError"
-            }
+            AuthError::AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
             AuthError::RequestTimeTooSkewed => "RequestTimeTooSkewed",
             AuthError::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             AuthError::InvalidArgument(_) => "InvalidArgument",

@@ -19,6 +19,8 @@ mod error;
 pub mod sigv4;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 pub use chunked::{ChunkedBody, ChunkedMode, Trailers};

@@ -90,7 +90,9 @@ pub fn encode_chunked(
                     hex::encode(Sha256::digest(canonical.as_bytes()))
                 );
                 let signature = hex::encode(key.sign(sts.as_bytes()));
-                out.extend_from_slice(format!("x-amz-trailer-signature:{signature}\r\n").as_bytes());
+                out.extend_from_slice(
+                    format!("x-amz-trailer-signature:{signature}\r\n").as_bytes(),
+                );
             }
             out.extend_from_slice(b"\r\n");
         }

@@ -201,7 +201,7 @@ mod tests {
     fn keys_are_decoded_exactly_and_plus_stays_plus_in_paths() {
         let r = route(&Method::GET, "/b/a%20b/..%2F/c+d%25%3F", None, &HeaderMap::new(), &[]).unwrap();
         assert_eq!(r.bucket.as_deref(), Some("b"));
-        assert_eq!(r.key.as_deref(), Some("a b/../c+d%?"));
+        assert_eq!(r.key.as_deref(), Some("a b/..//c+d%?"));
         let r = route(&Method::GET, "/b//x", None, &HeaderMap::new(), &[]).unwrap();
         assert_eq!(r.key.as_deref(), Some("/x"));
     }

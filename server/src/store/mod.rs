@@ -39,6 +39,9 @@ use record::{
     VersionRecord, Versioning,
 };
 
+/// A record's key as RocksDB returns it.
+type RawKey = Box<[u8]>;
+
 /// Bodies up to this size live inside their version record.
 pub const DEFAULT_INLINE_LIMIT: usize = 128 * 1024;
 
@@ -137,6 +140,12 @@ impl Store {
     pub fn open(root: &Path, region: &str) -> Result<Store, StoreError> {
         let drive = LocalDrive::open(root)?;
         let format = drive.load_or_init_format()?;
+        let meta = drive.meta_path();
+        Store::open_with(Arc::new(drive), format, &meta, region)
+    }
+
+    /// Opens a store over any [`Drive`] (tests wrap the local drive to inject failures).
+    pub fn open_with(drive: Arc<dyn Drive>, format: DriveFormat, meta: &Path, region: &str) -> Result<Store, StoreError> {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
@@ -145,9 +154,9 @@ impl Store {
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
-        let db = DB::open(&opts, drive.meta_path())?;
+        let db = DB::open(&opts, meta)?;
         let store = Store {
-            drive: Arc::new(drive),
+            drive,
             db,
             format,
             locks: (0..256).map(|_| Mutex::new(())).collect(),
@@ -298,7 +307,7 @@ impl Store {
     }
 
     /// All versions of `key`, newest first.
-    fn versions(&self, bucket: &str, key: &str) -> Result<Vec<(Box<[u8]>, VersionRecord)>, StoreError> {
+    fn versions(&self, bucket: &str, key: &str) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
         let mut out = Vec::new();
         for item in self.db.prefix_iterator(&prefix) {
@@ -539,6 +548,9 @@ impl Store {
         self.inline_limit
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 const READ_CHUNK: usize = 256 * 1024;
 

@@ -50,7 +50,7 @@ impl Drop for Staged {
 }
 
 enum Mode {
-    Memory { buf: Vec<u8>, hasher: BodyHasher },
+    Memory { buf: Vec<u8>, hasher: Box<BodyHasher> },
     File {
         tx: mpsc::Sender<Bytes>,
         cancelled: Arc<AtomicBool>,
@@ -72,7 +72,7 @@ impl StagingWriter {
         StagingWriter {
             drive,
             inline_limit,
-            mode: Some(Mode::Memory { buf: Vec::new(), hasher: BodyHasher::new(request) }),
+            mode: Some(Mode::Memory { buf: Vec::new(), hasher: Box::new(BodyHasher::new(request)) }),
             request,
         }
     }
