@@ -3,6 +3,9 @@
 //! controller.
 
 fn main() {
-    eprintln!("coffer-operator {}: not yet implemented", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "coffer-operator {}: not yet implemented",
+        env!("CARGO_PKG_VERSION")
+    );
     std::process::exit(2);
 }

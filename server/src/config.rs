@@ -12,7 +12,11 @@ use crate::iam::{Credential, Iam, RootSource};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "coffer-server", version, about = "Coffer: S3-compatible, erasure-coded object storage")]
+#[command(
+    name = "coffer-server",
+    version,
+    about = "Coffer: S3-compatible, erasure-coded object storage"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -36,7 +40,12 @@ pub struct ServeArgs {
     #[arg(long, default_value = "us-east-1", env = "COFFER_REGION")]
     pub region: String,
     /// Parent domains for virtual-hosted-style requests (bucket.DOMAIN).
-    #[arg(long = "domain", env = "COFFER_DOMAIN", value_delimiter = ',', default_value = "localhost")]
+    #[arg(
+        long = "domain",
+        env = "COFFER_DOMAIN",
+        value_delimiter = ',',
+        default_value = "localhost"
+    )]
     pub domains: Vec<String>,
     /// Root access key (with COFFER_ROOT_PASSWORD); generated on first start when unset.
     #[arg(long, env = "COFFER_ROOT_USER", hide_env_values = true)]
@@ -72,9 +81,14 @@ pub struct Running {
 }
 
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
-    let first = args.drives.first().ok_or_else(|| anyhow::anyhow!("at least one drive folder is needed"))?;
+    let first = args
+        .drives
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("at least one drive folder is needed"))?;
     if args.drives.len() > 1 {
-        anyhow::bail!("serving several drives (erasure coding) is not available yet; give one drive folder");
+        anyhow::bail!(
+            "serving several drives (erasure coding) is not available yet; give one drive folder"
+        );
     }
     std::fs::create_dir_all(first)?;
     let env_root = match (&args.root_user, &args.root_password) {
@@ -82,13 +96,17 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             if u.len() < 3 || p.len() < 8 {
                 anyhow::bail!("COFFER_ROOT_USER needs at least 3 characters and COFFER_ROOT_PASSWORD at least 8");
             }
-            Some(Credential { access_key: u.clone(), secret_key: p.clone() })
+            Some(Credential {
+                access_key: u.clone(),
+                secret_key: p.clone(),
+            })
         }
         (None, None) => None,
         _ => anyhow::bail!("set both COFFER_ROOT_USER and COFFER_ROOT_PASSWORD, or neither"),
     };
     let (root, root_source) = Credential::load_root(env_root, first)?;
-    let store = Store::open(first, &args.region).map_err(|e| anyhow::anyhow!("opening drive {}: {e}", first.display()))?;
+    let store = Store::open(first, &args.region)
+        .map_err(|e| anyhow::anyhow!("opening drive {}: {e}", first.display()))?;
     let ctx = Arc::new(Context {
         store: Arc::new(store),
         iam: Arc::new(Iam::new(root.clone())),
@@ -97,5 +115,9 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     });
     let listener = tokio::net::TcpListener::bind(args.address).await?;
     let handle = crate::http::serve(listener, ctx).await?;
-    Ok(Running { handle, root, root_source })
+    Ok(Running {
+        handle,
+        root,
+        root_source,
+    })
 }

@@ -24,7 +24,12 @@ pub struct RequestBody {
 
 impl RequestBody {
     pub fn new(stream: ByteStream, declared_length: Option<u64>) -> RequestBody {
-        RequestBody { stream, trailers: None, expected_sha256: None, declared_length }
+        RequestBody {
+            stream,
+            trailers: None,
+            expected_sha256: None,
+            declared_length,
+        }
     }
 
     pub async fn next(&mut self) -> Option<Result<Bytes, S3Error>> {
@@ -37,7 +42,10 @@ impl RequestBody {
         while let Some(chunk) = self.next().await {
             let chunk = chunk?;
             if buf.len() + chunk.len() > limit {
-                return Err(S3Error::msg(ErrorCode::MalformedXML, format!("the request document exceeds {limit} bytes")));
+                return Err(S3Error::msg(
+                    ErrorCode::MalformedXML,
+                    format!("the request document exceeds {limit} bytes"),
+                ));
             }
             buf.extend_from_slice(&chunk);
         }

@@ -96,7 +96,9 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
+                StatusCode::FORBIDDEN
+            }
             BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
             NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion => StatusCode::NOT_FOUND,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -159,11 +161,19 @@ pub struct S3Error {
 
 impl S3Error {
     pub fn new(code: ErrorCode) -> S3Error {
-        S3Error { code, message: code.default_message().to_string(), extra: Vec::new() }
+        S3Error {
+            code,
+            message: code.default_message().to_string(),
+            extra: Vec::new(),
+        }
     }
 
     pub fn msg(code: ErrorCode, message: impl Into<String>) -> S3Error {
-        S3Error { code, message: message.into(), extra: Vec::new() }
+        S3Error {
+            code,
+            message: message.into(),
+            extra: Vec::new(),
+        }
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
@@ -200,11 +210,19 @@ impl From<StoreError> for S3Error {
             StoreError::NoSuchVersion => C::NoSuchVersion.into(),
             StoreError::NoSuchUpload => C::NoSuchUpload.into(),
             StoreError::PreconditionFailed => C::PreconditionFailed.into(),
-            StoreError::InvalidPart(m) => S3Error::msg(C::InvalidPart, format!("One or more of the specified parts could not be found: {m}")),
+            StoreError::InvalidPart(m) => S3Error::msg(
+                C::InvalidPart,
+                format!("One or more of the specified parts could not be found: {m}"),
+            ),
             StoreError::InvalidPartOrder => C::InvalidPartOrder.into(),
-            StoreError::EntityTooSmall(n) => S3Error::new(C::EntityTooSmall).with("PartNumber", n.to_string()),
+            StoreError::EntityTooSmall(n) => {
+                S3Error::new(C::EntityTooSmall).with("PartNumber", n.to_string())
+            }
             StoreError::EntityTooLarge => C::EntityTooLarge.into(),
-            e @ (StoreError::Io(_) | StoreError::Db(_) | StoreError::Record(_) | StoreError::Internal(_)) => S3Error::internal(e),
+            e @ (StoreError::Io(_)
+            | StoreError::Db(_)
+            | StoreError::Record(_)
+            | StoreError::Internal(_)) => S3Error::internal(e),
         }
     }
 }
@@ -265,6 +283,9 @@ mod tests {
         assert!(xml.contains("<Resource>/bucket/a&lt;b</Resource>"));
         assert!(xml.contains("<RequestId>REQ1</RequestId>"));
         assert_eq!(ErrorCode::NoSuchKey.status(), StatusCode::NOT_FOUND);
-        assert_eq!(ErrorCode::PreconditionFailed.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            ErrorCode::PreconditionFailed.status(),
+            StatusCode::PRECONDITION_FAILED
+        );
     }
 }

@@ -45,12 +45,17 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
     let mut response = match dispatch(&ctx, req).await {
         Ok(r) => r,
         Err(e) => {
-            let resource = percent_encoding::percent_decode_str(&path).decode_utf8_lossy().into_owned();
+            let resource = percent_encoding::percent_decode_str(&path)
+                .decode_utf8_lossy()
+                .into_owned();
             let head = method == http::Method::HEAD;
             let xml = error::error_xml(&e, &resource, &id);
             let mut r = Response::new(if head { Body::empty() } else { Body::from(xml) });
             *r.status_mut() = e.code.status();
-            r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
             r
         }
     };
@@ -60,7 +65,7 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
         headers.insert("x-amz-id-2", v);
     }
     headers.insert(http::header::SERVER, HeaderValue::from_static("Coffer"));
-    tracing::info!(
+    tracing::debug!(
         request_id = %id, method = %method, path = %path,
         status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
@@ -69,12 +74,33 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
 }
 
 async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S3Error> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if !parts.headers.contains_key(http::header::HOST) {
+        // HTTP/2 carries the host in `:authority`; signatures cover it as `host`.
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(http::header::HOST, v);
+        }
+    }
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query();
-    let route = router::route(&parts.method, raw_path, raw_query, &parts.headers, &ctx.domains)?;
+    let route = router::route(
+        &parts.method,
+        raw_path,
+        raw_query,
+        &parts.headers,
+        &ctx.domains,
+    )?;
     let auth = auth::authenticate(
-        &AuthRequest { method: &parts.method, raw_path, raw_query, headers: &parts.headers },
+        &AuthRequest {
+            method: &parts.method,
+            raw_path,
+            raw_query,
+            headers: &parts.headers,
+        },
         &ctx.region,
         SystemTime::now(),
         ctx.iam.as_ref(),
@@ -87,11 +113,18 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
         .headers
         .get(http::header::CONTENT_LENGTH)
         .map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok()))
-        .map(|v| v.ok_or_else(|| S3Error::msg(ErrorCode::InvalidArgument, "Content-Length is not a number")))
+        .map(|v| {
+            v.ok_or_else(|| {
+                S3Error::msg(ErrorCode::InvalidArgument, "Content-Length is not a number")
+            })
+        })
         .transpose()?;
-    let raw = body
-        .into_data_stream()
-        .map_err(|e| S3Error::msg(ErrorCode::IncompleteBody, format!("the request body ended early: {e}")));
+    let raw = body.into_data_stream().map_err(|e| {
+        S3Error::msg(
+            ErrorCode::IncompleteBody,
+            format!("the request body ended early: {e}"),
+        )
+    });
     let body = match auth.payload {
         PayloadCheck::None => RequestBody::new(raw.boxed(), content_length),
         PayloadCheck::Sha256(hash) => {

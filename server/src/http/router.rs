@@ -49,11 +49,15 @@ pub struct Route {
 
 impl Route {
     pub fn bucket(&self) -> &str {
-        self.bucket.as_deref().expect("bucket operations are only routed with a bucket")
+        self.bucket
+            .as_deref()
+            .expect("bucket operations are only routed with a bucket")
     }
 
     pub fn key(&self) -> &str {
-        self.key.as_deref().expect("object operations are only routed with a key")
+        self.key
+            .as_deref()
+            .expect("object operations are only routed with a key")
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
@@ -66,7 +70,11 @@ pub fn parse_query(raw: Option<&str>) -> BTreeMap<String, String> {
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         // In query strings '+' means space (form encoding), as S3 treats it.
-        let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let dec = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         out.insert(dec(k), dec(v));
     }
     out
@@ -75,7 +83,10 @@ pub fn parse_query(raw: Option<&str>) -> BTreeMap<String, String> {
 /// The bucket named by a virtual-hosted-style Host header, if any of `domains` is its parent.
 fn host_bucket(headers: &HeaderMap, domains: &[String]) -> Option<String> {
     let host = headers.get(http::header::HOST)?.to_str().ok()?;
-    let host = host.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
     domains.iter().find_map(|d| {
         host.strip_suffix(d.as_str())
             .and_then(|b| b.strip_suffix('.'))
@@ -92,21 +103,29 @@ pub fn route(
     domains: &[String],
 ) -> Result<Route, S3Error> {
     let query = parse_query(raw_query);
-    let path = percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| S3Error::msg(ErrorCode::InvalidArgument, "the request path is not valid UTF-8"))?;
+    let path = percent_decode_str(raw_path).decode_utf8().map_err(|_| {
+        S3Error::msg(
+            ErrorCode::InvalidArgument,
+            "the request path is not valid UTF-8",
+        )
+    })?;
     let path = path.strip_prefix('/').unwrap_or(&path);
     let (bucket, key) = match host_bucket(headers, domains) {
         Some(b) => (Some(b), Some(path.to_string()).filter(|k| !k.is_empty())),
         None => match path.split_once('/') {
             None if path.is_empty() => (None, None),
             None => (Some(path.to_string()), None),
-            Some((b, k)) => (Some(b.to_string()), Some(k.to_string()).filter(|k| !k.is_empty())),
+            Some((b, k)) => (
+                Some(b.to_string()),
+                Some(k.to_string()).filter(|k| !k.is_empty()),
+            ),
         },
     };
     if let Some(k) = &key {
         if k.len() > MAX_KEY_LEN {
-            return Err(S3Error::new(ErrorCode::KeyTooLongError).with("Size", k.len().to_string()).with("MaxSizeAllowed", MAX_KEY_LEN.to_string()));
+            return Err(S3Error::new(ErrorCode::KeyTooLongError)
+                .with("Size", k.len().to_string())
+                .with("MaxSizeAllowed", MAX_KEY_LEN.to_string()));
         }
     }
     let has = |name: &str| query.contains_key(name);
@@ -120,7 +139,9 @@ pub fn route(
             Method::GET if has("location") => Operation::GetBucketLocation,
             Method::GET if has("versioning") => Operation::GetBucketVersioning,
             Method::GET if has("uploads") => Operation::ListMultipartUploads,
-            Method::GET if query.get("list-type").map(String::as_str) == Some("2") => Operation::ListObjectsV2,
+            Method::GET if query.get("list-type").map(String::as_str) == Some("2") => {
+                Operation::ListObjectsV2
+            }
             Method::POST if has("delete") => Operation::DeleteObjects,
             _ if unsupported_subresource(&query).is_some() => {
                 return Err(not_implemented(&query));
@@ -147,25 +168,63 @@ pub fn route(
             _ => return Err(ErrorCode::MethodNotAllowed.into()),
         },
     };
-    Ok(Route { op, bucket, key, query })
+    Ok(Route {
+        op,
+        bucket,
+        key,
+        query,
+    })
 }
 
 /// Sub-resources of S3 that this server does not implement yet: they must not fall through
 /// to a plain GET/PUT/DELETE of the bucket or object.
 const SUBRESOURCES: &[&str] = &[
-    "acl", "accelerate", "analytics", "attributes", "cors", "encryption", "intelligent-tiering", "inventory",
-    "legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
-    "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore", "retention",
-    "select", "tagging", "torrent", "versions", "website", "versioning", "location", "uploads", "delete",
+    "acl",
+    "accelerate",
+    "analytics",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "versions",
+    "website",
+    "versioning",
+    "location",
+    "uploads",
+    "delete",
 ];
 
 fn unsupported_subresource(query: &BTreeMap<String, String>) -> Option<&str> {
-    SUBRESOURCES.iter().copied().find(|s| query.contains_key(*s))
+    SUBRESOURCES
+        .iter()
+        .copied()
+        .find(|s| query.contains_key(*s))
 }
 
 fn not_implemented(query: &BTreeMap<String, String>) -> S3Error {
     let name = unsupported_subresource(query).unwrap_or("?");
-    S3Error::msg(ErrorCode::NotImplemented, format!("The '{name}' sub-resource is not implemented for this method"))
+    S3Error::msg(
+        ErrorCode::NotImplemented,
+        format!("The '{name}' sub-resource is not implemented for this method"),
+    )
 }
 
 #[cfg(test)]
@@ -173,33 +232,102 @@ mod tests {
     use super::*;
 
     fn op(method: Method, path: &str, query: Option<&str>) -> Operation {
-        route(&method, path, query, &HeaderMap::new(), &[]).unwrap().op
+        route(&method, path, query, &HeaderMap::new(), &[])
+            .unwrap()
+            .op
     }
 
     #[test]
     fn routes_from_the_s3_documentation() {
         assert_eq!(op(Method::GET, "/", None), Operation::ListBuckets);
-        assert_eq!(op(Method::PUT, "/examplebucket", None), Operation::CreateBucket);
-        assert_eq!(op(Method::GET, "/examplebucket", Some("location")), Operation::GetBucketLocation);
-        assert_eq!(op(Method::GET, "/examplebucket", Some("list-type=2&prefix=a")), Operation::ListObjectsV2);
-        assert_eq!(op(Method::GET, "/examplebucket/", Some("marker=x")), Operation::ListObjects);
-        assert_eq!(op(Method::POST, "/examplebucket", Some("delete")), Operation::DeleteObjects);
-        assert_eq!(op(Method::GET, "/examplebucket", Some("uploads")), Operation::ListMultipartUploads);
-        assert_eq!(op(Method::PUT, "/examplebucket/photos/2006/February/sample.jpg", None), Operation::PutObject);
-        assert_eq!(op(Method::POST, "/examplebucket/example-object", Some("uploads")), Operation::CreateMultipartUpload);
         assert_eq!(
-            op(Method::PUT, "/examplebucket/example-object", Some("partNumber=1&uploadId=VXBsb2FkIElE")),
+            op(Method::PUT, "/examplebucket", None),
+            Operation::CreateBucket
+        );
+        assert_eq!(
+            op(Method::GET, "/examplebucket", Some("location")),
+            Operation::GetBucketLocation
+        );
+        assert_eq!(
+            op(Method::GET, "/examplebucket", Some("list-type=2&prefix=a")),
+            Operation::ListObjectsV2
+        );
+        assert_eq!(
+            op(Method::GET, "/examplebucket/", Some("marker=x")),
+            Operation::ListObjects
+        );
+        assert_eq!(
+            op(Method::POST, "/examplebucket", Some("delete")),
+            Operation::DeleteObjects
+        );
+        assert_eq!(
+            op(Method::GET, "/examplebucket", Some("uploads")),
+            Operation::ListMultipartUploads
+        );
+        assert_eq!(
+            op(
+                Method::PUT,
+                "/examplebucket/photos/2006/February/sample.jpg",
+                None
+            ),
+            Operation::PutObject
+        );
+        assert_eq!(
+            op(
+                Method::POST,
+                "/examplebucket/example-object",
+                Some("uploads")
+            ),
+            Operation::CreateMultipartUpload
+        );
+        assert_eq!(
+            op(
+                Method::PUT,
+                "/examplebucket/example-object",
+                Some("partNumber=1&uploadId=VXBsb2FkIElE")
+            ),
             Operation::UploadPart
         );
-        assert_eq!(op(Method::POST, "/examplebucket/example-object", Some("uploadId=VXBs")), Operation::CompleteMultipartUpload);
-        assert_eq!(op(Method::DELETE, "/examplebucket/example-object", Some("uploadId=VXBs")), Operation::AbortMultipartUpload);
-        assert_eq!(op(Method::GET, "/examplebucket/example-object", Some("uploadId=VXBs")), Operation::ListParts);
-        assert_eq!(op(Method::HEAD, "/examplebucket/my-image.jpg", None), Operation::HeadObject);
+        assert_eq!(
+            op(
+                Method::POST,
+                "/examplebucket/example-object",
+                Some("uploadId=VXBs")
+            ),
+            Operation::CompleteMultipartUpload
+        );
+        assert_eq!(
+            op(
+                Method::DELETE,
+                "/examplebucket/example-object",
+                Some("uploadId=VXBs")
+            ),
+            Operation::AbortMultipartUpload
+        );
+        assert_eq!(
+            op(
+                Method::GET,
+                "/examplebucket/example-object",
+                Some("uploadId=VXBs")
+            ),
+            Operation::ListParts
+        );
+        assert_eq!(
+            op(Method::HEAD, "/examplebucket/my-image.jpg", None),
+            Operation::HeadObject
+        );
     }
 
     #[test]
     fn keys_are_decoded_exactly_and_plus_stays_plus_in_paths() {
-        let r = route(&Method::GET, "/b/a%20b/..%2F/c+d%25%3F", None, &HeaderMap::new(), &[]).unwrap();
+        let r = route(
+            &Method::GET,
+            "/b/a%20b/..%2F/c+d%25%3F",
+            None,
+            &HeaderMap::new(),
+            &[],
+        )
+        .unwrap();
         assert_eq!(r.bucket.as_deref(), Some("b"));
         assert_eq!(r.key.as_deref(), Some("a b/..//c+d%?"));
         let r = route(&Method::GET, "/b//x", None, &HeaderMap::new(), &[]).unwrap();
@@ -210,9 +338,26 @@ mod tests {
     fn virtual_hosted_style_takes_the_bucket_from_the_host() {
         let mut h = HeaderMap::new();
         h.insert(http::header::HOST, "photos.s3.local:9000".parse().unwrap());
-        let r = route(&Method::GET, "/2024/a.jpg", None, &h, &["s3.local".to_string()]).unwrap();
-        assert_eq!((r.bucket.as_deref(), r.key.as_deref()), (Some("photos"), Some("2024/a.jpg")));
-        let r = route(&Method::GET, "/photos/x", None, &h, &["other.domain".to_string()]).unwrap();
+        let r = route(
+            &Method::GET,
+            "/2024/a.jpg",
+            None,
+            &h,
+            &["s3.local".to_string()],
+        )
+        .unwrap();
+        assert_eq!(
+            (r.bucket.as_deref(), r.key.as_deref()),
+            (Some("photos"), Some("2024/a.jpg"))
+        );
+        let r = route(
+            &Method::GET,
+            "/photos/x",
+            None,
+            &h,
+            &["other.domain".to_string()],
+        )
+        .unwrap();
         assert_eq!(r.bucket.as_deref(), Some("photos"));
     }
 
@@ -221,7 +366,14 @@ mod tests {
         let long = format!("/b/{}", "k".repeat(1025));
         let e = route(&Method::PUT, &long, None, &HeaderMap::new(), &[]).unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyTooLongError);
-        let e = route(&Method::PUT, "/b/k", Some("tagging"), &HeaderMap::new(), &[]).unwrap_err();
+        let e = route(
+            &Method::PUT,
+            "/b/k",
+            Some("tagging"),
+            &HeaderMap::new(),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotImplemented);
     }
 }

@@ -36,8 +36,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().max_buf_size(MAX_HEADER_BYTES).timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(60));
-        builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+        builder
+            .http1()
+            .max_buf_size(MAX_HEADER_BYTES)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(60));
+        builder
+            .http2()
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
         loop {
             let (stream, _peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -52,11 +58,18 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
             };
             let _ = stream.set_nodelay(true);
             let ctx = ctx.clone();
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let ctx = ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(super::handle(ctx, req.map(Body::new)).await) }
-            });
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let ctx = ctx.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            super::handle(ctx, req.map(Body::new)).await,
+                        )
+                    }
+                });
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -66,5 +79,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
         }
         graceful.shutdown().await;
     });
-    Ok(ServerHandle { local_addr, shutdown: tx, task })
+    Ok(ServerHandle {
+        local_addr,
+        shutdown: tx,
+        task,
+    })
 }

@@ -19,7 +19,9 @@ pub struct Credential {
 impl std::fmt::Debug for Credential {
     // The secret never reaches a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential").field("access_key", &self.access_key).finish_non_exhaustive()
+        f.debug_struct("Credential")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -32,26 +34,38 @@ pub enum RootSource {
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
 }
 
 impl Credential {
     pub fn generate() -> Credential {
         const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         const ANY: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        Credential { access_key: format!("COFFER{}", random_string(14, UPPER)), secret_key: random_string(40, ANY) }
+        Credential {
+            access_key: format!("COFFER{}", random_string(14, UPPER)),
+            secret_key: random_string(40, ANY),
+        }
     }
 
     /// The root credential: `env` if both halves are given, else the one stored in `drive`,
     /// else a new one stored there (mode 0600).
-    pub fn load_root(env: Option<Credential>, drive: &Path) -> std::io::Result<(Credential, RootSource)> {
+    pub fn load_root(
+        env: Option<Credential>,
+        drive: &Path,
+    ) -> std::io::Result<(Credential, RootSource)> {
         if let Some(c) = env {
             return Ok((c, RootSource::Environment));
         }
         let path = drive.join("root-credential.json");
         if let Ok(bytes) = std::fs::read(&path) {
-            let c: Credential = serde_json::from_slice(&bytes)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+            let c: Credential = serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
             return Ok((c, RootSource::Stored));
         }
         let c = Credential::generate();
@@ -83,7 +97,12 @@ impl Iam {
 
 impl SecretLookup for Iam {
     fn secret_key(&self, access_key: &str) -> Option<String> {
-        let same: bool = self.root.access_key.as_bytes().ct_eq(access_key.as_bytes()).into();
+        let same: bool = self
+            .root
+            .access_key
+            .as_bytes()
+            .ct_eq(access_key.as_bytes())
+            .into();
         same.then(|| self.root.secret_key.clone())
     }
 }
@@ -100,7 +119,10 @@ mod tests {
         let (again, src) = Credential::load_root(None, dir.path()).unwrap();
         assert!(matches!(src, RootSource::Stored));
         assert_eq!(first.secret_key, again.secret_key);
-        let env = Credential { access_key: "a".into(), secret_key: "b".into() };
+        let env = Credential {
+            access_key: "a".into(),
+            secret_key: "b".into(),
+        };
         let (c, _) = Credential::load_root(Some(env), dir.path()).unwrap();
         assert_eq!(c.access_key, "a");
         assert!(!format!("{first:?}").contains(&first.secret_key));

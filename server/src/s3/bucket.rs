@@ -11,12 +11,30 @@ use crate::store::record::Versioning;
 /// S3's bucket naming rules (general purpose buckets).
 pub fn valid_bucket_name(name: &str) -> bool {
     let len_ok = (3..=63).contains(&name.len());
-    let chars_ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-    let ends_ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+    let chars_ok = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let ends_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     let ip_like = name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
-    let reserved = name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") || name.ends_with("--ol-s3");
-    len_ok && chars_ok && ends_ok && !ip_like && !reserved && !name.contains("..") && !name.contains(".-") && !name.contains("-.")
+    let reserved = name.starts_with("xn--")
+        || name.starts_with("sthree-")
+        || name.ends_with("-s3alias")
+        || name.ends_with("--ol-s3");
+    len_ok
+        && chars_ok
+        && ends_ok
+        && !ip_like
+        && !reserved
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
 }
 
 pub async fn list_buckets(ctx: &Context) -> Result<Response<Body>, S3Error> {
@@ -27,14 +45,22 @@ pub async fn list_buckets(ctx: &Context) -> Result<Response<Body>, S3Error> {
         buckets: xml::Buckets {
             bucket: buckets
                 .into_iter()
-                .map(|b| xml::BucketEntry { name: b.name, creation_date: headers::iso8601(b.created_ns), region: b.region })
+                .map(|b| xml::BucketEntry {
+                    name: b.name,
+                    creation_date: headers::iso8601(b.created_ns),
+                    region: b.region,
+                })
                 .collect(),
         },
     };
     xml_response(StatusCode::OK, &doc)
 }
 
-pub async fn create_bucket(ctx: &Context, route: &Route, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn create_bucket(
+    ctx: &Context,
+    route: &Route,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let name = route.bucket().to_string();
     if !valid_bucket_name(&name) {
         return Err(S3Error::new(ErrorCode::InvalidBucketName).with("BucketName", name));
@@ -52,7 +78,9 @@ pub async fn create_bucket(ctx: &Context, route: &Route, body: RequestBody) -> R
         }
     }
     let n = name.clone();
-    blocking(ctx, move |s| s.create_bucket(&n)).await.map_err(|e| e.with("BucketName", name.clone()))?;
+    blocking(ctx, move |s| s.create_bucket(&n))
+        .await
+        .map_err(|e| e.with("BucketName", name.clone()))?;
     let mut r = empty(StatusCode::OK);
     headers::insert(r.headers_mut(), "location", &format!("/{name}"));
     Ok(r)
@@ -69,7 +97,9 @@ pub async fn head_bucket(ctx: &Context, route: &Route) -> Result<Response<Body>,
 pub async fn delete_bucket(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let name = route.bucket().to_string();
     let n = name.clone();
-    blocking(ctx, move |s| s.delete_bucket(&n)).await.map_err(|e| e.with("BucketName", name))?;
+    blocking(ctx, move |s| s.delete_bucket(&n))
+        .await
+        .map_err(|e| e.with("BucketName", name))?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -77,8 +107,18 @@ pub async fn get_location(ctx: &Context, route: &Route) -> Result<Response<Body>
     let name = route.bucket().to_string();
     let b = blocking(ctx, move |s| s.bucket(&name)).await?;
     // S3 answers an empty constraint for us-east-1.
-    let region = if b.region == "us-east-1" { String::new() } else { b.region };
-    xml_response(StatusCode::OK, &xml::LocationConstraint { xmlns: xml::NS, region })
+    let region = if b.region == "us-east-1" {
+        String::new()
+    } else {
+        b.region
+    };
+    xml_response(
+        StatusCode::OK,
+        &xml::LocationConstraint {
+            xmlns: xml::NS,
+            region,
+        },
+    )
 }
 
 pub async fn get_versioning(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
@@ -89,7 +129,13 @@ pub async fn get_versioning(ctx: &Context, route: &Route) -> Result<Response<Bod
         Versioning::Enabled => Some("Enabled".to_string()),
         Versioning::Suspended => Some("Suspended".to_string()),
     };
-    xml_response(StatusCode::OK, &xml::VersioningConfiguration { xmlns: xml::NS, status })
+    xml_response(
+        StatusCode::OK,
+        &xml::VersioningConfiguration {
+            xmlns: xml::NS,
+            status,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -101,7 +147,19 @@ mod tests {
         for ok in ["abc", "my-bucket.v2", "a1b", &"a".repeat(63)] {
             assert!(valid_bucket_name(ok), "{ok}");
         }
-        for bad in ["ab", "Abc", "a_b", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "x-s3alias", &"a".repeat(64), "a.-b"] {
+        for bad in [
+            "ab",
+            "Abc",
+            "a_b",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "x-s3alias",
+            &"a".repeat(64),
+            "a.-b",
+        ] {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
     }

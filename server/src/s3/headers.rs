@@ -32,14 +32,30 @@ pub fn object_meta(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
             .with("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
     }
     if let Some(class) = header(headers, "x-amz-storage-class") {
-        const CLASSES: &[&str] = &["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR", "OUTPOSTS", "EXPRESS_ONEZONE"];
+        const CLASSES: &[&str] = &[
+            "STANDARD",
+            "REDUCED_REDUNDANCY",
+            "STANDARD_IA",
+            "ONEZONE_IA",
+            "INTELLIGENT_TIERING",
+            "GLACIER",
+            "DEEP_ARCHIVE",
+            "GLACIER_IR",
+            "OUTPOSTS",
+            "EXPRESS_ONEZONE",
+        ];
         if !CLASSES.contains(&class) {
-            return Err(S3Error::msg(ErrorCode::InvalidStorageClass, "The storage class you specified is not valid"));
+            return Err(S3Error::msg(
+                ErrorCode::InvalidStorageClass,
+                "The storage class you specified is not valid",
+            ));
         }
     }
     Ok(ObjectMeta {
         content_type: get("content-type"),
-        content_encoding: get("content-encoding").map(strip_aws_chunked).filter(|s| !s.is_empty()),
+        content_encoding: get("content-encoding")
+            .map(strip_aws_chunked)
+            .filter(|s| !s.is_empty()),
         content_disposition: get("content-disposition"),
         content_language: get("content-language"),
         cache_control: get("cache-control"),
@@ -50,7 +66,11 @@ pub fn object_meta(headers: &HeaderMap) -> Result<ObjectMeta, S3Error> {
 
 /// `aws-chunked` is a transfer detail, not part of the stored Content-Encoding.
 fn strip_aws_chunked(v: String) -> String {
-    v.split(',').map(str::trim).filter(|e| !e.eq_ignore_ascii_case("aws-chunked")).collect::<Vec<_>>().join(",")
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The checksum a client asked for on an upload, and where its expected value comes from.
@@ -73,25 +93,39 @@ pub fn checksum_request(headers: &HeaderMap) -> Result<ChecksumRequest, S3Error>
             }
             let raw = checksum::from_base64(v)
                 .filter(|r| r.len() == alg.digest_len())
-                .ok_or_else(|| S3Error::msg(ErrorCode::InvalidRequest, format!("Value for {name} header is invalid.")))?;
+                .ok_or_else(|| {
+                    S3Error::msg(
+                        ErrorCode::InvalidRequest,
+                        format!("Value for {name} header is invalid."),
+                    )
+                })?;
             req.algorithm = Some(alg);
             req.expected = Some(raw);
         }
     }
     if let Some(trailer) = header(headers, "x-amz-trailer") {
         let name = trailer.trim().to_ascii_lowercase();
-        if let Some(alg) = name.strip_prefix("x-amz-checksum-").and_then(|s| ChecksumAlgorithm::ALL.into_iter().find(|a| a.header_suffix() == s)) {
+        if let Some(alg) = name.strip_prefix("x-amz-checksum-").and_then(|s| {
+            ChecksumAlgorithm::ALL
+                .into_iter()
+                .find(|a| a.header_suffix() == s)
+        }) {
             if req.algorithm.is_some_and(|a| a != alg) {
                 return Err(S3Error::msg(ErrorCode::InvalidRequest, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
             }
             req.algorithm = Some(alg);
             req.trailer = Some(name);
         } else {
-            return Err(S3Error::msg(ErrorCode::InvalidRequest, format!("The trailer {trailer} is not supported")));
+            return Err(S3Error::msg(
+                ErrorCode::InvalidRequest,
+                format!("The trailer {trailer} is not supported"),
+            ));
         }
     }
     if req.algorithm.is_none() {
-        if let Some(name) = header(headers, "x-amz-sdk-checksum-algorithm").or_else(|| header(headers, "x-amz-checksum-algorithm")) {
+        if let Some(name) = header(headers, "x-amz-sdk-checksum-algorithm")
+            .or_else(|| header(headers, "x-amz-checksum-algorithm"))
+        {
             req.algorithm = Some(parse_algorithm(name)?);
         }
     }
@@ -99,8 +133,12 @@ pub fn checksum_request(headers: &HeaderMap) -> Result<ChecksumRequest, S3Error>
 }
 
 pub fn parse_algorithm(name: &str) -> Result<ChecksumAlgorithm, S3Error> {
-    ChecksumAlgorithm::parse(name)
-        .ok_or_else(|| S3Error::msg(ErrorCode::InvalidRequest, format!("Checksum algorithm '{name}' is not supported")))
+    ChecksumAlgorithm::parse(name).ok_or_else(|| {
+        S3Error::msg(
+            ErrorCode::InvalidRequest,
+            format!("Checksum algorithm '{name}' is not supported"),
+        )
+    })
 }
 
 pub fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
@@ -109,18 +147,28 @@ pub fn content_md5(headers: &HeaderMap) -> Result<Option<[u8; 16]>, S3Error> {
         Some(v) => checksum::from_base64(v.trim())
             .and_then(|raw| <[u8; 16]>::try_from(raw).ok())
             .map(Some)
-            .ok_or_else(|| S3Error::msg(ErrorCode::InvalidDigest, "The Content-MD5 you specified is not valid.")),
+            .ok_or_else(|| {
+                S3Error::msg(
+                    ErrorCode::InvalidDigest,
+                    "The Content-MD5 you specified is not valid.",
+                )
+            }),
     }
 }
 
 pub fn iso8601(ns: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     t.format(&fmt).unwrap_or_default()
 }
 
 pub fn http_date(ns: u64) -> String {
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ns / 1_000_000_000))
+    httpdate::fmt_http_date(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(ns / 1_000_000_000),
+    )
 }
 
 fn parse_http_date(v: &str) -> Option<u64> {
@@ -135,11 +183,22 @@ pub fn quoted(etag: &str) -> String {
 
 /// Evaluates If-Match / If-None-Match / If-(Un)Modified-Since (with `prefix`
 /// "x-amz-copy-source-" for a copy source), in the order RFC 7232 and S3 give them.
-pub fn check_conditions(headers: &HeaderMap, prefix: &str, record: &VersionRecord, copy_source: bool) -> Result<(), S3Error> {
+pub fn check_conditions(
+    headers: &HeaderMap,
+    prefix: &str,
+    record: &VersionRecord,
+    copy_source: bool,
+) -> Result<(), S3Error> {
     let h = |n: &str| header(headers, &format!("{prefix}{n}"));
     let modified_secs = record.mod_time_ns / 1_000_000_000;
     let failed = || S3Error::new(ErrorCode::PreconditionFailed);
-    let not_modified = || if copy_source { failed() } else { S3Error::new(ErrorCode::NotModified) };
+    let not_modified = || {
+        if copy_source {
+            failed()
+        } else {
+            S3Error::new(ErrorCode::NotModified)
+        }
+    };
     let if_match = h("if-match");
     if let Some(m) = if_match {
         if !crate::store::etag_matches(m, &record.etag) {
@@ -167,21 +226,36 @@ pub fn check_conditions(headers: &HeaderMap, prefix: &str, record: &VersionRecor
 /// whole object (no header, or one this server ignores as RFC 7233 allows).
 pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, S3Error> {
     let Some(value) = value else { return Ok(None) };
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((first, last)) = spec.split_once('-') else { return Ok(None) };
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (first, last) = (first.trim(), last.trim());
-    let unsatisfiable = || S3Error::new(ErrorCode::InvalidRange).with("RangeRequested", value.to_string()).with("ActualObjectSize", size.to_string());
+    let unsatisfiable = || {
+        S3Error::new(ErrorCode::InvalidRange)
+            .with("RangeRequested", value.to_string())
+            .with("ActualObjectSize", size.to_string())
+    };
     let range = if first.is_empty() {
-        let Ok(n) = last.parse::<u64>() else { return Ok(None) };
+        let Ok(n) = last.parse::<u64>() else {
+            return Ok(None);
+        };
         if n == 0 || size == 0 {
             return Err(unsatisfiable());
         }
-        ByteRange { start: size.saturating_sub(n), end: size }
+        ByteRange {
+            start: size.saturating_sub(n),
+            end: size,
+        }
     } else {
-        let Ok(start) = first.parse::<u64>() else { return Ok(None) };
+        let Ok(start) = first.parse::<u64>() else {
+            return Ok(None);
+        };
         let end = if last.is_empty() {
             size
         } else {
@@ -213,13 +287,20 @@ pub fn checksum_text(c: &StoredChecksum) -> String {
 }
 
 pub fn checksum_type(c: &StoredChecksum) -> &'static str {
-    if c.parts.is_some() { "COMPOSITE" } else { "FULL_OBJECT" }
+    if c.parts.is_some() {
+        "COMPOSITE"
+    } else {
+        "FULL_OBJECT"
+    }
 }
 
 /// Adds `x-amz-checksum-<alg>` (and its type) for `c`.
 pub fn insert_checksum(headers: &mut HeaderMap, c: &StoredChecksum) {
     let name = format!("x-amz-checksum-{}", c.algorithm.header_suffix());
-    if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&checksum_text(c))) {
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(&checksum_text(c)),
+    ) {
         headers.insert(n, v);
     }
     insert(headers, "x-amz-checksum-type", checksum_type(c));
@@ -249,12 +330,39 @@ mod tests {
     #[test]
     fn ranges_follow_rfc_7233() {
         let r = |v: &str, size| parse_range(Some(v), size);
-        assert_eq!(r("bytes=0-9", 100).unwrap(), Some(ByteRange { start: 0, end: 10 }));
-        assert_eq!(r("bytes=90-", 100).unwrap(), Some(ByteRange { start: 90, end: 100 }));
-        assert_eq!(r("bytes=-10", 100).unwrap(), Some(ByteRange { start: 90, end: 100 }));
-        assert_eq!(r("bytes=-500", 100).unwrap(), Some(ByteRange { start: 0, end: 100 }));
-        assert_eq!(r("bytes=50-5000", 100).unwrap(), Some(ByteRange { start: 50, end: 100 }));
-        assert_eq!(r("bytes=100-", 100).unwrap_err().code, ErrorCode::InvalidRange);
+        assert_eq!(
+            r("bytes=0-9", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 10 })
+        );
+        assert_eq!(
+            r("bytes=90-", 100).unwrap(),
+            Some(ByteRange {
+                start: 90,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=-10", 100).unwrap(),
+            Some(ByteRange {
+                start: 90,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=-500", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 100 })
+        );
+        assert_eq!(
+            r("bytes=50-5000", 100).unwrap(),
+            Some(ByteRange {
+                start: 50,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=100-", 100).unwrap_err().code,
+            ErrorCode::InvalidRange
+        );
         assert_eq!(r("bytes=9-1", 100).unwrap(), None);
         assert_eq!(r("items=0-1", 100).unwrap(), None);
         assert_eq!(r("bytes=0-1,5-6", 100).unwrap(), None);
@@ -270,7 +378,10 @@ mod tests {
         assert_eq!(m.user, vec![("color".to_string(), "blue".to_string())]);
         assert_eq!(m.content_encoding.as_deref(), Some("gzip"));
         h.insert("x-amz-meta-big", "x".repeat(3000).parse().unwrap());
-        assert_eq!(object_meta(&h).unwrap_err().code, ErrorCode::MetadataTooLarge);
+        assert_eq!(
+            object_meta(&h).unwrap_err().code,
+            ErrorCode::MetadataTooLarge
+        );
     }
 
     #[test]
@@ -280,7 +391,10 @@ mod tests {
         let r = checksum_request(&h).unwrap();
         assert_eq!(r.algorithm, Some(ChecksumAlgorithm::Crc32));
         h.insert("x-amz-checksum-crc32", "nope".parse().unwrap());
-        assert_eq!(checksum_request(&h).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            checksum_request(&h).unwrap_err().code,
+            ErrorCode::InvalidRequest
+        );
         let mut h = HeaderMap::new();
         h.insert("x-amz-trailer", "x-amz-checksum-crc64nvme".parse().unwrap());
         let r = checksum_request(&h).unwrap();

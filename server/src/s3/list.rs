@@ -11,7 +11,12 @@ use crate::http::{Context, ErrorCode, Route, S3Error};
 use crate::store::{ListEntry, ListQuery};
 
 /// Characters S3 leaves alone in `encoding-type=url` output.
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 fn max_keys(route: &Route, name: &str) -> Result<usize, S3Error> {
     match route.param(name) {
@@ -21,7 +26,12 @@ fn max_keys(route: &Route, name: &str) -> Result<usize, S3Error> {
             .ok()
             .filter(|n| *n >= 0)
             .map(|n| n.min(1000) as usize)
-            .ok_or_else(|| S3Error::msg(ErrorCode::InvalidArgument, format!("Provided {name} not an integer or within integer range"))),
+            .ok_or_else(|| {
+                S3Error::msg(
+                    ErrorCode::InvalidArgument,
+                    format!("Provided {name} not an integer or within integer range"),
+                )
+            }),
     }
 }
 
@@ -29,9 +39,20 @@ fn encoder(route: &Route) -> Result<impl Fn(&str) -> String, S3Error> {
     let url = match route.param("encoding-type") {
         None => false,
         Some(v) if v.eq_ignore_ascii_case("url") => true,
-        Some(_) => return Err(S3Error::msg(ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request")),
+        Some(_) => {
+            return Err(S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "Invalid Encoding Method specified in Request",
+            ))
+        }
     };
-    Ok(move |s: &str| if url { utf8_percent_encode(s, KEY_ENCODE).to_string() } else { s.to_string() })
+    Ok(move |s: &str| {
+        if url {
+            utf8_percent_encode(s, KEY_ENCODE).to_string()
+        } else {
+            s.to_string()
+        }
+    })
 }
 
 fn encode_token(name: &str) -> String {
@@ -43,21 +64,47 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
         .decode(token)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| S3Error::msg(ErrorCode::InvalidArgument, "The continuation token provided is incorrect"))
+        .ok_or_else(|| {
+            S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "The continuation token provided is incorrect",
+            )
+        })
 }
 
-pub async fn list_objects(ctx: &Context, route: &Route, v2: bool) -> Result<Response<Body>, S3Error> {
+pub async fn list_objects(
+    ctx: &Context,
+    route: &Route,
+    v2: bool,
+) -> Result<Response<Body>, S3Error> {
     let enc = encoder(route)?;
     let prefix = route.param("prefix").unwrap_or("").to_string();
-    let delimiter = route.param("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let delimiter = route
+        .param("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let max = max_keys(route, "max-keys")?;
-    let token = if v2 { route.param("continuation-token").map(decode_token).transpose()? } else { None };
+    let token = if v2 {
+        route
+            .param("continuation-token")
+            .map(decode_token)
+            .transpose()?
+    } else {
+        None
+    };
     let start_after = if v2 {
-        token.clone().or_else(|| route.param("start-after").map(str::to_string))
+        token
+            .clone()
+            .or_else(|| route.param("start-after").map(str::to_string))
     } else {
         route.param("marker").map(str::to_string)
     };
-    let query = ListQuery { prefix: prefix.clone(), delimiter: delimiter.clone(), start_after: start_after.filter(|s| !s.is_empty()), max_keys: max };
+    let query = ListQuery {
+        prefix: prefix.clone(),
+        delimiter: delimiter.clone(),
+        start_after: start_after.filter(|s| !s.is_empty()),
+        max_keys: max,
+    };
     let bucket = route.bucket().to_string();
     let page = blocking(ctx, move |s| s.list_objects(&bucket, &query)).await?;
     let with_owner = !v2 || route.param("fetch-owner") == Some("true");
@@ -78,7 +125,10 @@ pub async fn list_objects(ctx: &Context, route: &Route, v2: bool) -> Result<Resp
         contents: Vec::new(),
         common_prefixes: Vec::new(),
     };
-    let next = page.truncated.then(|| page.last_name().map(str::to_string)).flatten();
+    let next = page
+        .truncated
+        .then(|| page.last_name().map(str::to_string))
+        .flatten();
     if v2 {
         doc.key_count = Some(page.entries.len());
         doc.continuation_token = route.param("continuation-token").map(str::to_string);
@@ -90,7 +140,9 @@ pub async fn list_objects(ctx: &Context, route: &Route, v2: bool) -> Result<Resp
     }
     for entry in page.entries {
         match entry {
-            ListEntry::CommonPrefix(p) => doc.common_prefixes.push(xml::CommonPrefix { prefix: enc(&p) }),
+            ListEntry::CommonPrefix(p) => doc
+                .common_prefixes
+                .push(xml::CommonPrefix { prefix: enc(&p) }),
             ListEntry::Item(key, r) => doc.contents.push(xml::Contents {
                 key: enc(&key),
                 last_modified: headers::iso8601(r.mod_time_ns),
@@ -108,16 +160,27 @@ pub async fn list_objects(ctx: &Context, route: &Route, v2: bool) -> Result<Resp
 pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let enc = encoder(route)?;
     let prefix = route.param("prefix").unwrap_or("").to_string();
-    let delimiter = route.param("delimiter").filter(|d| !d.is_empty()).map(str::to_string);
+    let delimiter = route
+        .param("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let max = max_keys(route, "max-uploads")?;
     let key_marker = route.param("key-marker").unwrap_or("").to_string();
     let upload_id_marker = route.param("upload-id-marker").unwrap_or("").to_string();
     // With an upload-id marker the listing resumes inside key-marker's uploads, so that key
     // is scanned again and uploads up to the marker are dropped below.
     let resume_inside = !upload_id_marker.is_empty() && !key_marker.is_empty();
-    let start_after = if key_marker.is_empty() || resume_inside { None } else { Some(key_marker.clone()) };
+    let start_after = if key_marker.is_empty() || resume_inside {
+        None
+    } else {
+        Some(key_marker.clone())
+    };
     let query = ListQuery {
-        prefix: if resume_inside { key_marker.clone() } else { prefix.clone() },
+        prefix: if resume_inside {
+            key_marker.clone()
+        } else {
+            prefix.clone()
+        },
         delimiter: delimiter.clone(),
         start_after,
         max_keys: max + usize::from(resume_inside) * 10_000,
@@ -127,11 +190,18 @@ pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>
     if resume_inside {
         // Keep uploads of key-marker after the upload-id marker, then continue normally.
         page.entries.retain(|e| match e {
-            ListEntry::Item(k, u) => k != &key_marker || u.upload_id.as_str() > upload_id_marker.as_str(),
+            ListEntry::Item(k, u) => {
+                k != &key_marker || u.upload_id.as_str() > upload_id_marker.as_str()
+            }
             ListEntry::CommonPrefix(_) => true,
         });
         page.entries.retain(|e| e.name() == key_marker);
-        let rest_query = ListQuery { prefix: prefix.clone(), delimiter: delimiter.clone(), start_after: Some(key_marker.clone()), max_keys: max };
+        let rest_query = ListQuery {
+            prefix: prefix.clone(),
+            delimiter: delimiter.clone(),
+            start_after: Some(key_marker.clone()),
+            max_keys: max,
+        };
         let bucket = route.bucket().to_string();
         let rest = blocking(ctx, move |s| s.list_uploads(&bucket, &rest_query)).await?;
         page.entries.extend(rest.entries);
@@ -163,11 +233,16 @@ pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>
     }
     for e in page.entries {
         match e {
-            ListEntry::CommonPrefix(p) => doc.common_prefixes.push(xml::CommonPrefix { prefix: enc(&p) }),
+            ListEntry::CommonPrefix(p) => doc
+                .common_prefixes
+                .push(xml::CommonPrefix { prefix: enc(&p) }),
             ListEntry::Item(key, u) => doc.uploads.push(xml::UploadEntry {
                 key: enc(&key),
                 upload_id: u.upload_id,
-                initiator: xml::Initiator { id: owner(ctx).id, display_name: owner(ctx).display_name },
+                initiator: xml::Initiator {
+                    id: owner(ctx).id,
+                    display_name: owner(ctx).display_name,
+                },
                 owner: owner(ctx),
                 storage_class: "STANDARD",
                 initiated: headers::iso8601(u.initiated_ns),

@@ -23,7 +23,12 @@ use headers::ChecksumRequest;
 /// The largest single PUT (and part), as in S3.
 pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
-pub async fn dispatch(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn dispatch(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     use Operation as O;
     match route.op {
         O::ListBuckets => bucket::list_buckets(ctx).await,
@@ -56,26 +61,45 @@ pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, S3Error> {
     let store: Arc<Store> = ctx.store.clone();
-    tokio::task::spawn_blocking(move || f(&store)).await.map_err(S3Error::internal)?.map_err(S3Error::from)
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(S3Error::internal)?
+        .map_err(S3Error::from)
 }
 
 pub fn owner(ctx: &Context) -> xml::Owner {
-    xml::Owner { id: hex::encode(ctx.iam.root_access_key().as_bytes()), display_name: "coffer".into() }
+    xml::Owner {
+        id: hex::encode(ctx.iam.root_access_key().as_bytes()),
+        display_name: "coffer".into(),
+    }
 }
 
-pub fn xml_response<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response<Body>, S3Error> {
+pub fn xml_response<T: serde::Serialize>(
+    status: StatusCode,
+    doc: &T,
+) -> Result<Response<Body>, S3Error> {
     let text = xml::to_xml(doc)?;
     let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
     Ok(r)
 }
 
-pub fn xml_response_root<T: serde::Serialize>(status: StatusCode, root: &str, doc: &T) -> Result<Response<Body>, S3Error> {
+pub fn xml_response_root<T: serde::Serialize>(
+    status: StatusCode,
+    root: &str,
+    doc: &T,
+) -> Result<Response<Body>, S3Error> {
     let text = xml::to_xml_root(root, doc)?;
     let mut r = Response::new(Body::from(text));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
     Ok(r)
 }
 
@@ -103,8 +127,15 @@ pub async fn receive_body(
                 .with("MaxSizeAllowed", MAX_PUT_SIZE.to_string()));
         }
     }
-    let request = DigestRequest { checksum: checksum.algorithm, sha256: body.expected_sha256.is_some() };
-    let mut writer = if as_file { ctx.store.stage_file(request) } else { ctx.store.stage(request) };
+    let request = DigestRequest {
+        checksum: checksum.algorithm,
+        sha256: body.expected_sha256.is_some(),
+    };
+    let mut writer = if as_file {
+        ctx.store.stage_file(request)
+    } else {
+        ctx.store.stage(request)
+    };
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
@@ -116,7 +147,10 @@ pub async fn receive_body(
     }
     if let Some(len) = body.declared_length {
         if received != len {
-            return Err(S3Error::msg(ErrorCode::IncompleteBody, format!("expected {len} bytes, received {received}")));
+            return Err(S3Error::msg(
+                ErrorCode::IncompleteBody,
+                format!("expected {len} bytes, received {received}"),
+            ));
         }
     }
     let staged = writer.finish().await?;
@@ -137,11 +171,19 @@ pub async fn receive_body(
             (Some(v), _) => Some(v.clone()),
             (None, Some(name)) => {
                 let text = body.trailer(name).ok_or_else(|| {
-                    S3Error::msg(ErrorCode::InvalidRequest, format!("The trailing header {name} was announced but not sent"))
+                    S3Error::msg(
+                        ErrorCode::InvalidRequest,
+                        format!("The trailing header {name} was announced but not sent"),
+                    )
                 })?;
-                Some(crate::store::checksum::from_base64(text.trim()).ok_or_else(|| {
-                    S3Error::msg(ErrorCode::InvalidRequest, format!("Value for {name} trailing header is invalid."))
-                })?)
+                Some(
+                    crate::store::checksum::from_base64(text.trim()).ok_or_else(|| {
+                        S3Error::msg(
+                            ErrorCode::InvalidRequest,
+                            format!("Value for {name} trailing header is invalid."),
+                        )
+                    })?,
+                )
             }
             (None, None) => None,
         };
@@ -149,11 +191,18 @@ pub async fn receive_body(
             if &expected != actual {
                 return Err(S3Error::msg(
                     ErrorCode::BadDigest,
-                    format!("The {} you specified did not match the calculated checksum.", alg.name()),
+                    format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        alg.name()
+                    ),
                 ));
             }
         }
-        stored = Some(StoredChecksum { algorithm: *alg, value: actual.clone(), parts: None });
+        stored = Some(StoredChecksum {
+            algorithm: *alg,
+            value: actual.clone(),
+            parts: None,
+        });
     }
     Ok((staged, stored))
 }

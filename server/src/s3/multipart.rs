@@ -21,29 +21,62 @@ fn part_number(route: &Route) -> Result<u32, S3Error> {
         .param("partNumber")
         .and_then(|p| p.parse::<u32>().ok())
         .filter(|n| (1..=crate::store::record_limits::MAX_PARTS).contains(n))
-        .ok_or_else(|| S3Error::msg(ErrorCode::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"))
+        .ok_or_else(|| {
+            S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })
 }
 
-pub async fn create(ctx: &Context, route: &Route, headers: &HeaderMap) -> Result<Response<Body>, S3Error> {
+pub async fn create(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, S3Error> {
     let meta = headers::object_meta(headers)?;
-    let algorithm = header(headers, "x-amz-checksum-algorithm").map(headers::parse_algorithm).transpose()?;
+    let algorithm = header(headers, "x-amz-checksum-algorithm")
+        .map(headers::parse_algorithm)
+        .transpose()?;
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let (b, k) = (bucket.clone(), key.clone());
     let upload = blocking(ctx, move |s| s.create_upload(&b, &k, meta, algorithm)).await?;
     let mut r = xml_response(
         StatusCode::OK,
-        &xml::InitiateMultipartUploadResult { xmlns: xml::NS, bucket, key, upload_id: upload.upload_id },
+        &xml::InitiateMultipartUploadResult {
+            xmlns: xml::NS,
+            bucket,
+            key,
+            upload_id: upload.upload_id,
+        },
     )?;
     if let Some(a) = algorithm {
         insert(r.headers_mut(), "x-amz-checksum-algorithm", a.name());
-        insert(r.headers_mut(), "x-amz-checksum-type", if a.full_object_for_multipart() { "FULL_OBJECT" } else { "COMPOSITE" });
+        insert(
+            r.headers_mut(),
+            "x-amz-checksum-type",
+            if a.full_object_for_multipart() {
+                "FULL_OBJECT"
+            } else {
+                "COMPOSITE"
+            },
+        );
     }
     Ok(r)
 }
 
-pub async fn upload_part(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn upload_part(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let number = part_number(route)?;
-    let (bucket, key, id) = (route.bucket().to_string(), route.key().to_string(), upload_id(route));
+    let (bucket, key, id) = (
+        route.bucket().to_string(),
+        route.key().to_string(),
+        upload_id(route),
+    );
     let (b, k, u) = (bucket.clone(), key.clone(), id.clone());
     let upload = blocking(ctx, move |s| s.upload(&b, &k, &u)).await?;
     let mut checksum_req = headers::checksum_request(headers)?;
@@ -56,7 +89,10 @@ pub async fn upload_part(ctx: &Context, route: &Route, headers: &HeaderMap, body
     // checksum can be assembled at completion.
     checksum_req.algorithm = checksum_req.algorithm.or(upload.checksum_algorithm);
     let (staged, checksum) = receive_body(ctx, headers, body, &checksum_req, true).await?;
-    let part = blocking(ctx, move |s| s.put_part(&bucket, &key, &id, number, staged, checksum)).await?;
+    let part = blocking(ctx, move |s| {
+        s.put_part(&bucket, &key, &id, number, staged, checksum)
+    })
+    .await?;
     let mut r = empty(StatusCode::OK);
     insert(r.headers_mut(), "etag", &quoted(&part.etag));
     if let Some(c) = &part.checksum {
@@ -68,23 +104,47 @@ pub async fn upload_part(ctx: &Context, route: &Route, headers: &HeaderMap, body
 
 /// `x-amz-copy-source-range: bytes=first-last`, which must lie inside the source.
 fn copy_range(value: Option<&str>, size: u64) -> Result<ByteRange, S3Error> {
-    let Some(v) = value else { return Ok(ByteRange { start: 0, end: size }) };
-    let invalid = || S3Error::msg(ErrorCode::InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy");
+    let Some(v) = value else {
+        return Ok(ByteRange {
+            start: 0,
+            end: size,
+        });
+    };
+    let invalid = || {
+        S3Error::msg(ErrorCode::InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+    };
     let spec = v.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
     let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
-    let (first, last) = (a.parse::<u64>().map_err(|_| invalid())?, b.parse::<u64>().map_err(|_| invalid())?);
+    let (first, last) = (
+        a.parse::<u64>().map_err(|_| invalid())?,
+        b.parse::<u64>().map_err(|_| invalid())?,
+    );
     if first > last {
         return Err(invalid());
     }
     if last >= size {
-        return Err(S3Error::msg(ErrorCode::InvalidRange, "The requested range is not satisfiable"));
+        return Err(S3Error::msg(
+            ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        ));
     }
-    Ok(ByteRange { start: first, end: last + 1 })
+    Ok(ByteRange {
+        start: first,
+        end: last + 1,
+    })
 }
 
-pub async fn upload_part_copy(ctx: &Context, route: &Route, headers: &HeaderMap) -> Result<Response<Body>, S3Error> {
+pub async fn upload_part_copy(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, S3Error> {
     let number = part_number(route)?;
-    let (bucket, key, id) = (route.bucket().to_string(), route.key().to_string(), upload_id(route));
+    let (bucket, key, id) = (
+        route.bucket().to_string(),
+        route.key().to_string(),
+        upload_id(route),
+    );
     let (b, k, u) = (bucket.clone(), key.clone(), id.clone());
     let upload = blocking(ctx, move |s| s.upload(&b, &k, &u)).await?;
     let (_src, source) = load_copy_source(ctx, headers).await?;
@@ -93,8 +153,19 @@ pub async fn upload_part_copy(ctx: &Context, route: &Route, headers: &HeaderMap)
         return Err(ErrorCode::EntityTooLarge.into());
     }
     let staged = copy_data(ctx, &source, range, upload.checksum_algorithm, true).await?;
-    let checksum = staged.digests.checksum.clone().map(|(algorithm, value)| StoredChecksum { algorithm, value, parts: None });
-    let part = blocking(ctx, move |s| s.put_part(&bucket, &key, &id, number, staged, checksum)).await?;
+    let checksum = staged
+        .digests
+        .checksum
+        .clone()
+        .map(|(algorithm, value)| StoredChecksum {
+            algorithm,
+            value,
+            parts: None,
+        });
+    let part = blocking(ctx, move |s| {
+        s.put_part(&bucket, &key, &id, number, staged, checksum)
+    })
+    .await?;
     let doc = xml::CopyResult {
         xmlns: xml::NS,
         etag: quoted(&part.etag),
@@ -104,7 +175,10 @@ pub async fn upload_part_copy(ctx: &Context, route: &Route, headers: &HeaderMap)
     xml_response_root(StatusCode::OK, "CopyPartResult", &doc)
 }
 
-fn stated_checksum(p: &xml::CompletePart, alg: Option<ChecksumAlgorithm>) -> Result<Option<Vec<u8>>, S3Error> {
+fn stated_checksum(
+    p: &xml::CompletePart,
+    alg: Option<ChecksumAlgorithm>,
+) -> Result<Option<Vec<u8>>, S3Error> {
     let Some(alg) = alg else { return Ok(None) };
     let text = match alg {
         ChecksumAlgorithm::Crc32 => &p.crc32,
@@ -115,26 +189,47 @@ fn stated_checksum(p: &xml::CompletePart, alg: Option<ChecksumAlgorithm>) -> Res
     };
     match text {
         None => Ok(None),
-        Some(t) => checksum::from_base64(t.trim())
-            .map(Some)
-            .ok_or_else(|| S3Error::msg(ErrorCode::InvalidPart, format!("The checksum of part {} is not valid base64", p.part_number))),
+        Some(t) => checksum::from_base64(t.trim()).map(Some).ok_or_else(|| {
+            S3Error::msg(
+                ErrorCode::InvalidPart,
+                format!("The checksum of part {} is not valid base64", p.part_number),
+            )
+        }),
     }
 }
 
-pub async fn complete(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn complete(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let cond = write_condition(headers)?;
-    let (bucket, key, id) = (route.bucket().to_string(), route.key().to_string(), upload_id(route));
+    let (bucket, key, id) = (
+        route.bucket().to_string(),
+        route.key().to_string(),
+        upload_id(route),
+    );
     let (b, k, u) = (bucket.clone(), key.clone(), id.clone());
     let upload = blocking(ctx, move |s| s.upload(&b, &k, &u)).await?;
     let doc = body.collect(4 * 1024 * 1024).await?;
     let request: xml::CompleteMultipartUpload = xml::from_xml(&doc)?;
     if request.parts.len() > crate::store::record_limits::MAX_PARTS as usize {
-        return Err(S3Error::msg(ErrorCode::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+        return Err(S3Error::msg(
+            ErrorCode::InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive",
+        ));
     }
     let parts = request
         .parts
         .iter()
-        .map(|p| Ok(CompletedPart { number: p.part_number, etag: p.etag.clone(), checksum: stated_checksum(p, upload.checksum_algorithm)? }))
+        .map(|p| {
+            Ok(CompletedPart {
+                number: p.part_number,
+                etag: p.etag.clone(),
+                checksum: stated_checksum(p, upload.checksum_algorithm)?,
+            })
+        })
         .collect::<Result<Vec<_>, S3Error>>()?;
     let (b, k) = (bucket.clone(), key.clone());
     let record = blocking(ctx, move |s| s.complete_upload(&b, &k, &id, &parts, &cond)).await?;
@@ -155,30 +250,55 @@ pub async fn complete(ctx: &Context, route: &Route, headers: &HeaderMap, body: R
 }
 
 pub async fn abort(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
-    let (bucket, key, id) = (route.bucket().to_string(), route.key().to_string(), upload_id(route));
+    let (bucket, key, id) = (
+        route.bucket().to_string(),
+        route.key().to_string(),
+        upload_id(route),
+    );
     blocking(ctx, move |s| s.abort_upload(&bucket, &key, &id)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 pub async fn list_parts(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
-    let (bucket, key, id) = (route.bucket().to_string(), route.key().to_string(), upload_id(route));
+    let (bucket, key, id) = (
+        route.bucket().to_string(),
+        route.key().to_string(),
+        upload_id(route),
+    );
     let marker = match route.param("part-number-marker") {
         None => 0,
-        Some(m) => m.parse::<u32>().map_err(|_| S3Error::msg(ErrorCode::InvalidArgument, "Provided part-number-marker not an integer"))?,
+        Some(m) => m.parse::<u32>().map_err(|_| {
+            S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "Provided part-number-marker not an integer",
+            )
+        })?,
     };
     let max = match route.param("max-parts") {
         None => 1000,
-        Some(m) => m.parse::<usize>().map_err(|_| S3Error::msg(ErrorCode::InvalidArgument, "Provided max-parts not an integer"))?.min(1000),
+        Some(m) => m
+            .parse::<usize>()
+            .map_err(|_| {
+                S3Error::msg(
+                    ErrorCode::InvalidArgument,
+                    "Provided max-parts not an integer",
+                )
+            })?
+            .min(1000),
     };
     let (b, k, u) = (bucket.clone(), key.clone(), id.clone());
-    let (upload, parts, truncated) = blocking(ctx, move |s| s.list_parts(&b, &k, &u, marker, max)).await?;
+    let (upload, parts, truncated) =
+        blocking(ctx, move |s| s.list_parts(&b, &k, &u, marker, max)).await?;
     let owner = super::owner(ctx);
     let doc = xml::ListPartsResult {
         xmlns: xml::NS,
         bucket,
         key,
         upload_id: id,
-        initiator: xml::Initiator { id: owner.id.clone(), display_name: owner.display_name.clone() },
+        initiator: xml::Initiator {
+            id: owner.id.clone(),
+            display_name: owner.display_name.clone(),
+        },
         owner,
         storage_class: "STANDARD",
         part_number_marker: marker,

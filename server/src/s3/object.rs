@@ -18,7 +18,10 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     let mut cond = WriteCondition::default();
     if let Some(v) = header(headers, "if-none-match") {
         if v.trim() != "*" {
-            return Err(S3Error::msg(ErrorCode::NotImplemented, "If-None-Match on writes only supports '*'"));
+            return Err(S3Error::msg(
+                ErrorCode::NotImplemented,
+                "If-None-Match on writes only supports '*'",
+            ));
         }
         cond.if_none_match_any = true;
     }
@@ -34,7 +37,12 @@ fn key_error(e: S3Error, key: &str) -> S3Error {
     }
 }
 
-pub async fn put_object(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn put_object(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let meta = headers::object_meta(headers)?;
     let cond = write_condition(headers)?;
     if body.declared_length.is_none() && header(headers, "transfer-encoding").is_none() {
@@ -47,9 +55,11 @@ pub async fn put_object(ctx: &Context, route: &Route, headers: &HeaderMap, body:
     let checksum_req = headers::checksum_request(headers)?;
     let (staged, checksum) = receive_body(ctx, headers, body, &checksum_req, false).await?;
     let k = key.clone();
-    let record = blocking(ctx, move |s| s.put_object(&bucket, &k, NewObject { meta, checksum }, staged, &cond))
-        .await
-        .map_err(|e| key_error(e, &key))?;
+    let record = blocking(ctx, move |s| {
+        s.put_object(&bucket, &k, NewObject { meta, checksum }, staged, &cond)
+    })
+    .await
+    .map_err(|e| key_error(e, &key))?;
     let mut r = empty(StatusCode::OK);
     write_headers(r.headers_mut(), &record);
     if let Some(c) = &record.checksum {
@@ -69,7 +79,11 @@ fn write_headers(h: &mut HeaderMap, record: &VersionRecord) {
 /// Headers describing a stored version on GET/HEAD.
 fn object_headers(h: &mut HeaderMap, record: &VersionRecord) {
     let m = &record.meta;
-    insert(h, "content-type", m.content_type.as_deref().unwrap_or("binary/octet-stream"));
+    insert(
+        h,
+        "content-type",
+        m.content_type.as_deref().unwrap_or("binary/octet-stream"),
+    );
     for (name, v) in [
         ("content-encoding", &m.content_encoding),
         ("content-disposition", &m.content_disposition),
@@ -103,11 +117,17 @@ const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
     ("response-content-encoding", "content-encoding"),
 ];
 
-pub async fn get_object(ctx: &Context, route: &Route, req_headers: &HeaderMap, head: bool) -> Result<Response<Body>, S3Error> {
+pub async fn get_object(
+    ctx: &Context,
+    route: &Route,
+    req_headers: &HeaderMap,
+    head: bool,
+) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let version = route.param("versionId").map(str::to_string);
     let k = key.clone();
-    let record = match blocking(ctx, move |s| s.head_object(&bucket, &k, version.as_deref())).await {
+    let record = match blocking(ctx, move |s| s.head_object(&bucket, &k, version.as_deref())).await
+    {
         Ok(r) => r,
         Err(e) => return Err(key_error(e, &key)),
     };
@@ -122,16 +142,30 @@ pub async fn get_object(ctx: &Context, route: &Route, req_headers: &HeaderMap, h
 
     let part_number = match route.param("partNumber") {
         None => None,
-        Some(p) => Some(p.parse::<u32>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
-            S3Error::msg(ErrorCode::InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")
-        })?),
+        Some(p) => Some(
+            p.parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    S3Error::msg(
+                        ErrorCode::InvalidArgument,
+                        "Part number must be an integer between 1 and 10000, inclusive",
+                    )
+                })?,
+        ),
     };
     let mut status = StatusCode::OK;
-    let mut range = ByteRange { start: 0, end: record.size };
+    let mut range = ByteRange {
+        start: 0,
+        end: record.size,
+    };
     let mut partial = false;
     if let Some(n) = part_number {
         if header(req_headers, "range").is_some() {
-            return Err(S3Error::msg(ErrorCode::InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+            return Err(S3Error::msg(
+                ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
         }
         range = part_range(&record, n)?;
         partial = true;
@@ -148,14 +182,28 @@ pub async fn get_object(ctx: &Context, route: &Route, req_headers: &HeaderMap, h
     if partial {
         status = StatusCode::PARTIAL_CONTENT;
         if range.end > range.start {
-            insert(h, "content-range", &format!("bytes {}-{}/{}", range.start, range.end - 1, record.size));
+            insert(
+                h,
+                "content-range",
+                &format!("bytes {}-{}/{}", range.start, range.end - 1, record.size),
+            );
         }
     }
-    if header(req_headers, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("ENABLED")) {
+    if header(req_headers, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("ENABLED"))
+    {
         // A checksum describes whole content: the object's, or one part's for partNumber.
         let c = match (part_number, &record.data) {
             (None, _) if !partial => record.checksum.clone(),
-            (Some(n), DataLayout::Parts { multipart: true, parts }) => parts.iter().find(|p| p.number == n).and_then(|p| p.checksum.clone()),
+            (
+                Some(n),
+                DataLayout::Parts {
+                    multipart: true,
+                    parts,
+                },
+            ) => parts
+                .iter()
+                .find(|p| p.number == n)
+                .and_then(|p| p.checksum.clone()),
             (Some(1), _) => record.checksum.clone(),
             _ => None,
         };
@@ -171,7 +219,11 @@ pub async fn get_object(ctx: &Context, route: &Route, req_headers: &HeaderMap, h
     insert(h, "content-length", &(range.end - range.start).to_string());
     *response.status_mut() = status;
     if !head && range.end > range.start {
-        let rx = ctx.store.read(&record, range).await.map_err(S3Error::from)?;
+        let rx = ctx
+            .store
+            .read(&record, range)
+            .await
+            .map_err(S3Error::from)?;
         let stream = tokio_stream_from(rx);
         *response.body_mut() = Body::from_stream(stream);
     }
@@ -186,14 +238,31 @@ fn tokio_stream_from(
 
 /// The byte range of part `n` of an object (the whole object is part 1 of a simple PUT).
 fn part_range(record: &VersionRecord, n: u32) -> Result<ByteRange, S3Error> {
-    let invalid = || S3Error::msg(ErrorCode::InvalidRange, "The requested partnumber is not satisfiable");
+    let invalid = || {
+        S3Error::msg(
+            ErrorCode::InvalidRange,
+            "The requested partnumber is not satisfiable",
+        )
+    };
     match &record.data {
-        DataLayout::Parts { multipart: true, parts } => {
-            let idx = (n as usize).checked_sub(1).filter(|i| *i < parts.len()).ok_or_else(invalid)?;
+        DataLayout::Parts {
+            multipart: true,
+            parts,
+        } => {
+            let idx = (n as usize)
+                .checked_sub(1)
+                .filter(|i| *i < parts.len())
+                .ok_or_else(invalid)?;
             let start: u64 = parts[..idx].iter().map(|p| p.size).sum();
-            Ok(ByteRange { start, end: start + parts[idx].size })
+            Ok(ByteRange {
+                start,
+                end: start + parts[idx].size,
+            })
         }
-        _ if n == 1 => Ok(ByteRange { start: 0, end: record.size }),
+        _ if n == 1 => Ok(ByteRange {
+            start: 0,
+            end: record.size,
+        }),
         _ => Err(invalid()),
     }
 }
@@ -201,7 +270,10 @@ fn part_range(record: &VersionRecord, n: u32) -> Result<ByteRange, S3Error> {
 pub async fn delete_object(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let version = route.param("versionId").map(str::to_string);
-    let outcome = blocking(ctx, move |s| s.delete_object(&bucket, &key, version.as_deref())).await?;
+    let outcome = blocking(ctx, move |s| {
+        s.delete_object(&bucket, &key, version.as_deref())
+    })
+    .await?;
     let mut r = empty(StatusCode::NO_CONTENT);
     if outcome.delete_marker {
         insert(r.headers_mut(), "x-amz-delete-marker", "true");
@@ -215,7 +287,12 @@ pub async fn delete_object(ctx: &Context, route: &Route) -> Result<Response<Body
 /// S3 accepts at most this many keys in one DeleteObjects request.
 const MAX_DELETE_KEYS: usize = 1000;
 
-pub async fn delete_objects(ctx: &Context, route: &Route, headers: &HeaderMap, body: RequestBody) -> Result<Response<Body>, S3Error> {
+pub async fn delete_objects(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let md5 = headers::content_md5(headers)?;
     let checksum_req = headers::checksum_request(headers)?;
     let doc = body.collect(2 * 1024 * 1024).await?;
@@ -255,7 +332,11 @@ pub async fn delete_objects(ctx: &Context, route: &Route, headers: &HeaderMap, b
             .collect::<Vec<_>>())
     })
     .await?;
-    let mut doc = xml::DeleteResult { xmlns: xml::NS, deleted: Vec::new(), errors: Vec::new() };
+    let mut doc = xml::DeleteResult {
+        xmlns: xml::NS,
+        deleted: Vec::new(),
+        errors: Vec::new(),
+    };
     for (o, r) in results {
         match r {
             Ok(outcome) => {
@@ -271,13 +352,20 @@ pub async fn delete_objects(ctx: &Context, route: &Route, headers: &HeaderMap, b
             }
             Err(e) => {
                 let (code, message) = match e {
-                    StoreError::Internal(m) if m == "key too long" => ("KeyTooLongError", "Your key is too long".to_string()),
+                    StoreError::Internal(m) if m == "key too long" => {
+                        ("KeyTooLongError", "Your key is too long".to_string())
+                    }
                     other => {
                         let s3: S3Error = other.into();
                         (s3.code.as_str(), s3.message)
                     }
                 };
-                doc.errors.push(xml::DeleteError { key: o.key, version_id: o.version_id, code: code.into(), message });
+                doc.errors.push(xml::DeleteError {
+                    key: o.key,
+                    version_id: o.version_id,
+                    code: code.into(),
+                    message,
+                });
             }
         }
     }
@@ -302,14 +390,23 @@ pub fn copy_source(headers: &HeaderMap) -> Result<CopySource, S3Error> {
         return Err(invalid());
     }
     let version_id = crate::http::router::parse_query(Some(query)).remove("versionId");
-    Ok(CopySource { bucket: bucket.to_string(), key: key.to_string(), version_id })
+    Ok(CopySource {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        version_id,
+    })
 }
 
 /// Looks up a copy source and checks the `x-amz-copy-source-if-*` conditions.
-pub async fn load_copy_source(ctx: &Context, headers: &HeaderMap) -> Result<(CopySource, VersionRecord), S3Error> {
+pub async fn load_copy_source(
+    ctx: &Context,
+    headers: &HeaderMap,
+) -> Result<(CopySource, VersionRecord), S3Error> {
     let src = copy_source(headers)?;
     let (b, k, v) = (src.bucket.clone(), src.key.clone(), src.version_id.clone());
-    let record = blocking(ctx, move |s| s.head_object(&b, &k, v.as_deref())).await.map_err(|e| key_error(e, &src.key))?;
+    let record = blocking(ctx, move |s| s.head_object(&b, &k, v.as_deref()))
+        .await
+        .map_err(|e| key_error(e, &src.key))?;
     headers::check_conditions(headers, "x-amz-copy-source-", &record, true)?;
     Ok((src, record))
 }
@@ -322,8 +419,15 @@ pub async fn copy_data(
     checksum: Option<crate::store::checksum::ChecksumAlgorithm>,
     as_file: bool,
 ) -> Result<crate::store::Staged, S3Error> {
-    let request = crate::store::checksum::DigestRequest { checksum, sha256: false };
-    let mut writer = if as_file { ctx.store.stage_file(request) } else { ctx.store.stage(request) };
+    let request = crate::store::checksum::DigestRequest {
+        checksum,
+        sha256: false,
+    };
+    let mut writer = if as_file {
+        ctx.store.stage_file(request)
+    } else {
+        ctx.store.stage(request)
+    };
     if range.end > range.start {
         let rx = ctx.store.read(record, range).await?;
         let mut stream = Box::pin(tokio_stream_from(rx));
@@ -334,13 +438,22 @@ pub async fn copy_data(
     Ok(writer.finish().await?)
 }
 
-pub async fn copy_object(ctx: &Context, route: &Route, headers: &HeaderMap) -> Result<Response<Body>, S3Error> {
+pub async fn copy_object(
+    ctx: &Context,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, S3Error> {
     let (src, source) = load_copy_source(ctx, headers).await?;
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let replace = match header(headers, "x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
-        _ => return Err(S3Error::msg(ErrorCode::InvalidArgument, "Unknown metadata directive.")),
+        _ => {
+            return Err(S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "Unknown metadata directive.",
+            ))
+        }
     };
     if src.bucket == bucket && src.key == key && src.version_id.is_none() && !replace {
         return Err(S3Error::msg(
@@ -351,16 +464,39 @@ pub async fn copy_object(ctx: &Context, route: &Route, headers: &HeaderMap) -> R
     if source.size > super::MAX_PUT_SIZE {
         return Err(S3Error::msg(ErrorCode::InvalidRequest, "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120"));
     }
-    let meta = if replace { headers::object_meta(headers)? } else { source.meta.clone() };
+    let meta = if replace {
+        headers::object_meta(headers)?
+    } else {
+        source.meta.clone()
+    };
     let cond = write_condition(headers)?;
     let algorithm = match header(headers, "x-amz-checksum-algorithm") {
         Some(a) => Some(headers::parse_algorithm(a)?),
         None => source.checksum.as_ref().map(|c| c.algorithm),
     };
-    let staged = copy_data(ctx, &source, ByteRange { start: 0, end: source.size }, algorithm, false).await?;
-    let checksum = staged.digests.checksum.clone().map(|(algorithm, value)| crate::store::record::StoredChecksum { algorithm, value, parts: None });
+    let staged = copy_data(
+        ctx,
+        &source,
+        ByteRange {
+            start: 0,
+            end: source.size,
+        },
+        algorithm,
+        false,
+    )
+    .await?;
+    let checksum = staged.digests.checksum.clone().map(|(algorithm, value)| {
+        crate::store::record::StoredChecksum {
+            algorithm,
+            value,
+            parts: None,
+        }
+    });
     let b = bucket.clone();
-    let record = blocking(ctx, move |s| s.put_object(&b, &key, NewObject { meta, checksum }, staged, &cond)).await?;
+    let record = blocking(ctx, move |s| {
+        s.put_object(&b, &key, NewObject { meta, checksum }, staged, &cond)
+    })
+    .await?;
     let doc = xml::CopyResult {
         xmlns: xml::NS,
         etag: quoted(&record.etag),
@@ -376,4 +512,3 @@ pub async fn copy_object(ctx: &Context, route: &Route, headers: &HeaderMap) -> R
     }
     Ok(r)
 }
-

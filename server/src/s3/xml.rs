@@ -9,13 +9,17 @@ pub const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 /// Serialises a response document with the XML declaration.
 pub fn to_xml<T: Serialize>(root: &T) -> Result<String, S3Error> {
     let body = quick_xml::se::to_string(root).map_err(S3Error::internal)?;
-    Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"))
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    ))
 }
 
 /// Serialises a response document whose root element name is chosen by the caller.
 pub fn to_xml_root<T: Serialize>(root: &str, doc: &T) -> Result<String, S3Error> {
     let body = quick_xml::se::to_string_with_root(root, doc).map_err(S3Error::internal)?;
-    Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"))
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}"
+    ))
 }
 
 /// Parses a request document; anything that does not fit is MalformedXML.
@@ -122,7 +126,10 @@ pub struct ListBucketResult {
     pub next_marker: Option<String>,
     #[serde(rename = "ContinuationToken", skip_serializing_if = "Option::is_none")]
     pub continuation_token: Option<String>,
-    #[serde(rename = "NextContinuationToken", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "NextContinuationToken",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_continuation_token: Option<String>,
     #[serde(rename = "StartAfter", skip_serializing_if = "Option::is_none")]
     pub start_after: Option<String>,
@@ -263,7 +270,10 @@ pub struct ListPartsResult {
     pub storage_class: &'static str,
     #[serde(rename = "PartNumberMarker")]
     pub part_number_marker: u32,
-    #[serde(rename = "NextPartNumberMarker", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "NextPartNumberMarker",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_part_number_marker: Option<u32>,
     #[serde(rename = "MaxParts")]
     pub max_parts: usize,
@@ -354,7 +364,10 @@ pub struct Deleted {
     pub version_id: Option<String>,
     #[serde(rename = "DeleteMarker", skip_serializing_if = "Option::is_none")]
     pub delete_marker: Option<bool>,
-    #[serde(rename = "DeleteMarkerVersionId", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DeleteMarkerVersionId",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delete_marker_version_id: Option<String>,
 }
 
@@ -418,7 +431,13 @@ mod tests {
         };
         let xml = to_xml(&r).unwrap();
         assert!(xml.contains("<ETag>\"e-2\"</ETag><ChecksumCRC32>AAAAAA==-2</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType>"), "{xml}");
-        let part = PartEntry { part_number: 1, last_modified: "t".into(), etag: "e".into(), size: 5, checksums: vec![] };
+        let part = PartEntry {
+            part_number: 1,
+            last_modified: "t".into(),
+            etag: "e".into(),
+            size: 5,
+            checksums: vec![],
+        };
         assert_eq!(to_xml_root("Part", &part).unwrap().lines().last().unwrap(), "<Part><PartNumber>1</PartNumber><LastModified>t</LastModified><ETag>e</ETag><Size>5</Size></Part>");
     }
 
@@ -446,10 +465,20 @@ mod tests {
             encoding_type: None,
             is_truncated: false,
             contents: vec![],
-            common_prefixes: vec![CommonPrefix { prefix: "a/".into() }, CommonPrefix { prefix: "b/".into() }],
+            common_prefixes: vec![
+                CommonPrefix {
+                    prefix: "a/".into(),
+                },
+                CommonPrefix {
+                    prefix: "b/".into(),
+                },
+            ],
         };
         let xml = to_xml(&r).unwrap();
-        assert!(xml.contains(r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#), "{xml}");
+        assert!(
+            xml.contains(r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#),
+            "{xml}"
+        );
         assert!(xml.contains("<CommonPrefixes><Prefix>a/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>b/</Prefix></CommonPrefixes>"), "{xml}");
         assert!(!xml.contains("NextMarker"));
     }

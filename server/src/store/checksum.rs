@@ -84,7 +84,9 @@ impl ChecksumHasher {
         match algorithm {
             ChecksumAlgorithm::Crc32 => ChecksumHasher::Crc32(crc32fast::Hasher::new()),
             ChecksumAlgorithm::Crc32c => ChecksumHasher::Crc32c(0),
-            ChecksumAlgorithm::Crc64Nvme => ChecksumHasher::Crc64Nvme(crc64fast_nvme::Digest::new()),
+            ChecksumAlgorithm::Crc64Nvme => {
+                ChecksumHasher::Crc64Nvme(crc64fast_nvme::Digest::new())
+            }
             ChecksumAlgorithm::Sha1 => ChecksumHasher::Sha1(sha1::Sha1::new()),
             ChecksumAlgorithm::Sha256 => ChecksumHasher::Sha256(sha2::Sha256::new()),
         }
@@ -181,7 +183,11 @@ pub fn multipart_etag(part_etags_hex: &[&str]) -> Option<String> {
     for etag in part_etags_hex {
         md5.update(hex::decode(etag).ok()?);
     }
-    Some(format!("{}-{}", hex::encode(md5.finalize()), part_etags_hex.len()))
+    Some(format!(
+        "{}-{}",
+        hex::encode(md5.finalize()),
+        part_etags_hex.len()
+    ))
 }
 
 /// The COMPOSITE multipart checksum: the checksum of the concatenated raw part checksums.
@@ -266,8 +272,13 @@ mod tests {
         let a = b"hello, erasure-coded ".repeat(37);
         let b = b"world of objects".repeat(101);
         let whole = [a.clone(), b.clone()].concat();
-        let crc = |d: &[u8]| u64::from_be_bytes(digest(ChecksumAlgorithm::Crc64Nvme, d).try_into().unwrap());
-        assert_eq!(crc64nvme_combine(crc(&a), crc(&b), b.len() as u64), crc(&whole));
+        let crc = |d: &[u8]| {
+            u64::from_be_bytes(digest(ChecksumAlgorithm::Crc64Nvme, d).try_into().unwrap())
+        };
+        assert_eq!(
+            crc64nvme_combine(crc(&a), crc(&b), b.len() as u64),
+            crc(&whole)
+        );
     }
 
     #[test]

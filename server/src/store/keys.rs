@@ -136,9 +136,14 @@ mod tests {
         let mut encoded: Vec<Vec<u8>> = keys.iter().map(|k| version("bk", k, 10, None)).collect();
         keys.sort();
         encoded.sort();
-        let decoded: Vec<String> =
-            encoded.iter().map(|e| decode_object_key(VERSION, "bk", e).unwrap()).collect();
-        assert_eq!(decoded, keys.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let decoded: Vec<String> = encoded
+            .iter()
+            .map(|e| decode_object_key(VERSION, "bk", e).unwrap())
+            .collect();
+        assert_eq!(
+            decoded,
+            keys.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+        );
         assert!(version("bk", "k", 20, Some("v2")) < version("bk", "k", 10, Some("v1")));
         assert!(after_key(VERSION, "bk", "k") > version("bk", "k", 0, Some("zzzz")));
         assert!(after_key(VERSION, "bk", "k") < version("bk", "k\0", 0, None));

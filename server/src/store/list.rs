@@ -66,15 +66,24 @@ impl Store {
         self.bucket(bucket)?;
         let base = keys::key_prefix(kind, bucket, &query.prefix);
         let mut start = base.clone();
-        if let Some(after) = query.start_after.as_deref().filter(|a| a.as_bytes() >= query.prefix.as_bytes()) {
+        if let Some(after) = query
+            .start_after
+            .as_deref()
+            .filter(|a| a.as_bytes() >= query.prefix.as_bytes())
+        {
             start = keys::after_key(kind, bucket, after);
         }
         let mut it = self.db.raw_iterator();
         it.seek(&start);
-        let mut page = ListPage { entries: Vec::new(), truncated: false };
+        let mut page = ListPage {
+            entries: Vec::new(),
+            truncated: false,
+        };
         let mut last_key: Option<String> = None;
         while it.valid() {
-            let (Some(raw), Some(value)) = (it.key(), it.value()) else { break };
+            let (Some(raw), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
             if !raw.starts_with(&base) {
                 break;
             }
@@ -118,7 +127,11 @@ impl Store {
     }
 
     /// Current objects of `bucket` (ListObjects v1/v2).
-    pub fn list_objects(&self, bucket: &str, query: &ListQuery) -> Result<ListPage<VersionRecord>, StoreError> {
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<ListPage<VersionRecord>, StoreError> {
         self.scan(keys::VERSION, bucket, query, true, |v| {
             let r: VersionRecord = record::decode(v)?;
             Ok((r.kind == VersionKind::Object).then_some(r))
@@ -126,8 +139,14 @@ impl Store {
     }
 
     /// Unfinished multipart uploads of `bucket` (ListMultipartUploads).
-    pub fn list_uploads(&self, bucket: &str, query: &ListQuery) -> Result<UploadListing, StoreError> {
-        self.scan(keys::UPLOAD, bucket, query, false, |v| Ok(Some(record::decode(v)?)))
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        query: &ListQuery,
+    ) -> Result<UploadListing, StoreError> {
+        self.scan(keys::UPLOAD, bucket, query, false, |v| {
+            Ok(Some(record::decode(v)?))
+        })
     }
 }
 

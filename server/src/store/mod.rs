@@ -126,7 +126,10 @@ pub(crate) fn new_data_id() -> String {
 }
 
 pub(crate) fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn synced() -> WriteOptions {
@@ -145,7 +148,12 @@ impl Store {
     }
 
     /// Opens a store over any [`Drive`] (tests wrap the local drive to inject failures).
-    pub fn open_with(drive: Arc<dyn Drive>, format: DriveFormat, meta: &Path, region: &str) -> Result<Store, StoreError> {
+    pub fn open_with(
+        drive: Arc<dyn Drive>,
+        format: DriveFormat,
+        meta: &Path,
+        region: &str,
+    ) -> Result<Store, StoreError> {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(2);
@@ -163,6 +171,8 @@ impl Store {
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
         };
+        // RocksDB's lock file now guarantees no other process serves this drive.
+        store.drive.clear_tmp()?;
         store.collect_garbage()?;
         Ok(store)
     }
@@ -231,7 +241,8 @@ impl Store {
             region: self.region.clone(),
             versioning: Versioning::Unversioned,
         };
-        self.db.put_opt(keys::bucket(name), record::encode(&record), &synced())?;
+        self.db
+            .put_opt(keys::bucket(name), record::encode(&record), &synced())?;
         Ok(record)
     }
 
@@ -258,7 +269,8 @@ impl Store {
         let _g = self.lock_for(name, "");
         let mut record = self.bucket(name)?;
         record.versioning = versioning;
-        self.db.put_opt(keys::bucket(name), record::encode(&record), &synced())?;
+        self.db
+            .put_opt(keys::bucket(name), record::encode(&record), &synced())?;
         Ok(())
     }
 
@@ -307,7 +319,11 @@ impl Store {
     }
 
     /// All versions of `key`, newest first.
-    fn versions(&self, bucket: &str, key: &str) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
+    fn versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
         let mut out = Vec::new();
         for item in self.db.prefix_iterator(&prefix) {
@@ -335,7 +351,10 @@ impl Store {
         }
     }
 
-    fn check_condition(current: Option<&VersionRecord>, cond: &WriteCondition) -> Result<(), StoreError> {
+    fn check_condition(
+        current: Option<&VersionRecord>,
+        cond: &WriteCondition,
+    ) -> Result<(), StoreError> {
         let live = current.filter(|r| r.kind == VersionKind::Object);
         if cond.if_none_match_any && live.is_some() {
             return Err(StoreError::PreconditionFailed);
@@ -343,7 +362,9 @@ impl Store {
         if let Some(etag) = &cond.if_match {
             match live {
                 None => return Err(StoreError::NoSuchKey),
-                Some(r) if !etag_matches(etag, &r.etag) => return Err(StoreError::PreconditionFailed),
+                Some(r) if !etag_matches(etag, &r.etag) => {
+                    return Err(StoreError::PreconditionFailed)
+                }
                 _ => {}
             }
         }
@@ -380,7 +401,12 @@ impl Store {
             }
         }
         batch.put(
-            keys::version(&bucket.name, key, record.mod_time_ns, record.version_id.as_deref()),
+            keys::version(
+                &bucket.name,
+                key,
+                record.mod_time_ns,
+                record.version_id.as_deref(),
+            ),
             record::encode(&record),
         );
         Self::add_garbage(&mut batch, &garbage);
@@ -425,13 +451,25 @@ impl Store {
             checksum: new.checksum,
             data,
         };
-        let committed = self.commit_version(&bucket, key, record, cond, WriteBatch::default(), Vec::new())?;
+        let committed = self.commit_version(
+            &bucket,
+            key,
+            record,
+            cond,
+            WriteBatch::default(),
+            Vec::new(),
+        )?;
         staged.into_committed();
         Ok(committed)
     }
 
     /// The current version of `key`, or the given version.
-    pub fn head_object(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<VersionRecord, StoreError> {
+    pub fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<VersionRecord, StoreError> {
         self.bucket(bucket)?;
         let record = match version_id {
             None => self.latest(bucket, key)?.ok_or(StoreError::NoSuchKey)?,
@@ -452,7 +490,12 @@ impl Store {
 
     /// Deletes `key`: removes the null version, or adds a delete marker in a versioned bucket,
     /// or removes exactly `version_id`. Deleting what does not exist succeeds, as in S3.
-    pub fn delete_object(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteOutcome, StoreError> {
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key);
         let versions = self.versions(&bucket.name, key)?;
@@ -460,8 +503,14 @@ impl Store {
         let mut garbage = Vec::new();
         if let Some(v) = version_id {
             let wanted = (v != "null").then_some(v);
-            let mut outcome = DeleteOutcome { version_id: Some(v.to_string()), delete_marker: false };
-            if let Some((k, r)) = versions.iter().find(|(_, r)| r.version_id.as_deref() == wanted) {
+            let mut outcome = DeleteOutcome {
+                version_id: Some(v.to_string()),
+                delete_marker: false,
+            };
+            if let Some((k, r)) = versions
+                .iter()
+                .find(|(_, r)| r.version_id.as_deref() == wanted)
+            {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
                 batch.delete(k);
                 garbage.extend(r.data_ids());
@@ -493,8 +542,18 @@ impl Store {
                     checksum: None,
                     data: DataLayout::Inline(Vec::new()),
                 };
-                let r = self.commit_version(&bucket, key, marker, &WriteCondition::default(), batch, garbage)?;
-                Ok(DeleteOutcome { version_id: r.version_id.or(Some("null".into())), delete_marker: true })
+                let r = self.commit_version(
+                    &bucket,
+                    key,
+                    marker,
+                    &WriteCondition::default(),
+                    batch,
+                    garbage,
+                )?;
+                Ok(DeleteOutcome {
+                    version_id: r.version_id.or(Some("null".into())),
+                    delete_marker: true,
+                })
             }
         }
     }
@@ -509,7 +568,8 @@ impl Store {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         match &record.data {
             DataLayout::Inline(bytes) => {
-                let slice = Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+                let slice =
+                    Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
                 if !slice.is_empty() {
                     let _ = tx.try_send(Ok(slice));
                 }
@@ -554,7 +614,10 @@ mod tests;
 
 const READ_CHUNK: usize = 256 * 1024;
 
-fn stream_files(files: Vec<(std::fs::File, u64, u64)>, tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+fn stream_files(
+    files: Vec<(std::fs::File, u64, u64)>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
     for (mut file, from, to) in files {
         if let Err(e) = file.seek(SeekFrom::Start(from)) {
             let _ = tx.blocking_send(Err(e));
@@ -578,5 +641,8 @@ fn stream_files(files: Vec<(std::fs::File, u64, u64)>, tx: tokio::sync::mpsc::Se
 
 /// Compares an ETag from a header (maybe quoted, maybe `*`) with a stored one.
 pub fn etag_matches(header: &str, stored: &str) -> bool {
-    header.split(',').map(str::trim).any(|h| h == "*" || h.trim_matches('"') == stored)
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|h| h == "*" || h.trim_matches('"') == stored)
 }

@@ -6,7 +6,8 @@ use rocksdb::WriteBatch;
 
 use super::checksum::{self, ChecksumAlgorithm};
 use super::record::{
-    self, DataLayout, ObjectMeta, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind, VersionRecord,
+    self, DataLayout, ObjectMeta, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind,
+    VersionRecord,
 };
 use super::{keys, now_ns, synced, Staged, StagedContent, Store, StoreError, WriteCondition};
 
@@ -41,11 +42,20 @@ impl Store {
             meta,
             checksum_algorithm,
         };
-        self.db.put_opt(keys::upload(bucket, key, &upload.upload_id), record::encode(&upload), &synced())?;
+        self.db.put_opt(
+            keys::upload(bucket, key, &upload.upload_id),
+            record::encode(&upload),
+            &synced(),
+        )?;
         Ok(upload)
     }
 
-    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, StoreError> {
+    pub fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
         match self.db.get(keys::upload(bucket, key, upload_id))? {
             Some(v) => Ok(record::decode(&v)?),
@@ -76,7 +86,11 @@ impl Store {
         max: usize,
     ) -> Result<(UploadRecord, Vec<PartRecord>, bool), StoreError> {
         let upload = self.upload(bucket, key, upload_id)?;
-        let mut parts: Vec<PartRecord> = self.parts_of(upload_id)?.into_iter().filter(|p| p.number > marker).collect();
+        let mut parts: Vec<PartRecord> = self
+            .parts_of(upload_id)?
+            .into_iter()
+            .filter(|p| p.number > marker)
+            .collect();
         let truncated = parts.len() > max;
         parts.truncate(max);
         Ok((upload, parts, truncated))
@@ -95,7 +109,9 @@ impl Store {
         let _g = self.lock_for(bucket, key);
         self.upload(bucket, key, upload_id)?;
         let StagedContent::File(data_id) = staged.content() else {
-            return Err(StoreError::Internal("parts are always staged to files".into()));
+            return Err(StoreError::Internal(
+                "parts are always staged to files".into(),
+            ));
         };
         let part = PartRecord {
             number,
@@ -161,13 +177,21 @@ impl Store {
             let part = stored
                 .iter()
                 .find(|p| p.number == want.number)
-                .ok_or_else(|| StoreError::InvalidPart(format!("part {} was not uploaded", want.number)))?;
+                .ok_or_else(|| {
+                    StoreError::InvalidPart(format!("part {} was not uploaded", want.number))
+                })?;
             if want.etag.trim_matches('"') != part.etag {
-                return Err(StoreError::InvalidPart(format!("part {} has a different ETag", want.number)));
+                return Err(StoreError::InvalidPart(format!(
+                    "part {} has a different ETag",
+                    want.number
+                )));
             }
             if let (Some(stated), Some(have)) = (&want.checksum, &part.checksum) {
                 if *stated != have.value {
-                    return Err(StoreError::InvalidPart(format!("part {} has a different checksum", want.number)));
+                    return Err(StoreError::InvalidPart(format!(
+                        "part {} has a different checksum",
+                        want.number
+                    )));
                 }
             }
             chosen.push(part);
@@ -184,7 +208,9 @@ impl Store {
         let etags: Vec<&str> = chosen.iter().map(|p| p.etag.as_str()).collect();
         let etag = checksum::multipart_etag(&etags)
             .ok_or_else(|| StoreError::Internal("stored part ETag is not hex".into()))?;
-        let object_checksum = upload.checksum_algorithm.and_then(|alg| object_checksum(alg, &chosen));
+        let object_checksum = upload
+            .checksum_algorithm
+            .and_then(|alg| object_checksum(alg, &chosen));
         let record = VersionRecord {
             version_id: None,
             mod_time_ns: now_ns(),
@@ -226,16 +252,29 @@ impl Store {
 fn object_checksum(alg: ChecksumAlgorithm, parts: &[&PartRecord]) -> Option<StoredChecksum> {
     let values: Option<Vec<Vec<u8>>> = parts
         .iter()
-        .map(|p| p.checksum.as_ref().filter(|c| c.algorithm == alg).map(|c| c.value.clone()))
+        .map(|p| {
+            p.checksum
+                .as_ref()
+                .filter(|c| c.algorithm == alg)
+                .map(|c| c.value.clone())
+        })
         .collect();
     let values = values?;
     if alg.full_object_for_multipart() {
         let mut crc = 0u64;
         for (i, (p, v)) in parts.iter().zip(&values).enumerate() {
             let part_crc = u64::from_be_bytes(v.as_slice().try_into().ok()?);
-            crc = if i == 0 { part_crc } else { checksum::crc64nvme_combine(crc, part_crc, p.size) };
+            crc = if i == 0 {
+                part_crc
+            } else {
+                checksum::crc64nvme_combine(crc, part_crc, p.size)
+            };
         }
-        return Some(StoredChecksum { algorithm: alg, value: crc.to_be_bytes().to_vec(), parts: None });
+        return Some(StoredChecksum {
+            algorithm: alg,
+            value: crc.to_be_bytes().to_vec(),
+            parts: None,
+        });
     }
     Some(StoredChecksum {
         algorithm: alg,

@@ -90,7 +90,10 @@ pub enum DataLayout {
     /// Small objects live inside the record: one RocksDB write, no file.
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Content is the concatenation of these data files, in order.
-    Parts { multipart: bool, parts: Vec<PartData> },
+    Parts {
+        multipart: bool,
+        parts: Vec<PartData>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,7 +126,10 @@ impl VersionRecord {
 
     pub fn parts_count(&self) -> Option<u32> {
         match &self.data {
-            DataLayout::Parts { multipart: true, parts } => Some(parts.len() as u32),
+            DataLayout::Parts {
+                multipart: true,
+                parts,
+            } => Some(parts.len() as u32),
             _ => None,
         }
     }
@@ -185,7 +191,13 @@ mod tests {
     fn unknown_format_is_refused() {
         let mut bytes = encode(&sample());
         bytes[0] = 99;
-        assert!(matches!(decode::<VersionRecord>(&bytes), Err(RecordError::UnknownFormat(99))));
-        assert!(matches!(decode::<VersionRecord>(&[]), Err(RecordError::Empty)));
+        assert!(matches!(
+            decode::<VersionRecord>(&bytes),
+            Err(RecordError::UnknownFormat(99))
+        ));
+        assert!(matches!(
+            decode::<VersionRecord>(&[]),
+            Err(RecordError::Empty)
+        ));
     }
 }

@@ -30,7 +30,9 @@ pub struct Staged {
 
 impl Staged {
     pub fn content(&self) -> &StagedContent {
-        self.content.as_ref().expect("content is only taken by into_committed")
+        self.content
+            .as_ref()
+            .expect("content is only taken by into_committed")
     }
 
     /// Hands the content to a record that now refers to it.
@@ -50,7 +52,10 @@ impl Drop for Staged {
 }
 
 enum Mode {
-    Memory { buf: Vec<u8>, hasher: Box<BodyHasher> },
+    Memory {
+        buf: Vec<u8>,
+        hasher: Box<BodyHasher>,
+    },
     File {
         tx: mpsc::Sender<Bytes>,
         cancelled: Arc<AtomicBool>,
@@ -68,11 +73,18 @@ pub struct StagingWriter {
 }
 
 impl StagingWriter {
-    pub(crate) fn new(drive: Arc<dyn Drive>, request: DigestRequest, inline_limit: usize) -> StagingWriter {
+    pub(crate) fn new(
+        drive: Arc<dyn Drive>,
+        request: DigestRequest,
+        inline_limit: usize,
+    ) -> StagingWriter {
         StagingWriter {
             drive,
             inline_limit,
-            mode: Some(Mode::Memory { buf: Vec::new(), hasher: Box::new(BodyHasher::new(request)) }),
+            mode: Some(Mode::Memory {
+                buf: Vec::new(),
+                hasher: Box::new(BodyHasher::new(request)),
+            }),
             request,
         }
     }
@@ -133,22 +145,32 @@ impl StagingWriter {
             writer.commit()?;
             Ok((id, hasher.finish()))
         });
-        Mode::File { tx, cancelled, task }
+        Mode::File {
+            tx,
+            cancelled,
+            task,
+        }
     }
 
     /// Ends the body: makes the data durable and returns its digests.
     pub async fn finish(mut self) -> Result<Staged, StoreError> {
         let drive = self.drive.clone();
         match self.mode.take().expect("mode is present until finish") {
-            Mode::Memory { buf, hasher } => {
-                Ok(Staged { digests: hasher.finish(), content: Some(StagedContent::Inline(buf)), drive })
-            }
+            Mode::Memory { buf, hasher } => Ok(Staged {
+                digests: hasher.finish(),
+                content: Some(StagedContent::Inline(buf)),
+                drive,
+            }),
             Mode::File { tx, task, .. } => {
                 drop(tx);
                 let (id, digests) = task
                     .await
                     .map_err(|e| StoreError::Internal(format!("data writer panicked: {e}")))??;
-                Ok(Staged { digests, content: Some(StagedContent::File(id)), drive })
+                Ok(Staged {
+                    digests,
+                    content: Some(StagedContent::File(id)),
+                    drive,
+                })
             }
         }
     }
@@ -164,4 +186,3 @@ impl Drop for StagingWriter {
         }
     }
 }
-

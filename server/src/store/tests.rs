@@ -14,7 +14,11 @@ use super::record::{ObjectMeta, VersionKind};
 use super::*;
 
 async fn stage(store: &Store, data: &[u8], as_file: bool) -> Staged {
-    let mut w = if as_file { store.stage_file(DigestRequest::default()) } else { store.stage(DigestRequest::default()) };
+    let mut w = if as_file {
+        store.stage_file(DigestRequest::default())
+    } else {
+        store.stage(DigestRequest::default())
+    };
     for chunk in data.chunks(10_000) {
         w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
     }
@@ -22,7 +26,16 @@ async fn stage(store: &Store, data: &[u8], as_file: bool) -> Staged {
 }
 
 async fn read_all(store: &Store, r: &VersionRecord) -> Vec<u8> {
-    let mut rx = store.read(r, ByteRange { start: 0, end: r.size }).await.unwrap();
+    let mut rx = store
+        .read(
+            r,
+            ByteRange {
+                start: 0,
+                end: r.size,
+            },
+        )
+        .await
+        .unwrap();
     let mut out = Vec::new();
     while let Some(chunk) = rx.recv().await {
         out.extend_from_slice(&chunk.unwrap());
@@ -35,7 +48,19 @@ fn data_files(root: &Path) -> usize {
 }
 
 fn walk(p: &Path) -> usize {
-    std::fs::read_dir(p).map(|d| d.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -46,21 +71,55 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
         let store = Store::open(dir.path(), "us-east-1").unwrap();
         store.create_bucket("bkt").unwrap();
         let s = stage(&store, b"small", false).await;
-        store.put_object("bkt", "small", NewObject::default(), s, &WriteCondition::default()).unwrap();
+        store
+            .put_object(
+                "bkt",
+                "small",
+                NewObject::default(),
+                s,
+                &WriteCondition::default(),
+            )
+            .unwrap();
         let s = stage(&store, &big, false).await;
-        store.put_object("bkt", "big", NewObject::default(), s, &WriteCondition::default()).unwrap();
-        assert_eq!(data_files(dir.path()), 1, "only the big object has a data file");
+        store
+            .put_object(
+                "bkt",
+                "big",
+                NewObject::default(),
+                s,
+                &WriteCondition::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            data_files(dir.path()),
+            1,
+            "only the big object has a data file"
+        );
     }
     let store = Store::open(dir.path(), "us-east-1").unwrap();
     let r = store.head_object("bkt", "big", None).unwrap();
     assert_eq!(read_all(&store, &r).await, big);
-    assert_eq!(read_all(&store, &store.head_object("bkt", "small", None).unwrap()).await, b"small");
+    assert_eq!(
+        read_all(&store, &store.head_object("bkt", "small", None).unwrap()).await,
+        b"small"
+    );
     // Overwriting with a small body removes the big body's file.
     let s = stage(&store, b"now small", false).await;
-    store.put_object("bkt", "big", NewObject::default(), s, &WriteCondition::default()).unwrap();
+    store
+        .put_object(
+            "bkt",
+            "big",
+            NewObject::default(),
+            s,
+            &WriteCondition::default(),
+        )
+        .unwrap();
     assert_eq!(data_files(dir.path()), 0);
     store.delete_object("bkt", "small", None).unwrap();
-    assert!(matches!(store.head_object("bkt", "small", None), Err(StoreError::NoSuchKey)));
+    assert!(matches!(
+        store.head_object("bkt", "small", None),
+        Err(StoreError::NoSuchKey)
+    ));
 }
 
 #[tokio::test]
@@ -71,9 +130,21 @@ async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
     let keys = ["a/1", "a/2", "b", "c/x/y", "c/z", "d\0e", "e"];
     for k in keys {
         let s = stage(&store, k.as_bytes(), false).await;
-        store.put_object("bkt", k, NewObject::default(), s, &WriteCondition::default()).unwrap();
+        store
+            .put_object(
+                "bkt",
+                k,
+                NewObject::default(),
+                s,
+                &WriteCondition::default(),
+            )
+            .unwrap();
     }
-    let q = ListQuery { delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };
+    let q = ListQuery {
+        delimiter: Some("/".into()),
+        max_keys: 1000,
+        ..Default::default()
+    };
     let page = store.list_objects("bkt", &q).unwrap();
     let names: Vec<&str> = page.entries.iter().map(ListEntry::name).collect();
     assert_eq!(names, ["a/", "b", "c/", "d\0e", "e"]);
@@ -81,7 +152,12 @@ async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let q = ListQuery { delimiter: Some("/".into()), max_keys: 2, start_after: after.clone(), ..Default::default() };
+        let q = ListQuery {
+            delimiter: Some("/".into()),
+            max_keys: 2,
+            start_after: after.clone(),
+            ..Default::default()
+        };
         let page = store.list_objects("bkt", &q).unwrap();
         seen.extend(page.entries.iter().map(|e| e.name().to_string()));
         if !page.truncated {
@@ -90,8 +166,19 @@ async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
         after = page.last_name().map(str::to_string);
     }
     assert_eq!(seen, names);
-    let q = ListQuery { prefix: "c/".into(), delimiter: Some("/".into()), max_keys: 1000, ..Default::default() };
-    let names: Vec<String> = store.list_objects("bkt", &q).unwrap().entries.iter().map(|e| e.name().to_string()).collect();
+    let q = ListQuery {
+        prefix: "c/".into(),
+        delimiter: Some("/".into()),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    let names: Vec<String> = store
+        .list_objects("bkt", &q)
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
     assert_eq!(names, ["c/x/", "c/z"]);
 }
 
@@ -100,38 +187,127 @@ async fn multipart_assembles_parts_in_order_and_drops_unused_parts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
     store.create_bucket("bkt").unwrap();
-    let up = store.create_upload("bkt", "obj", ObjectMeta::default(), None).unwrap();
+    let up = store
+        .create_upload("bkt", "obj", ObjectMeta::default(), None)
+        .unwrap();
     let p1 = vec![1u8; multipart::MIN_PART_SIZE as usize];
     let p2 = b"tail".to_vec();
     let unused = b"never completed".to_vec();
     let mut etags = Vec::new();
     for (n, body) in [(1, &p1), (2, &p2), (3, &unused)] {
         let s = stage(&store, body, true).await;
-        etags.push(store.put_part("bkt", "obj", &up.upload_id, n, s, None).unwrap().etag);
+        etags.push(
+            store
+                .put_part("bkt", "obj", &up.upload_id, n, s, None)
+                .unwrap()
+                .etag,
+        );
     }
     let small_first = [
-        CompletedPart { number: 2, etag: etags[1].clone(), checksum: None },
-        CompletedPart { number: 3, etag: etags[2].clone(), checksum: None },
+        CompletedPart {
+            number: 2,
+            etag: etags[1].clone(),
+            checksum: None,
+        },
+        CompletedPart {
+            number: 3,
+            etag: etags[2].clone(),
+            checksum: None,
+        },
     ];
-    assert!(matches!(store.complete_upload("bkt", "obj", &up.upload_id, &small_first, &WriteCondition::default()), Err(StoreError::EntityTooSmall(2))));
-    let wrong = [CompletedPart { number: 1, etag: "00".into(), checksum: None }];
-    assert!(matches!(store.complete_upload("bkt", "obj", &up.upload_id, &wrong, &WriteCondition::default()), Err(StoreError::InvalidPart(_))));
+    assert!(matches!(
+        store.complete_upload(
+            "bkt",
+            "obj",
+            &up.upload_id,
+            &small_first,
+            &WriteCondition::default()
+        ),
+        Err(StoreError::EntityTooSmall(2))
+    ));
+    let wrong = [CompletedPart {
+        number: 1,
+        etag: "00".into(),
+        checksum: None,
+    }];
+    assert!(matches!(
+        store.complete_upload(
+            "bkt",
+            "obj",
+            &up.upload_id,
+            &wrong,
+            &WriteCondition::default()
+        ),
+        Err(StoreError::InvalidPart(_))
+    ));
     let order = [
-        CompletedPart { number: 2, etag: etags[1].clone(), checksum: None },
-        CompletedPart { number: 1, etag: etags[0].clone(), checksum: None },
+        CompletedPart {
+            number: 2,
+            etag: etags[1].clone(),
+            checksum: None,
+        },
+        CompletedPart {
+            number: 1,
+            etag: etags[0].clone(),
+            checksum: None,
+        },
     ];
-    assert!(matches!(store.complete_upload("bkt", "obj", &up.upload_id, &order, &WriteCondition::default()), Err(StoreError::InvalidPartOrder)));
+    assert!(matches!(
+        store.complete_upload(
+            "bkt",
+            "obj",
+            &up.upload_id,
+            &order,
+            &WriteCondition::default()
+        ),
+        Err(StoreError::InvalidPartOrder)
+    ));
     let parts = [
-        CompletedPart { number: 1, etag: etags[0].clone(), checksum: None },
-        CompletedPart { number: 2, etag: format!("\"{}\"", etags[1]), checksum: None },
+        CompletedPart {
+            number: 1,
+            etag: etags[0].clone(),
+            checksum: None,
+        },
+        CompletedPart {
+            number: 2,
+            etag: format!("\"{}\"", etags[1]),
+            checksum: None,
+        },
     ];
-    let r = store.complete_upload("bkt", "obj", &up.upload_id, &parts, &WriteCondition::default()).unwrap();
+    let r = store
+        .complete_upload(
+            "bkt",
+            "obj",
+            &up.upload_id,
+            &parts,
+            &WriteCondition::default(),
+        )
+        .unwrap();
     assert!(r.etag.ends_with("-2"));
-    assert_eq!(read_all(&store, &r).await, [p1.clone(), p2.clone()].concat());
-    assert_eq!(data_files(dir.path()), 2, "the unused part's data is removed");
-    assert!(matches!(store.upload("bkt", "obj", &up.upload_id), Err(StoreError::NoSuchUpload)));
+    assert_eq!(
+        read_all(&store, &r).await,
+        [p1.clone(), p2.clone()].concat()
+    );
+    assert_eq!(
+        data_files(dir.path()),
+        2,
+        "the unused part's data is removed"
+    );
+    assert!(matches!(
+        store.upload("bkt", "obj", &up.upload_id),
+        Err(StoreError::NoSuchUpload)
+    ));
     // A range spanning the part boundary.
-    let mut rx = store.read(&r, ByteRange { start: p1.len() as u64 - 2, end: p1.len() as u64 + 2 }).await.unwrap();
+    let mut rx = store
+        .read(
+            &r,
+            ByteRange {
+                start: p1.len() as u64 - 2,
+                end: p1.len() as u64 + 2,
+            },
+        )
+        .await
+        .unwrap();
     let mut got = Vec::new();
     while let Some(c) = rx.recv().await {
         got.extend_from_slice(&c.unwrap());
@@ -144,20 +320,45 @@ async fn conditional_writes_check_the_current_object() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
     store.create_bucket("bkt").unwrap();
-    let none_match = WriteCondition { if_none_match_any: true, if_match: None };
+    let none_match = WriteCondition {
+        if_none_match_any: true,
+        if_match: None,
+    };
     let s = stage(&store, b"one", false).await;
-    let first = store.put_object("bkt", "k", NewObject::default(), s, &none_match).unwrap();
+    let first = store
+        .put_object("bkt", "k", NewObject::default(), s, &none_match)
+        .unwrap();
     let s = stage(&store, b"two", false).await;
-    assert!(matches!(store.put_object("bkt", "k", NewObject::default(), s, &none_match), Err(StoreError::PreconditionFailed)));
-    let wrong = WriteCondition { if_none_match_any: false, if_match: Some("\"0000\"".into()) };
+    assert!(matches!(
+        store.put_object("bkt", "k", NewObject::default(), s, &none_match),
+        Err(StoreError::PreconditionFailed)
+    ));
+    let wrong = WriteCondition {
+        if_none_match_any: false,
+        if_match: Some("\"0000\"".into()),
+    };
     let s = stage(&store, b"two", false).await;
-    assert!(matches!(store.put_object("bkt", "k", NewObject::default(), s, &wrong), Err(StoreError::PreconditionFailed)));
-    let right = WriteCondition { if_none_match_any: false, if_match: Some(format!("\"{}\"", first.etag)) };
+    assert!(matches!(
+        store.put_object("bkt", "k", NewObject::default(), s, &wrong),
+        Err(StoreError::PreconditionFailed)
+    ));
+    let right = WriteCondition {
+        if_none_match_any: false,
+        if_match: Some(format!("\"{}\"", first.etag)),
+    };
     let s = stage(&store, b"two", false).await;
-    store.put_object("bkt", "k", NewObject::default(), s, &right).unwrap();
+    store
+        .put_object("bkt", "k", NewObject::default(), s, &right)
+        .unwrap();
     let s = stage(&store, b"x", false).await;
-    let missing = WriteCondition { if_none_match_any: false, if_match: Some("*".into()) };
-    assert!(matches!(store.put_object("bkt", "nokey", NewObject::default(), s, &missing), Err(StoreError::NoSuchKey)));
+    let missing = WriteCondition {
+        if_none_match_any: false,
+        if_match: Some("*".into()),
+    };
+    assert!(matches!(
+        store.put_object("bkt", "nokey", NewObject::default(), s, &missing),
+        Err(StoreError::NoSuchKey)
+    ));
 }
 
 #[tokio::test]
@@ -165,19 +366,48 @@ async fn versioned_bucket_keeps_versions_and_delete_markers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
     store.create_bucket("bkt").unwrap();
-    store.set_versioning("bkt", record::Versioning::Enabled).unwrap();
+    store
+        .set_versioning("bkt", record::Versioning::Enabled)
+        .unwrap();
     let s = stage(&store, b"v1", false).await;
-    let v1 = store.put_object("bkt", "k", NewObject::default(), s, &WriteCondition::default()).unwrap();
+    let v1 = store
+        .put_object(
+            "bkt",
+            "k",
+            NewObject::default(),
+            s,
+            &WriteCondition::default(),
+        )
+        .unwrap();
     let s = stage(&store, b"v2", false).await;
-    store.put_object("bkt", "k", NewObject::default(), s, &WriteCondition::default()).unwrap();
+    store
+        .put_object(
+            "bkt",
+            "k",
+            NewObject::default(),
+            s,
+            &WriteCondition::default(),
+        )
+        .unwrap();
     let del = store.delete_object("bkt", "k", None).unwrap();
     assert!(del.delete_marker);
-    assert!(matches!(store.head_object("bkt", "k", None), Err(StoreError::DeleteMarker(_))));
-    let old = store.head_object("bkt", "k", v1.version_id.as_deref()).unwrap();
+    assert!(matches!(
+        store.head_object("bkt", "k", None),
+        Err(StoreError::DeleteMarker(_))
+    ));
+    let old = store
+        .head_object("bkt", "k", v1.version_id.as_deref())
+        .unwrap();
     assert_eq!(read_all(&store, &old).await, b"v1");
     assert_eq!(old.kind, VersionKind::Object);
-    let q = ListQuery { max_keys: 10, ..Default::default() };
-    assert!(store.list_objects("bkt", &q).unwrap().entries.is_empty(), "a delete marker hides the key from listings");
+    let q = ListQuery {
+        max_keys: 10,
+        ..Default::default()
+    };
+    assert!(
+        store.list_objects("bkt", &q).unwrap().entries.is_empty(),
+        "a delete marker hides the key from listings"
+    );
 }
 
 /// A drive whose data-file commits fail while `fail` is set.
@@ -214,13 +444,19 @@ impl Drive for FlakyDrive {
         self.inner.root()
     }
     fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
-        Ok(Box::new(FlakyWriter { inner: self.inner.create(id)?, fail: self.fail.load(Ordering::SeqCst) }))
+        Ok(Box::new(FlakyWriter {
+            inner: self.inner.create(id)?,
+            fail: self.fail.load(Ordering::SeqCst),
+        }))
     }
     fn open(&self, id: &str) -> io::Result<std::fs::File> {
         self.inner.open(id)
     }
     fn remove(&self, id: &str) -> io::Result<()> {
         self.inner.remove(id)
+    }
+    fn clear_tmp(&self) -> io::Result<()> {
+        self.inner.clear_tmp()
     }
 }
 
@@ -230,16 +466,25 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
     let local = LocalDrive::open(dir.path()).unwrap();
     let format = local.load_or_init_format().unwrap();
     let meta = local.meta_path();
-    let drive = Arc::new(FlakyDrive { inner: local, fail: AtomicBool::new(true) });
+    let drive = Arc::new(FlakyDrive {
+        inner: local,
+        fail: AtomicBool::new(true),
+    });
     let store = Store::open_with(drive.clone(), format, &meta, "us-east-1").unwrap();
     store.create_bucket("bkt").unwrap();
     let mut w = store.stage(DigestRequest::default());
     w.write(Bytes::from(vec![7u8; 500_000])).await.unwrap();
     let err = w.finish().await.err().expect("the commit fails");
     assert!(matches!(err, StoreError::Io(_)), "{err}");
-    assert!(matches!(store.head_object("bkt", "k", None), Err(StoreError::NoSuchKey)));
+    assert!(matches!(
+        store.head_object("bkt", "k", None),
+        Err(StoreError::NoSuchKey)
+    ));
     assert_eq!(data_files(dir.path()), 0);
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
     // A staged body that is never committed is removed when dropped.
     drive.fail.store(false, Ordering::SeqCst);
     let staged = stage(&store, &vec![1u8; 500_000], false).await;

@@ -36,7 +36,13 @@ pub struct TestServer {
 impl TestServer {
     pub fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("a temporary directory can be created");
-        let mut server = TestServer { dir, child: None, endpoint: String::new(), port: 0, logs: Vec::new() };
+        let mut server = TestServer {
+            dir,
+            child: None,
+            endpoint: String::new(),
+            port: 0,
+            logs: Vec::new(),
+        };
         server.spawn();
         server
     }
@@ -51,7 +57,10 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let log_path = self.dir.path().join(format!("server-{}.log", self.logs.len()));
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("server-{}.log", self.logs.len()));
         let log = std::fs::File::create(&log_path).expect("the log file can be created");
         self.logs.push(log_path);
         let mut child = Command::new(env!("CARGO_BIN_EXE_coffer-server"))
@@ -93,14 +102,22 @@ impl TestServer {
                 panic!("the server did not print endpoint=; log:\n{}", self.log());
             }
         };
-        self.port = endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the endpoint ends with a port");
+        self.port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends with a port");
         self.endpoint = endpoint;
         self.child = Some(child);
     }
 
     /// Everything the server processes wrote to stderr so far.
     pub fn log(&self) -> String {
-        self.logs.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n--- restart ---\n")
+        self.logs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
     }
 
     /// `kill -9`: the process gets no chance to clean up.
@@ -113,7 +130,10 @@ impl TestServer {
 
     /// Sends SIGTERM (graceful shutdown) without waiting for the exit.
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill(1) runs");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill(1) runs");
         assert!(status.success(), "kill -TERM failed");
     }
 
@@ -137,9 +157,17 @@ impl TestServer {
 
     /// Resident memory of the server process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc/PID/status is readable");
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("status has VmRSS");
-        let kib: u64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS is a number of kB");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status is readable");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("status has VmRSS");
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS is a number of kB");
         kib * 1024
     }
 
@@ -148,11 +176,20 @@ impl TestServer {
     }
 
     /// A client whose configuration `f` may adjust (credentials, time source, …).
-    pub fn client_with(&self, f: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder) -> aws_sdk_s3::Client {
+    pub fn client_with(
+        &self,
+        f: impl FnOnce(aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder,
+    ) -> aws_sdk_s3::Client {
         let builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "coffer-tests"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY,
+                SECRET_KEY,
+                None,
+                None,
+                "coffer-tests",
+            ))
             .endpoint_url(&self.endpoint)
             .force_path_style(true)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
@@ -168,7 +205,12 @@ impl TestServer {
     /// Creates a bucket with the SDK and returns the client used.
     pub async fn bucket(&self, name: &str) -> aws_sdk_s3::Client {
         let client = self.client();
-        client.create_bucket().bucket(name).send().await.expect("creating a fresh bucket succeeds");
+        client
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("creating a fresh bucket succeeds");
         client
     }
 }
@@ -180,7 +222,10 @@ impl Drop for TestServer {
             let log = self.log();
             let lines: Vec<&str> = log.lines().collect();
             let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            eprintln!("=== coffer-server log, last 40 lines ({}) ===\n{tail}", self.dir.path().display());
+            eprintln!(
+                "=== coffer-server log, last 40 lines ({}) ===\n{tail}",
+                self.dir.path().display()
+            );
         }
     }
 }
@@ -190,7 +235,10 @@ impl Drop for TestServer {
 pub fn s3_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> (u16, String) {
-    let status = err.raw_response().map(|r| r.status().as_u16()).unwrap_or_else(|| panic!("no HTTP response: {err:?}"));
+    let status = err
+        .raw_response()
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|| panic!("no HTTP response: {err:?}"));
     (status, err.code().unwrap_or("").to_string())
 }
 
@@ -208,11 +256,27 @@ pub fn assert_s3_error<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::D
 }
 
 pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = client.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
-    out.body.collect().await.expect("the body streams to the end").into_bytes().to_vec()
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {e:?}"));
+    out.body
+        .collect()
+        .await
+        .expect("the body streams to the end")
+        .into_bytes()
+        .to_vec()
 }
 
-pub async fn put_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: impl Into<Vec<u8>>) -> String {
+pub async fn put_bytes(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    data: impl Into<Vec<u8>>,
+) -> String {
     let out = client
         .put_object()
         .bucket(bucket)
@@ -277,7 +341,9 @@ pub fn decode_key(encoded: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("escapes are ASCII");
-            out.push(u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad escape in {encoded:?}")));
+            out.push(
+                u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad escape in {encoded:?}")),
+            );
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -290,7 +356,15 @@ pub fn decode_key(encoded: &str) -> String {
 /// `YYYYMMDDTHHMMSSZ`.
 pub fn amz_date(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
-    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// How a raw request is authenticated.
@@ -299,7 +373,12 @@ pub enum Auth {
     Anonymous,
     /// SigV4 in the `Authorization` header, with this `x-amz-content-sha256` value
     /// (`None`: the real SHA-256 of the body).
-    Header { access_key: String, secret_key: String, content_sha256: Option<String>, time: SystemTime },
+    Header {
+        access_key: String,
+        secret_key: String,
+        content_sha256: Option<String>,
+        time: SystemTime,
+    },
 }
 
 /// A hand-built HTTP request, optionally signed with SigV4.
@@ -372,7 +451,8 @@ impl Raw {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Raw {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -399,7 +479,12 @@ impl Raw {
     }
 
     pub fn keys(mut self, access: &str, secret: &str) -> Raw {
-        if let Auth::Header { access_key, secret_key, .. } = &mut self.auth {
+        if let Auth::Header {
+            access_key,
+            secret_key,
+            ..
+        } = &mut self.auth
+        {
             *access_key = access.to_string();
             *secret_key = secret.to_string();
         }
@@ -407,7 +492,9 @@ impl Raw {
     }
 
     fn host_value(&self) -> String {
-        self.host.clone().unwrap_or_else(|| format!("127.0.0.1:{}", self.port))
+        self.host
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.port))
     }
 
     /// The final header list (with `host` and, when signed, the SigV4 headers), plus the
@@ -415,11 +502,19 @@ impl Raw {
     pub fn signed_headers(&self) -> (Vec<(String, String)>, Option<SeedSignature>) {
         let mut headers = self.headers.clone();
         headers.push(("host".into(), self.host_value()));
-        let Auth::Header { access_key, secret_key, content_sha256, time } = &self.auth else {
+        let Auth::Header {
+            access_key,
+            secret_key,
+            content_sha256,
+            time,
+        } = &self.auth
+        else {
             return (headers, None);
         };
         let date = amz_date(*time);
-        let payload_hash = content_sha256.clone().unwrap_or_else(|| sha256_hex(&self.body));
+        let payload_hash = content_sha256
+            .clone()
+            .unwrap_or_else(|| sha256_hex(&self.body));
         headers.push(("x-amz-date".into(), date.clone()));
         headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
         let mut names: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
@@ -428,7 +523,10 @@ impl Raw {
         let signed = names.join(";");
         let mut map = http::HeaderMap::new();
         for (n, v) in &headers {
-            map.append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
+            map.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
         }
         let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
         let creq = sigv4::canonical_request(
@@ -440,17 +538,27 @@ impl Raw {
             &payload_hash,
         );
         let key = SigningKey::derive(secret_key, &date[..8], REGION, "s3");
-        let signature = hex::encode(key.sign(sigv4::string_to_sign(&date, &scope, &creq).as_bytes()));
+        let signature =
+            hex::encode(key.sign(sigv4::string_to_sign(&date, &scope, &creq).as_bytes()));
         headers.push((
             "authorization".into(),
             format!("AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={signature}"),
         ));
-        let seed = SeedSignature { key, timestamp: date, scope, signature };
+        let seed = SeedSignature {
+            key,
+            timestamp: date,
+            scope,
+            signature,
+        };
         (headers, Some(seed))
     }
 
     fn url(&self) -> String {
-        let q = if self.query.is_empty() { String::new() } else { format!("?{}", self.query) };
+        let q = if self.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", self.query)
+        };
         format!("http://127.0.0.1:{}{}{}", self.port, self.path, q)
     }
 
@@ -461,7 +569,9 @@ impl Raw {
 
     /// Sends with the given final headers and body (e.g. an aws-chunked encoding of the body).
     pub async fn send_with(&self, headers: Vec<(String, String)>, body: Vec<u8>) -> RawResponse {
-        let client = reqwest::Client::builder().build().expect("a reqwest client builds");
+        let client = reqwest::Client::builder()
+            .build()
+            .expect("a reqwest client builds");
         let method = reqwest::Method::from_bytes(self.method.as_bytes()).expect("a valid method");
         let mut req = client.request(method, self.url());
         for (n, v) in headers {
@@ -470,8 +580,16 @@ impl Raw {
         let resp = req.body(body).send().await.expect("the server answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.expect("the response body arrives").to_vec();
-        RawResponse { status, headers, body }
+        let body = resp
+            .bytes()
+            .await
+            .expect("the response body arrives")
+            .to_vec();
+        RawResponse {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Writes the request head (with `content_length`) and then only `body_prefix` over a
@@ -479,13 +597,27 @@ impl Raw {
     pub fn send_truncated(&self, content_length: usize, body_prefix: &[u8]) -> String {
         let (mut headers, _) = self.signed_headers();
         headers.retain(|(n, _)| n != "content-length");
-        let mut head = format!("{} {}{} HTTP/1.1\r\n", self.method, self.path, if self.query.is_empty() { String::new() } else { format!("?{}", self.query) });
+        let mut head = format!(
+            "{} {}{} HTTP/1.1\r\n",
+            self.method,
+            self.path,
+            if self.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", self.query)
+            }
+        );
         for (n, v) in &headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
-        head.push_str(&format!("content-length: {content_length}\r\nconnection: close\r\n\r\n"));
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("the server accepts connections");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        head.push_str(&format!(
+            "content-length: {content_length}\r\nconnection: close\r\n\r\n"
+        ));
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("the server accepts connections");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(body_prefix).unwrap();
         stream.flush().unwrap();
@@ -512,7 +644,12 @@ impl SeedSignature {
         let mut out = Vec::new();
         let mut previous = self.signature.clone();
         let empty: &[u8] = &[];
-        for (i, chunk) in chunks.iter().copied().chain(std::iter::once(empty)).enumerate() {
+        for (i, chunk) in chunks
+            .iter()
+            .copied()
+            .chain(std::iter::once(empty))
+            .enumerate()
+        {
             let sts = format!(
                 "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{previous}\n{}\n{}",
                 self.timestamp,
@@ -521,8 +658,14 @@ impl SeedSignature {
                 sha256_hex(chunk)
             );
             previous = hex::encode(self.key.sign(sts.as_bytes()));
-            let sent = if corrupt == Some(i) { "0".repeat(64) } else { previous.clone() };
-            out.extend_from_slice(format!("{:x};chunk-signature={sent}\r\n", chunk.len()).as_bytes());
+            let sent = if corrupt == Some(i) {
+                "0".repeat(64)
+            } else {
+                previous.clone()
+            };
+            out.extend_from_slice(
+                format!("{:x};chunk-signature={sent}\r\n", chunk.len()).as_bytes(),
+            );
             out.extend_from_slice(chunk);
             out.extend_from_slice(b"\r\n");
         }
@@ -531,7 +674,13 @@ impl SeedSignature {
 }
 
 /// A presigned URL built by hand (the SDK refuses lifetimes over 7 days).
-pub fn presign_url(port: u16, method: &str, path: &str, time: SystemTime, expires_secs: u64) -> String {
+pub fn presign_url(
+    port: u16,
+    method: &str,
+    path: &str,
+    time: SystemTime,
+    expires_secs: u64,
+) -> String {
     let date = amz_date(time);
     let scope = format!("{}/{REGION}/s3/aws4_request", &date[..8]);
     let credential = format!("{ACCESS_KEY}/{scope}").replace('/', "%2F");
@@ -539,7 +688,10 @@ pub fn presign_url(port: u16, method: &str, path: &str, time: SystemTime, expire
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={credential}&X-Amz-Date={date}&X-Amz-Expires={expires_secs}&X-Amz-SignedHeaders=host"
     );
     let mut map = http::HeaderMap::new();
-    map.insert("host", http::HeaderValue::from_str(&format!("127.0.0.1:{port}")).unwrap());
+    map.insert(
+        "host",
+        http::HeaderValue::from_str(&format!("127.0.0.1:{port}")).unwrap(),
+    );
     let creq = sigv4::canonical_request(
         method,
         &sigv4::canonical_uri(path),

@@ -39,6 +39,8 @@ pub trait Drive: Send + Sync + 'static {
     fn open(&self, id: &str) -> io::Result<File>;
     /// Removes committed data file `id`; a missing file is not an error.
     fn remove(&self, id: &str) -> io::Result<()>;
+    /// Removes leftovers of interrupted writes. Called once the drive is exclusively ours.
+    fn clear_tmp(&self) -> io::Result<()>;
 }
 
 /// A drive on the local filesystem.
@@ -47,15 +49,13 @@ pub struct LocalDrive {
 }
 
 impl LocalDrive {
-    /// Opens (creating if needed) the drive folder and clears leftovers of interrupted writes.
+    /// Opens (creating if needed) the drive folder.
     pub fn open(root: &Path) -> io::Result<LocalDrive> {
         fs::create_dir_all(root.join("tmp"))?;
         fs::create_dir_all(root.join("data"))?;
-        // Files in tmp/ were never committed: nothing refers to them.
-        for entry in fs::read_dir(root.join("tmp"))? {
-            let _ = fs::remove_file(entry?.path());
-        }
-        Ok(LocalDrive { root: root.to_path_buf() })
+        Ok(LocalDrive {
+            root: root.to_path_buf(),
+        })
     }
 
     fn data_path(&self, id: &str) -> PathBuf {
@@ -72,12 +72,20 @@ impl LocalDrive {
         let path = self.root.join("format.json");
         match fs::read(&path) {
             Ok(bytes) => {
-                let format: DriveFormat = serde_json::from_slice(&bytes)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+                let format: DriveFormat = serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
                 if format.format != DRIVE_FORMAT_V1 {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("{}: unsupported drive format {}", path.display(), format.format),
+                        format!(
+                            "{}: unsupported drive format {}",
+                            path.display(),
+                            format.format
+                        ),
                     ));
                 }
                 Ok(format)
@@ -132,7 +140,10 @@ impl DataWriter for LocalWriter {
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
-        let dir = self.dest.parent().expect("data paths always have a parent folder");
+        let dir = self
+            .dest
+            .parent()
+            .expect("data paths always have a parent folder");
         if let Err(e) = fs::rename(&self.tmp, &self.dest) {
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
@@ -179,6 +190,14 @@ impl Drive for LocalDrive {
             _ => Ok(()),
         }
     }
+
+    fn clear_tmp(&self) -> io::Result<()> {
+        // Files in tmp/ were never committed: nothing refers to them.
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let _ = fs::remove_file(entry?.path());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +213,11 @@ mod tests {
         w.write_all(b"payload").unwrap();
         w.commit().unwrap();
         let mut s = String::new();
-        drive.open("abc123").unwrap().read_to_string(&mut s).unwrap();
+        drive
+            .open("abc123")
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "payload");
 
         let mut w = drive.create("dropped").unwrap();
@@ -209,7 +232,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let drive = LocalDrive::open(dir.path()).unwrap();
         let first = drive.load_or_init_format().unwrap();
-        let again = LocalDrive::open(dir.path()).unwrap().load_or_init_format().unwrap();
+        let again = LocalDrive::open(dir.path())
+            .unwrap()
+            .load_or_init_format()
+            .unwrap();
         assert_eq!(first, again);
     }
 }
