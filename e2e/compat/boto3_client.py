@@ -19,8 +19,10 @@ try:
     from boto3.s3.transfer import TransferConfig
     from botocore.config import Config
     from botocore.exceptions import ClientError
+
+    import awscrt  # noqa: F401  (botocore computes CRC32C only through awscrt)
 except ImportError as err:
-    sys.exit(f"FAIL: boto3 is not installed ({err}); run e2e/compat/install.sh")
+    sys.exit(f"FAIL: boto3/awscrt not installed ({err}); run e2e/compat/install.sh")
 
 MIB = 1024 * 1024
 

@@ -22,6 +22,8 @@ pub struct BenchOptions {
 
 pub fn run(opts: &BenchOptions) -> Result<()> {
     build_coffer_server()?;
+    // Before the servers start, so the load is the machine's, not ours.
+    let machine = Machine::detect();
     let coffer_bin = server::coffer_binary()?;
     let warp_bin = WARP.ensure_built()?;
     let minio_bin = MINIO.ensure_built()?;
@@ -98,7 +100,7 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
         report::write_markdown(
             &path,
             &report::Context {
-                machine: &Machine::detect(),
+                machine: &machine,
                 date: &today(),
                 command,
                 tools: &tools,

@@ -21,6 +21,9 @@ pub struct Machine {
     pub cpu_model: String,
     pub memory_gib: f64,
     pub kernel: String,
+    /// The 1-minute load average when the benchmark started: other work on
+    /// the machine skews the numbers.
+    pub load_at_start: String,
 }
 
 impl Machine {
@@ -45,6 +48,10 @@ impl Machine {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "unknown".into()),
+            load_at_start: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+                .unwrap_or_else(|| "unknown".into()),
         }
     }
 }
@@ -61,6 +68,9 @@ pub struct Context<'a> {
 fn cell(result: &Result<Throughput, String>, is_list: bool) -> String {
     match result {
         Ok(t) if is_list => format!("{:.0} obj/s", t.objects_per_sec),
+        Ok(t) if t.objects_per_sec < 100.0 => {
+            format!("{:.1} MiB/s, {:.1} obj/s", t.mib_per_sec, t.objects_per_sec)
+        }
         Ok(t) => format!("{:.1} MiB/s, {:.0} obj/s", t.mib_per_sec, t.objects_per_sec),
         Err(_) => "failed".into(),
     }
@@ -111,31 +121,44 @@ pub fn failures(rows: &[Row]) -> String {
 
 const HOW_TO_RUN: &str = "# Benchmarks
 
-System benchmarks of `coffer-server` against MinIO, run by the `coffer-e2e` harness. They are
-never part of `cargo test`.
+System benchmarks of `coffer-server` against MinIO, run by the `coffer-e2e` harness (`e2e/`).
+They are never part of `cargo test`.
 
-## How to run
+## The e2e crate
+
+- `tests/compat.rs` — client-compatibility tests, part of `cargo test --release --workspace`.
+  Each test starts a release `coffer-server` on a loopback port and runs one unmodified client
+  script from `compat/` (aws CLI, boto3, rclone, s3cmd) that compares bytes end to end.
+  Install the clients once with `e2e/compat/install.sh`; build the server first
+  (`cargo build --release -p coffer-server`: the tests refuse a missing or stale binary).
+  A script also runs by hand against any S3 endpoint: export `S3_ENDPOINT`,
+  `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `COMPAT_WORKDIR` and call it.
+- `src/` — the `coffer-e2e` binary: `coffer-e2e bench` (below).
+
+## How to run the benchmark
 
 ```
-cargo build --release -p coffer-server
-cargo run -p coffer-e2e --release -- bench            # ~20 s per workload, ~10 minutes
-cargo run -p coffer-e2e --release -- bench --quick    # 5 s per workload, to check the setup
+cargo run -p coffer-e2e --release -- bench            # ~10 minutes
+cargo run -p coffer-e2e --release -- bench --quick    # ~4 minutes, to check the setup
 ```
 
-Needs the Go toolchain (`go` on PATH) and access to the Go module proxy the first time: the
-harness builds [warp](https://github.com/minio/warp) and the MinIO server at the versions pinned
-in `e2e/src/go_tools.rs` into `$XDG_CACHE_HOME/coffer-e2e/go` (default `~/.cache/coffer-e2e/go`)
-and reuses them afterwards. MinIO takes 10+ minutes to build on 2 cores.
+`bench` rebuilds `coffer-server` (release) first. It needs the Go toolchain (`go` on PATH) and
+the Go module proxy the first time: it builds [warp](https://github.com/minio/warp) and the
+MinIO server at the versions pinned in `e2e/src/go_tools.rs` into
+`$XDG_CACHE_HOME/coffer-e2e/go` (default `~/.cache/coffer-e2e/go`) and reuses them afterwards.
+MinIO takes 5–15 minutes to build on 2 cores.
 
 Both servers run at the same time on 127.0.0.1 (one drive each, in fresh folders under the
 system temp folder or `--scratch DIR`, so on the same filesystem) with the same root
 credentials; every workload runs against Coffer, then against MinIO, with the same warp flags
-(`--concurrent 16`). Traffic never leaves the loopback interface. Each run rewrites the
-results below; `--no-write` only prints the table.
+(`--concurrent 16`; 20 s windows, 40 s for 64 MiB objects; `--quick`: 5 s and 15 s, fewer
+objects). Traffic never leaves the loopback interface. Each run rewrites the results below;
+`--no-write` only prints the table.
 
 The ratio is Coffer's objects/s over MinIO's (objects have one size per workload, so it is
-also the ratio of MiB/s); above 1 means Coffer is faster. On a small machine warp itself
-competes with the server for CPU, so compare ratios rather than absolute numbers.
+also the ratio of MiB/s); above 1 means Coffer is faster. warp runs on the same machine and
+competes with the server for CPU, so compare ratios rather than absolute numbers, and do not
+run anything else (builds!) at the same time.
 ";
 
 /// Writes the whole report to `path`.
@@ -146,7 +169,7 @@ pub fn write_markdown(path: &Path, ctx: &Context, rows: &[Row]) -> Result<()> {
         doc,
         "\n## Latest results\n\n\
          - Date: {}\n\
-         - Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}\n\
+         - Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start\n\
          - Command: `{}`\n\
          - Tools: {}\n\
          - Each workload: `{}`\n\n{}",
@@ -155,6 +178,7 @@ pub fn write_markdown(path: &Path, ctx: &Context, rows: &[Row]) -> Result<()> {
         m.cpu_model,
         m.memory_gib,
         m.kernel,
+        m.load_at_start,
         ctx.command,
         ctx.tools,
         ctx.warp_example,

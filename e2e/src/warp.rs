@@ -166,16 +166,15 @@ fn parse_summary(stdout: &str, subcommand: &str) -> Result<Throughput> {
     }
     let throughput = &operation["throughput"];
     let bps = throughput["average_bps"].as_f64().unwrap_or(0.0);
-    let ops = throughput["average_ops"]
+    let objects = throughput["average_ops"]
         .as_f64()
         .context("no average_ops")?;
-    let per_op = operation["objects_per_operation"]
-        .as_f64()
-        .filter(|n| *n > 0.0)
-        .unwrap_or(1.0);
+    if objects <= 0.0 {
+        bail!("no {wanted} request completed within the measured time; use a longer --duration");
+    }
     Ok(Throughput {
         mib_per_sec: bps / (1024.0 * 1024.0),
-        objects_per_sec: ops * per_op,
+        objects_per_sec: objects,
     })
 }
 

@@ -430,16 +430,6 @@ async fn conditional_gets_answer_412_and_304() {
         .unwrap_err();
     assert_eq!(s3_error(&e).0, 412, "HEAD with a failing If-Match");
 
-    // A 304 carries the validator and no body.
-    let resp = server
-        .raw("GET", "/objects/c")
-        .header("if-none-match", &etag)
-        .send()
-        .await;
-    assert_eq!(resp.status, 304);
-    assert_eq!(resp.header("etag"), Some(etag.as_str()));
-    assert!(resp.body.is_empty());
-
     // RFC 7232: If-Match wins over If-Unmodified-Since, If-None-Match over If-Modified-Since.
     get()
         .if_match(&etag)
@@ -454,6 +444,40 @@ async fn conditional_gets_answer_412_and_304() {
         .await
         .unwrap_err();
     assert_eq!(s3_error(&e).0, 304);
+}
+
+#[tokio::test]
+async fn not_modified_carries_the_validators() {
+    let server = TestServer::start();
+    let client = server.bucket(B).await;
+    let etag = put_bytes(&client, B, "c", b"conditional".to_vec()).await;
+    let head = server.raw("HEAD", "/objects/c").send().await;
+    let last_modified = head
+        .header("last-modified")
+        .expect("HEAD has Last-Modified")
+        .to_string();
+
+    // RFC 7232 4.1 (and S3): a 304 carries ETag and Last-Modified, and no body, so a cache
+    // can refresh what it holds.
+    for method in ["GET", "HEAD"] {
+        let resp = server
+            .raw(method, "/objects/c")
+            .header("if-none-match", &etag)
+            .send()
+            .await;
+        assert_eq!(resp.status, 304, "{method}");
+        assert!(resp.body.is_empty(), "{method}");
+        assert_eq!(
+            resp.header("etag"),
+            Some(etag.as_str()),
+            "{method} 304 ETag"
+        );
+        assert_eq!(
+            resp.header("last-modified"),
+            Some(last_modified.as_str()),
+            "{method} 304 Last-Modified"
+        );
+    }
 }
 
 #[tokio::test]
@@ -851,16 +875,18 @@ async fn keys_longer_than_1024_bytes_are_refused() {
 #[tokio::test]
 async fn missing_content_length_is_refused() {
     let server = TestServer::start();
-    server.bucket(B).await;
-    // A signed PUT with no body at all sends no Content-Length from reqwest.
-    let resp = server.raw("PUT", "/objects/nolen").send().await;
-    // Either an empty object (Content-Length: 0 was sent) or 411; never a 5xx.
+    let client = server.bucket(B).await;
+    // No Content-Length and no Transfer-Encoding: S3 answers 411 MissingContentLength.
+    let answer = server
+        .raw("PUT", "/objects/nolen")
+        .content_sha256("UNSIGNED-PAYLOAD")
+        .send_tcp(None, b"");
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
     assert!(
-        resp.status == 200 || resp.status == 411,
-        "{} {}",
-        resp.status,
-        resp.text()
+        answer.contains("<Code>MissingContentLength</Code>"),
+        "{answer}"
     );
+    assert!(!exists(&client, B, "nolen").await);
 }
 
 #[tokio::test]

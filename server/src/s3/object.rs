@@ -131,14 +131,20 @@ pub async fn get_object(
         Ok(r) => r,
         Err(e) => return Err(key_error(e, &key)),
     };
-    headers::check_conditions(req_headers, "", &record, false).map_err(|e| {
-        if e.code == ErrorCode::NotModified {
-            // 304 carries the validators and nothing else.
-            S3Error { extra: vec![], ..e }
-        } else {
-            e
+    if let Err(e) = headers::check_conditions(req_headers, "", &record, false) {
+        if e.code != ErrorCode::NotModified {
+            return Err(e);
         }
-    })?;
+        // 304 carries the validators (RFC 7232 §4.1) and no body.
+        let mut r = empty(StatusCode::NOT_MODIFIED);
+        insert(r.headers_mut(), "etag", &quoted(&record.etag));
+        insert(
+            r.headers_mut(),
+            "last-modified",
+            &headers::http_date(record.mod_time_ns),
+        );
+        return Ok(r);
+    }
 
     let part_number = match route.param("partNumber") {
         None => None,

@@ -9,6 +9,7 @@
 
 pub mod checksum;
 pub mod drive;
+pub mod erasure;
 pub mod keys;
 mod list;
 mod multipart;

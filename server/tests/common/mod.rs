@@ -595,6 +595,13 @@ impl Raw {
     /// Writes the request head (with `content_length`) and then only `body_prefix` over a
     /// plain TCP socket, closes the sending half, and returns whatever the server answered.
     pub fn send_truncated(&self, content_length: usize, body_prefix: &[u8]) -> String {
+        self.send_tcp(Some(content_length), body_prefix)
+    }
+
+    /// Writes the request over a plain TCP socket with exactly the given Content-Length
+    /// (none at all with `None`) and `body`, closes the sending half, and returns the raw
+    /// answer.
+    pub fn send_tcp(&self, content_length: Option<usize>, body: &[u8]) -> String {
         let (mut headers, _) = self.signed_headers();
         headers.retain(|(n, _)| n != "content-length");
         let mut head = format!(
@@ -610,16 +617,17 @@ impl Raw {
         for (n, v) in &headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
-        head.push_str(&format!(
-            "content-length: {content_length}\r\nconnection: close\r\n\r\n"
-        ));
+        if let Some(n) = content_length {
+            head.push_str(&format!("content-length: {n}\r\n"));
+        }
+        head.push_str("connection: close\r\n\r\n");
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.port)).expect("the server accepts connections");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(body_prefix).unwrap();
+        stream.write_all(body).unwrap();
         stream.flush().unwrap();
         stream.shutdown(std::net::Shutdown::Write).unwrap();
         // Reading to the end waits until the server has finished with the request.
