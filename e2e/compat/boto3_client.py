@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,15 @@ def sha256_file(path):
         for block in iter(lambda: f.read(MIB), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def fetch(what, req):
+    """urlopen that turns an HTTP error into a FAIL naming the S3 error."""
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        die(f"{what}: HTTP {err.code}: {err.read().decode(errors='replace')}")
 
 
 def make_client(endpoint, **config):
@@ -122,8 +132,8 @@ def main():
         step(f"presigned GET fetched with urllib, {name}")
         url = presigner.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": "sum-sha256"}, ExpiresIn=300)
-        with urllib.request.urlopen(url, timeout=60) as r:
-            expect_eq(f"presigned GET body ({name})", r.read(), body)
+        _, got = fetch(f"presigned GET ({name})", url)
+        expect_eq(f"presigned GET body ({name})", got, body)
 
     step("presigned PUT with urllib, s3v4")
     put_body = os.urandom(100_000)
@@ -131,8 +141,8 @@ def main():
         "put_object", Params={"Bucket": bucket, "Key": "presigned-put"}, ExpiresIn=300)
     req = urllib.request.Request(url, data=put_body, method="PUT",
                                  headers={"Content-Type": "application/octet-stream"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        expect_eq("presigned PUT status", r.status, 200)
+    status, _ = fetch("presigned PUT (s3v4)", req)
+    expect_eq("presigned PUT status", status, 200)
     expect_eq("object written by presigned PUT",
               s3.get_object(Bucket=bucket, Key="presigned-put")["Body"].read(), put_body)
 

@@ -34,7 +34,7 @@ pub enum BitrotAlgorithm {
 }
 
 /// The algorithm new shards are framed with (the faster one here; see the module docs).
-pub const DEFAULT_BITROT: BitrotAlgorithm = BitrotAlgorithm::Blake3;
+pub const DEFAULT_BITROT: BitrotAlgorithm = BitrotAlgorithm::HighwayHash256;
 
 /// BLAKE3 `derive_key` context: globally unique, hard-coded, never changes.
 const BLAKE3_CONTEXT: &str = "coffer 2025 erasure shard block bitrot v1";
