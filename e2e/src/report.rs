@@ -111,7 +111,7 @@ pub fn failures(rows: &[Row]) -> String {
     for row in rows {
         for (server, result) in [("Coffer", &row.coffer), ("MinIO", &row.minio)] {
             if let Err(e) = result {
-                let first = e.lines().take(6).collect::<Vec<_>>().join(" / ");
+                let first = e.lines().next().unwrap_or_default();
                 let _ = writeln!(out, "- {} on {server}: {first}", row.label);
             }
         }
@@ -139,7 +139,7 @@ They are never part of `cargo test`.
 
 ```
 cargo run -p coffer-e2e --release -- bench            # ~10 minutes
-cargo run -p coffer-e2e --release -- bench --quick    # ~4 minutes, to check the setup
+cargo run -p coffer-e2e --release -- bench --quick    # ~5 minutes, to check the setup
 ```
 
 `bench` rebuilds `coffer-server` (release) first. It needs the Go toolchain (`go` on PATH) and
@@ -151,7 +151,7 @@ MinIO takes 5–15 minutes to build on 2 cores.
 Both servers run at the same time on 127.0.0.1 (one drive each, in fresh folders under the
 system temp folder or `--scratch DIR`, so on the same filesystem) with the same root
 credentials; every workload runs against Coffer, then against MinIO, with the same warp flags
-(`--concurrent 16`; 20 s windows, 40 s for 64 MiB objects; `--quick`: 5 s and 15 s, fewer
+(`--concurrent 16`; 20 s windows, 40 s for 64 MiB objects; `--quick`: 5 s and 30 s, fewer
 objects). Traffic never leaves the loopback interface. Each run rewrites the results below;
 `--no-write` only prints the table.
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::server::Credentials;
@@ -38,7 +38,7 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
     let duration = Duration::from_secs(if quick { 5 } else { 20 });
     // 16 concurrent 64 MiB uploads take seconds each on a small machine;
     // warp only counts requests that complete inside the window.
-    let long = Duration::from_secs(if quick { 15 } else { 40 });
+    let long = Duration::from_secs(if quick { 30 } else { 40 });
     // GET needs its objects uploaded first; the counts keep that step short.
     let sizes: [(&str, &str, u32, u32); 3] = [
         ("4KiB", "4 KiB", 2500, 500),
@@ -136,8 +136,9 @@ pub fn run(
             tail(&String::from_utf8_lossy(&output.stderr), 20)
         );
     }
+    // The reason comes first so a one-line summary of the failure says it.
     parse_summary(&stdout, &workload.args[0])
-        .with_context(|| format!("reading warp's summary:\n{}", tail(&stdout, 40)))
+        .map_err(|e| anyhow!("{e:#}\nwarp's output ended with:\n{}", tail(&stdout, 20)))
 }
 
 /// Reduces warp's `--json` aggregate to the operation the workload measures

@@ -56,14 +56,32 @@ fn decode(c: &mut Criterion) {
             *shard = None;
         }
         for (name, input) in [("0-missing", &shards), ("m-missing", &degraded)] {
+            // Into a reused output buffer, as a streaming reader would.
+            let mut out = Vec::with_capacity(BLOCK_SIZE);
             group.bench_function(BenchmarkId::new(name, format!("{d}+{p}")), |b| {
                 b.iter_batched_ref(
                     || input.clone(),
-                    |shards| codec.decode_block(shards, BLOCK_SIZE).unwrap(),
+                    |shards| {
+                        out.clear();
+                        codec
+                            .decode_block_into(shards, BLOCK_SIZE, &mut out)
+                            .unwrap();
+                    },
                     criterion::BatchSize::LargeInput,
                 )
             });
         }
+        // A fresh output Vec per block.
+        group.bench_function(
+            BenchmarkId::new("0-missing-alloc", format!("{d}+{p}")),
+            |b| {
+                b.iter_batched_ref(
+                    || shards.clone(),
+                    |shards| codec.decode_block(shards, BLOCK_SIZE).unwrap(),
+                    criterion::BatchSize::LargeInput,
+                )
+            },
+        );
     }
     group.finish();
 }

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// S3 listener address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9000", env = "COFFER_ADDRESS")]
     pub address: SocketAddr,
+    /// Parity shards per erasure set (default: by the number of drives, as DESIGN.md says).
+    #[arg(long, env = "COFFER_PARITY")]
+    pub parity: Option<usize>,
     /// Region reported to clients and required in signatures.
     #[arg(long, default_value = "us-east-1", env = "COFFER_REGION")]
     pub region: String,
@@ -105,10 +108,23 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         _ => anyhow::bail!("set both COFFER_ROOT_USER and COFFER_ROOT_PASSWORD, or neither"),
     };
     let (root, root_source) = Credential::load_root(env_root, first)?;
-    let store = Store::open(first, &args.region)
-        .map_err(|e| anyhow::anyhow!("opening drive {}: {e}", first.display()))?;
+    let roots: Vec<&std::path::Path> = args.drives.iter().map(PathBuf::as_path).collect();
+    for r in &roots {
+        std::fs::create_dir_all(r)?;
+    }
+    let (store, fresh) = Store::open_drives(&roots, args.parity, &args.region)
+        .map_err(|e| anyhow::anyhow!("opening drives: {e}"))?;
+    let store = Arc::new(store);
+    if !fresh.is_empty() {
+        tracing::info!(drives = ?fresh, "empty drives joined the set; healing them");
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || match s.heal_drives(&fresh) {
+            Ok(report) => tracing::info!(?report, "healed empty drives"),
+            Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
+        });
+    }
     let ctx = Arc::new(Context {
-        store: Arc::new(store),
+        store,
         iam: Arc::new(Iam::new(root.clone())),
         region: args.region.clone(),
         domains: args.domains.clone(),

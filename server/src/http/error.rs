@@ -219,7 +219,12 @@ impl From<StoreError> for S3Error {
                 S3Error::new(C::EntityTooSmall).with("PartNumber", n.to_string())
             }
             StoreError::EntityTooLarge => C::EntityTooLarge.into(),
-            e @ (StoreError::Io(_)
+            StoreError::QuorumLost { .. } => S3Error::msg(
+                C::ServiceUnavailable,
+                "Not enough drives are online to serve this request; try again later.",
+            ),
+            e @ (StoreError::Config(_)
+            | StoreError::Io(_)
             | StoreError::Db(_)
             | StoreError::Record(_)
             | StoreError::Internal(_)) => S3Error::internal(e),

@@ -114,6 +114,7 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 /// length). On any failure the staged data is dropped, so no partial object is ever visible.
 pub async fn receive_body(
     ctx: &Context,
+    route: &Route,
     headers: &HeaderMap,
     mut body: RequestBody,
     checksum: &ChecksumRequest,
@@ -132,9 +133,9 @@ pub async fn receive_body(
         sha256: body.expected_sha256.is_some(),
     };
     let mut writer = if as_file {
-        ctx.store.stage_file(request)
+        ctx.store.stage_file(route.bucket(), route.key(), request)
     } else {
-        ctx.store.stage(request)
+        ctx.store.stage(route.bucket(), route.key(), request)
     };
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {

@@ -88,7 +88,7 @@ pub async fn upload_part(
     // Parts of an upload with a checksum algorithm always get that checksum, so the object's
     // checksum can be assembled at completion.
     checksum_req.algorithm = checksum_req.algorithm.or(upload.checksum_algorithm);
-    let (staged, checksum) = receive_body(ctx, headers, body, &checksum_req, true).await?;
+    let (staged, checksum) = receive_body(ctx, route, headers, body, &checksum_req, true).await?;
     let part = blocking(ctx, move |s| {
         s.put_part(&bucket, &key, &id, number, staged, checksum)
     })
@@ -147,12 +147,21 @@ pub async fn upload_part_copy(
     );
     let (b, k, u) = (bucket.clone(), key.clone(), id.clone());
     let upload = blocking(ctx, move |s| s.upload(&b, &k, &u)).await?;
-    let (_src, source) = load_copy_source(ctx, headers).await?;
+    let (src, source) = load_copy_source(ctx, headers).await?;
     let range = copy_range(header(headers, "x-amz-copy-source-range"), source.size)?;
     if range.end - range.start > super::MAX_PUT_SIZE {
         return Err(ErrorCode::EntityTooLarge.into());
     }
-    let staged = copy_data(ctx, &source, range, upload.checksum_algorithm, true).await?;
+    let staged = copy_data(
+        ctx,
+        (&src.bucket, &src.key),
+        route,
+        &source,
+        range,
+        upload.checksum_algorithm,
+        true,
+    )
+    .await?;
     let checksum = staged
         .digests
         .checksum

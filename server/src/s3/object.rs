@@ -53,7 +53,7 @@ pub async fn put_object(
     let b = bucket.clone();
     blocking(ctx, move |s| s.bucket(&b)).await?;
     let checksum_req = headers::checksum_request(headers)?;
-    let (staged, checksum) = receive_body(ctx, headers, body, &checksum_req, false).await?;
+    let (staged, checksum) = receive_body(ctx, route, headers, body, &checksum_req, false).await?;
     let k = key.clone();
     let record = blocking(ctx, move |s| {
         s.put_object(&bucket, &k, NewObject { meta, checksum }, staged, &cond)
@@ -227,7 +227,7 @@ pub async fn get_object(
     if !head && range.end > range.start {
         let rx = ctx
             .store
-            .read(&record, range)
+            .read(route.bucket(), route.key(), &record, range)
             .await
             .map_err(S3Error::from)?;
         let stream = tokio_stream_from(rx);
@@ -420,6 +420,8 @@ pub async fn load_copy_source(
 /// Streams `range` of `record` into a new staged body.
 pub async fn copy_data(
     ctx: &Context,
+    source: (&str, &str),
+    dest: &Route,
     record: &VersionRecord,
     range: ByteRange,
     checksum: Option<crate::store::checksum::ChecksumAlgorithm>,
@@ -430,12 +432,12 @@ pub async fn copy_data(
         sha256: false,
     };
     let mut writer = if as_file {
-        ctx.store.stage_file(request)
+        ctx.store.stage_file(dest.bucket(), dest.key(), request)
     } else {
-        ctx.store.stage(request)
+        ctx.store.stage(dest.bucket(), dest.key(), request)
     };
     if range.end > range.start {
-        let rx = ctx.store.read(record, range).await?;
+        let rx = ctx.store.read(source.0, source.1, record, range).await?;
         let mut stream = Box::pin(tokio_stream_from(rx));
         while let Some(chunk) = stream.next().await {
             writer.write(chunk.map_err(S3Error::internal)?).await?;
@@ -482,6 +484,8 @@ pub async fn copy_object(
     };
     let staged = copy_data(
         ctx,
+        (&src.bucket, &src.key),
+        route,
         &source,
         ByteRange {
             start: 0,

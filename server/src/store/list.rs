@@ -73,7 +73,7 @@ impl Store {
         {
             start = keys::after_key(kind, bucket, after);
         }
-        let mut it = self.db.raw_iterator();
+        let mut it = self.set.merged_iter();
         it.seek(&start);
         let mut page = ListPage {
             entries: Vec::new(),

@@ -9,11 +9,14 @@
 
 pub mod checksum;
 pub mod drive;
+mod ecio;
 pub mod erasure;
+pub mod heal;
 pub mod keys;
 mod list;
 mod multipart;
 pub mod record;
+pub mod set;
 mod staging;
 
 use std::io::{Read, Seek, SeekFrom};
@@ -22,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rocksdb::{WriteBatch, WriteOptions, DB};
 
 pub use list::{ListEntry, ListPage, ListQuery, UploadListing};
 pub use multipart::CompletedPart;
@@ -34,11 +36,12 @@ pub mod record_limits {
 pub use staging::{Staged, StagedContent, StagingWriter};
 
 use checksum::DigestRequest;
-use drive::{Drive, DriveFormat, LocalDrive};
+use drive::Drive;
 use record::{
     BucketRecord, DataLayout, ObjectMeta, PartData, RecordError, StoredChecksum, VersionKind,
     VersionRecord, Versioning,
 };
+use set::{Batch, DriveSet};
 
 /// A record's key as RocksDB returns it.
 type RawKey = Box<[u8]>;
@@ -80,6 +83,10 @@ pub enum StoreError {
     Record(#[from] RecordError),
     #[error("{0}")]
     Internal(String),
+    #[error("drive configuration: {0}")]
+    Config(String),
+    #[error("only {have} drives answered, {need} are needed")]
+    QuorumLost { have: usize, need: usize },
 }
 
 /// Conditions a write must meet against the current object (checked atomically).
@@ -114,9 +121,7 @@ pub struct DeleteOutcome {
 }
 
 pub struct Store {
-    drive: Arc<dyn Drive>,
-    db: DB,
-    format: DriveFormat,
+    set: Arc<DriveSet>,
     locks: Vec<Mutex<()>>,
     inline_limit: usize,
     region: String,
@@ -133,53 +138,47 @@ pub(crate) fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn synced() -> WriteOptions {
-    let mut o = WriteOptions::default();
-    o.set_sync(true);
-    o
-}
-
 impl Store {
     /// Opens the drive at `root`, creating its format file and metadata store if empty.
     pub fn open(root: &Path, region: &str) -> Result<Store, StoreError> {
-        let drive = LocalDrive::open(root)?;
-        let format = drive.load_or_init_format()?;
-        let meta = drive.meta_path();
-        Store::open_with(Arc::new(drive), format, &meta, region)
+        Store::open_drives(&[root], None, region).map(|(s, _)| s)
     }
 
-    /// Opens a store over any [`Drive`] (tests wrap the local drive to inject failures).
+    /// Opens drive folders as one erasure set (one drive: no erasure coding). Returns the
+    /// indexes of drives that were found empty in an existing set and need healing.
+    pub fn open_drives(
+        roots: &[&Path],
+        parity: Option<usize>,
+        region: &str,
+    ) -> Result<(Store, Vec<usize>), StoreError> {
+        let (set, fresh) = DriveSet::open_local(roots, parity)?;
+        Ok((Store::with_set(set, region)?, fresh))
+    }
+
+    /// Opens a single-drive store over any [`Drive`] (tests wrap the local drive to inject
+    /// failures).
     pub fn open_with(
         drive: Arc<dyn Drive>,
-        format: DriveFormat,
         meta: &Path,
         region: &str,
     ) -> Result<Store, StoreError> {
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        opts.set_max_background_jobs(2);
-        opts.set_keep_log_file_num(4);
-        opts.set_max_open_files(512);
-        let mut table = rocksdb::BlockBasedOptions::default();
-        table.set_bloom_filter(10.0, false);
-        opts.set_block_based_table_factory(&table);
-        let db = DB::open(&opts, meta)?;
+        Store::with_set(DriveSet::single(set::Slot::open(drive, meta)?), region)
+    }
+
+    fn with_set(set: DriveSet, region: &str) -> Result<Store, StoreError> {
         let store = Store {
-            drive,
-            db,
-            format,
+            set: Arc::new(set),
             locks: (0..256).map(|_| Mutex::new(())).collect(),
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
         };
-        // RocksDB's lock file now guarantees no other process serves this drive.
-        store.drive.clear_tmp()?;
         store.collect_garbage()?;
         Ok(store)
     }
 
-    pub fn format(&self) -> &DriveFormat {
-        &self.format
+    /// The drives of this server's erasure set.
+    pub fn drive_set(&self) -> &DriveSet {
+        &self.set
     }
 
     pub fn region(&self) -> &str {
@@ -197,35 +196,32 @@ impl Store {
 
     /// Removes data files whose records were replaced or deleted.
     fn collect_garbage(&self) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        for item in self.db.prefix_iterator([keys::GARBAGE]) {
-            let (k, _) = item?;
-            if k.first() != Some(&keys::GARBAGE) {
-                break;
-            }
+        let mut batch = Batch::default();
+        for (k, _) in self.set.scan(&[keys::GARBAGE])? {
             let id = String::from_utf8_lossy(&k[1..]).to_string();
-            self.drive.remove(&id)?;
+            self.set.remove_data(&id)?;
             batch.delete(&k);
         }
-        self.db.write(batch)?;
-        Ok(())
+        self.set.write(&batch)
     }
 
     /// Queues data files for removal in `batch`; they are removed once the batch is durable.
-    fn add_garbage(batch: &mut WriteBatch, ids: &[String]) {
+    fn add_garbage(batch: &mut Batch, ids: &[String]) {
         for id in ids {
-            batch.put(keys::garbage(id), []);
+            batch.put(keys::garbage(id), Vec::new());
         }
     }
 
     fn remove_garbage(&self, ids: &[String]) {
+        let mut done = Batch::default();
         for id in ids {
-            match self.drive.remove(id) {
-                Ok(()) => {
-                    let _ = self.db.delete(keys::garbage(id));
-                }
+            match self.set.remove_data(id) {
+                Ok(()) => done.delete(keys::garbage(id)),
                 Err(e) => tracing::warn!(data_id = %id, error = %e, "could not remove data file"),
             }
+        }
+        if let Err(e) = self.set.write(&done) {
+            tracing::warn!(error = %e, "could not clear garbage records");
         }
     }
 
@@ -233,7 +229,7 @@ impl Store {
 
     pub fn create_bucket(&self, name: &str) -> Result<BucketRecord, StoreError> {
         let _g = self.lock_for(name, "");
-        if self.db.get(keys::bucket(name))?.is_some() {
+        if self.set.get(&keys::bucket(name))?.is_some() {
             return Err(StoreError::BucketAlreadyExists);
         }
         let record = BucketRecord {
@@ -242,13 +238,14 @@ impl Store {
             region: self.region.clone(),
             versioning: Versioning::Unversioned,
         };
-        self.db
-            .put_opt(keys::bucket(name), record::encode(&record), &synced())?;
+        let mut batch = Batch::default();
+        batch.put(keys::bucket(name), record::encode(&record));
+        self.set.write(&batch)?;
         Ok(record)
     }
 
     pub fn bucket(&self, name: &str) -> Result<BucketRecord, StoreError> {
-        match self.db.get(keys::bucket(name))? {
+        match self.set.get(&keys::bucket(name))? {
             Some(bytes) => Ok(record::decode(&bytes)?),
             None => Err(StoreError::NoSuchBucket),
         }
@@ -256,11 +253,7 @@ impl Store {
 
     pub fn list_buckets(&self) -> Result<Vec<BucketRecord>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.prefix_iterator([keys::BUCKET]) {
-            let (k, v) = item?;
-            if k.first() != Some(&keys::BUCKET) {
-                break;
-            }
+        for (_, v) in self.set.scan(&[keys::BUCKET])? {
             out.push(record::decode(&v)?);
         }
         Ok(out)
@@ -270,8 +263,9 @@ impl Store {
         let _g = self.lock_for(name, "");
         let mut record = self.bucket(name)?;
         record.versioning = versioning;
-        self.db
-            .put_opt(keys::bucket(name), record::encode(&record), &synced())?;
+        let mut batch = Batch::default();
+        batch.put(keys::bucket(name), record::encode(&record));
+        self.set.write(&batch)?;
         Ok(())
     }
 
@@ -279,20 +273,18 @@ impl Store {
         let _g = self.lock_for(name, "");
         self.bucket(name)?;
         let prefix = keys::bucket_prefix(keys::VERSION, name);
-        if let Some(item) = self.db.prefix_iterator(&prefix).next() {
-            if item?.0.starts_with(&prefix) {
-                return Err(StoreError::BucketNotEmpty);
-            }
+        let mut it = self.set.merged_iter();
+        it.seek(&prefix);
+        if it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            return Err(StoreError::BucketNotEmpty);
         }
+        it.status()?;
+        drop(it);
         // Unfinished multipart uploads go with the bucket.
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let mut garbage = Vec::new();
         let uploads = keys::bucket_prefix(keys::UPLOAD, name);
-        for item in self.db.prefix_iterator(&uploads) {
-            let (k, v) = item?;
-            if !k.starts_with(&uploads) {
-                break;
-            }
+        for (k, v) in self.set.scan(&uploads)? {
             let upload: record::UploadRecord = record::decode(&v)?;
             for part in self.parts_of(&upload.upload_id)? {
                 batch.delete(keys::part(&upload.upload_id, part.number));
@@ -302,21 +294,71 @@ impl Store {
         }
         Self::add_garbage(&mut batch, &garbage);
         batch.delete(keys::bucket(name));
-        self.db.write_opt(batch, &synced())?;
+        self.set.write(&batch)?;
         self.remove_garbage(&garbage);
         Ok(())
     }
 
     // ---------------------------------------------------------------- objects
 
-    /// Starts receiving a body; finish it, then pass it to [`Store::put_object`].
-    pub fn stage(&self, request: DigestRequest) -> StagingWriter {
-        StagingWriter::new(self.drive.clone(), request, self.inline_limit)
+    /// Starts receiving the body of `bucket/key`; finish it, then pass it to
+    /// [`Store::put_object`].
+    pub fn stage(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
+        StagingWriter::new(
+            self.set.clone(),
+            self.order(bucket, key),
+            request,
+            self.inline_limit,
+        )
     }
 
-    /// Like [`Store::stage`] but always to a data file (multipart parts are never inline).
-    pub fn stage_file(&self, request: DigestRequest) -> StagingWriter {
-        StagingWriter::new(self.drive.clone(), request, 0)
+    /// Like [`Store::stage`] but always to data files (multipart parts are never inline).
+    pub fn stage_file(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
+        StagingWriter::new(self.set.clone(), self.order(bucket, key), request, 0)
+    }
+
+    /// Which drive of the set holds each shard of `bucket/key`.
+    pub(crate) fn order(&self, bucket: &str, key: &str) -> Vec<usize> {
+        erasure::shard_order(erasure::object_hash(bucket, key), self.set.len())
+    }
+
+    /// Decodes one record from its per-drive values: with erasure coding, inline shards of
+    /// each drive are gathered by shard index.
+    fn merge_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        values: &[Option<Vec<u8>>],
+    ) -> Result<VersionRecord, StoreError> {
+        let mut first: Option<VersionRecord> = None;
+        let mut shards: Vec<Option<Vec<u8>>> = Vec::new();
+        let order = if self.set.codec.is_some() {
+            self.order(bucket, key)
+        } else {
+            Vec::new()
+        };
+        for (drive, v) in values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let r: VersionRecord = record::decode(v)?;
+            if self.set.codec.is_some() {
+                if let DataLayout::Inline(shard) = &r.data {
+                    if shards.is_empty() {
+                        shards = vec![None; order.len()];
+                    }
+                    if let Some(i) = order.iter().position(|&d| d == drive) {
+                        shards[i] = Some(shard.clone());
+                    }
+                }
+            }
+            if first.is_none() {
+                first = Some(r);
+            }
+        }
+        let mut r = first.ok_or_else(|| StoreError::Internal("record without values".into()))?;
+        if self.set.codec.is_some() && matches!(r.data, DataLayout::Inline(_)) {
+            r.data = DataLayout::InlineShards(shards);
+        }
+        Ok(r)
     }
 
     /// All versions of `key`, newest first.
@@ -326,30 +368,23 @@ impl Store {
         key: &str,
     ) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let mut out = Vec::new();
-        for item in self.db.prefix_iterator(&prefix) {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push((k, record::decode(&v)?));
-        }
-        Ok(out)
+        self.set
+            .scan_all(&prefix)?
+            .into_iter()
+            .map(|(k, values)| Ok((k, self.merge_record(bucket, key, &values)?)))
+            .collect()
     }
 
     fn latest(&self, bucket: &str, key: &str) -> Result<Option<VersionRecord>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        match self.db.prefix_iterator(&prefix).next() {
-            Some(item) => {
-                let (k, v) = item?;
-                if k.starts_with(&prefix) {
-                    Ok(Some(record::decode(&v)?))
-                } else {
-                    Ok(None)
-                }
-            }
-            None => Ok(None),
+        let mut it = self.set.merged_iter();
+        it.seek(&prefix);
+        if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            it.status()?;
+            return Ok(None);
         }
+        let values = it.values();
+        Ok(Some(self.merge_record(bucket, key, &values)?))
     }
 
     fn check_condition(
@@ -380,8 +415,9 @@ impl Store {
         key: &str,
         mut record: VersionRecord,
         cond: &WriteCondition,
-        mut batch: WriteBatch,
+        mut batch: Batch,
         mut garbage: Vec<String>,
+        per_drive_inline: Option<Vec<Vec<u8>>>,
     ) -> Result<VersionRecord, StoreError> {
         let versions = self.versions(&bucket.name, key)?;
         Self::check_condition(versions.first().map(|(_, r)| r), cond)?;
@@ -401,17 +437,29 @@ impl Store {
                 garbage.extend(old.data_ids());
             }
         }
-        batch.put(
-            keys::version(
-                &bucket.name,
-                key,
-                record.mod_time_ns,
-                record.version_id.as_deref(),
-            ),
-            record::encode(&record),
+        let record_key = keys::version(
+            &bucket.name,
+            key,
+            record.mod_time_ns,
+            record.version_id.as_deref(),
         );
+        match per_drive_inline {
+            Some(shards) => {
+                let values = shards
+                    .into_iter()
+                    .map(|shard| {
+                        record::encode(&VersionRecord {
+                            data: DataLayout::Inline(shard),
+                            ..record.clone()
+                        })
+                    })
+                    .collect();
+                batch.put_per_drive(record_key, values);
+            }
+            None => batch.put(record_key, record::encode(&record)),
+        }
         Self::add_garbage(&mut batch, &garbage);
-        self.db.write_opt(batch, &synced())?;
+        self.set.write(&batch)?;
         self.remove_garbage(&garbage);
         Ok(record)
     }
@@ -429,8 +477,13 @@ impl Store {
         let _g = self.lock_for(&bucket.name, key);
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
+        let mut per_drive = None;
         let data = match staged.content() {
             StagedContent::Inline(bytes) => DataLayout::Inline(bytes.clone()),
+            StagedContent::InlineShards(shards) => {
+                per_drive = Some(shards.clone());
+                DataLayout::Inline(Vec::new())
+            }
             StagedContent::File(id) => DataLayout::Parts {
                 multipart: false,
                 parts: vec![PartData {
@@ -457,8 +510,9 @@ impl Store {
             key,
             record,
             cond,
-            WriteBatch::default(),
+            Batch::default(),
             Vec::new(),
+            per_drive,
         )?;
         staged.into_committed();
         Ok(committed)
@@ -500,7 +554,7 @@ impl Store {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key);
         let versions = self.versions(&bucket.name, key)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let mut garbage = Vec::new();
         if let Some(v) = version_id {
             let wanted = (v != "null").then_some(v);
@@ -517,7 +571,7 @@ impl Store {
                 garbage.extend(r.data_ids());
             }
             Self::add_garbage(&mut batch, &garbage);
-            self.db.write_opt(batch, &synced())?;
+            self.set.write(&batch)?;
             self.remove_garbage(&garbage);
             return Ok(outcome);
         }
@@ -528,7 +582,7 @@ impl Store {
                     garbage.extend(r.data_ids());
                 }
                 Self::add_garbage(&mut batch, &garbage);
-                self.db.write_opt(batch, &synced())?;
+                self.set.write(&batch)?;
                 self.remove_garbage(&garbage);
                 Ok(DeleteOutcome::default())
             }
@@ -550,6 +604,7 @@ impl Store {
                     &WriteCondition::default(),
                     batch,
                     garbage,
+                    None,
                 )?;
                 Ok(DeleteOutcome {
                     version_id: r.version_id.or(Some("null".into())),
@@ -559,24 +614,21 @@ impl Store {
         }
     }
 
-    /// Opens the content of `record` in `range` as a stream of chunks. All data files are
-    /// opened before this returns, so a concurrent overwrite cannot pull them away mid-read.
+    /// Opens the content of `record` (a version of `bucket/key`) in `range` as a stream of
+    /// chunks. All data files are opened before this returns, so a concurrent overwrite cannot
+    /// pull them away mid-read. Shards that are missing or fail their bitrot check are decoded
+    /// around and queued for healing.
     pub async fn read(
         &self,
+        bucket: &str,
+        key: &str,
         record: &VersionRecord,
         range: ByteRange,
     ) -> Result<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        match &record.data {
-            DataLayout::Inline(bytes) => {
-                let slice =
-                    Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
-                if !slice.is_empty() {
-                    let _ = tx.try_send(Ok(slice));
-                }
-            }
-            DataLayout::Parts { parts, .. } => {
-                let mut segments = Vec::new();
+        let segments = || {
+            let mut segments = Vec::new();
+            if let DataLayout::Parts { parts, .. } = &record.data {
                 let mut offset = 0u64;
                 for part in parts {
                     let (lo, hi) = (offset, offset + part.size);
@@ -584,20 +636,63 @@ impl Store {
                     if hi <= range.start || lo >= range.end {
                         continue;
                     }
-                    let from = range.start.max(lo) - lo;
-                    let to = range.end.min(hi) - lo;
-                    segments.push((part.data_id.clone(), from, to));
+                    segments.push(ecio::Segment {
+                        data_id: part.data_id.clone(),
+                        part_size: part.size,
+                        from: range.start.max(lo) - lo,
+                        to: range.end.min(hi) - lo,
+                    });
                 }
-                let drive = self.drive.clone();
+            }
+            segments
+        };
+        match (&record.data, &self.set.codec) {
+            (DataLayout::Inline(bytes), _) => {
+                let slice =
+                    Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
+                if !slice.is_empty() {
+                    let _ = tx.try_send(Ok(slice));
+                }
+            }
+            (DataLayout::InlineShards(shards), Some(codec)) => {
+                let data = ecio::decode_inline(codec, shards, record.size)?;
+                let slice = Bytes::copy_from_slice(&data[range.start as usize..range.end as usize]);
+                if !slice.is_empty() {
+                    let _ = tx.try_send(Ok(slice));
+                }
+            }
+            (DataLayout::InlineShards(_), None) => {
+                return Err(StoreError::Internal(
+                    "inline shards without erasure coding".into(),
+                ))
+            }
+            (DataLayout::Parts { .. }, None) => {
+                let segments = segments();
+                let set = self.set.clone();
                 let files = tokio::task::spawn_blocking(move || {
+                    let (_, slot) = set
+                        .online()
+                        .next()
+                        .ok_or(StoreError::QuorumLost { have: 0, need: 1 })?;
                     segments
                         .into_iter()
-                        .map(|(id, from, to)| drive.open(&id).map(|f| (f, from, to)))
-                        .collect::<std::io::Result<Vec<_>>>()
+                        .map(|seg| Ok((slot.drive.open(&seg.data_id)?, seg.from, seg.to)))
+                        .collect::<Result<Vec<_>, StoreError>>()
                 })
                 .await
                 .map_err(|e| StoreError::Internal(e.to_string()))??;
                 tokio::task::spawn_blocking(move || stream_files(files, tx));
+            }
+            (DataLayout::Parts { .. }, Some(_)) => {
+                let segments = segments();
+                let set = self.set.clone();
+                let order = self.order(bucket, key);
+                let opened = tokio::task::spawn_blocking(move || {
+                    ecio::open_segments(&set, &order, segments).map(|o| (set, o))
+                })
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))??;
+                tokio::task::spawn_blocking(move || ecio::stream_segments(&opened.0, opened.1, tx));
             }
         }
         Ok(rx)

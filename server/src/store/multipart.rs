@@ -2,14 +2,12 @@
 //! part's body in its own data file. Completing an upload moves no data: the new version's
 //! record lists the chosen parts' data files in order.
 
-use rocksdb::WriteBatch;
-
 use super::checksum::{self, ChecksumAlgorithm};
 use super::record::{
     self, DataLayout, ObjectMeta, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind,
     VersionRecord,
 };
-use super::{keys, now_ns, synced, Staged, StagedContent, Store, StoreError, WriteCondition};
+use super::{keys, now_ns, Staged, StagedContent, Store, StoreError, WriteCondition};
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -42,11 +40,12 @@ impl Store {
             meta,
             checksum_algorithm,
         };
-        self.db.put_opt(
+        let mut batch = super::set::Batch::default();
+        batch.put(
             keys::upload(bucket, key, &upload.upload_id),
             record::encode(&upload),
-            &synced(),
-        )?;
+        );
+        self.set.write(&batch)?;
         Ok(upload)
     }
 
@@ -57,7 +56,7 @@ impl Store {
         upload_id: &str,
     ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
-        match self.db.get(keys::upload(bucket, key, upload_id))? {
+        match self.set.get(&keys::upload(bucket, key, upload_id))? {
             Some(v) => Ok(record::decode(&v)?),
             None => Err(StoreError::NoSuchUpload),
         }
@@ -65,15 +64,11 @@ impl Store {
 
     pub(crate) fn parts_of(&self, upload_id: &str) -> Result<Vec<PartRecord>, StoreError> {
         let prefix = keys::part_prefix(upload_id);
-        let mut out = Vec::new();
-        for item in self.db.prefix_iterator(&prefix) {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push(record::decode(&v)?);
-        }
-        Ok(out)
+        self.set
+            .scan(&prefix)?
+            .iter()
+            .map(|(_, v)| Ok(record::decode(v)?))
+            .collect()
     }
 
     /// Parts of an upload in part-number order, after `marker`, at most `max`.
@@ -121,15 +116,15 @@ impl Store {
             last_modified_ns: now_ns(),
             checksum,
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
-        if let Some(old) = self.db.get(keys::part(upload_id, number))? {
+        if let Some(old) = self.set.get(&keys::part(upload_id, number))? {
             let old: PartRecord = record::decode(&old)?;
             garbage.push(old.data_id);
         }
         batch.put(keys::part(upload_id, number), record::encode(&part));
         Self::add_garbage(&mut batch, &garbage);
-        self.db.write_opt(batch, &synced())?;
+        self.set.write(&batch)?;
         staged.into_committed();
         self.remove_garbage(&garbage);
         Ok(part)
@@ -138,7 +133,7 @@ impl Store {
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
         let _g = self.lock_for(bucket, key);
         self.upload(bucket, key, upload_id)?;
-        let mut batch = WriteBatch::default();
+        let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
         for p in self.parts_of(upload_id)? {
             batch.delete(keys::part(upload_id, p.number));
@@ -146,7 +141,7 @@ impl Store {
         }
         batch.delete(keys::upload(bucket, key, upload_id));
         Self::add_garbage(&mut batch, &garbage);
-        self.db.write_opt(batch, &synced())?;
+        self.set.write(&batch)?;
         self.remove_garbage(&garbage);
         Ok(())
     }
@@ -233,7 +228,7 @@ impl Store {
                     .collect(),
             },
         };
-        let mut batch = WriteBatch::default();
+        let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
         for p in &stored {
             batch.delete(keys::part(upload_id, p.number));
@@ -242,7 +237,7 @@ impl Store {
             }
         }
         batch.delete(keys::upload(bucket, key, upload_id));
-        self.commit_version(&bucket_record, key, record, cond, batch, garbage)
+        self.commit_version(&bucket_record, key, record, cond, batch, garbage, None)
     }
 }
 

@@ -89,11 +89,17 @@ pub struct PartData {
 pub enum DataLayout {
     /// Small objects live inside the record: one RocksDB write, no file.
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
-    /// Content is the concatenation of these data files, in order.
+    /// Content is the concatenation of these data files, in order. In an erasure-coded set
+    /// each data file is one shard file per drive.
     Parts {
         multipart: bool,
         parts: Vec<PartData>,
     },
+    /// In memory only, never persisted: the inline shards of an erasure-coded object gathered
+    /// from the drives' records, by shard index (each drive persists only its own shard, as
+    /// `Inline`).
+    #[serde(skip)]
+    InlineShards(Vec<Option<Vec<u8>>>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,7 +125,7 @@ pub struct VersionRecord {
 impl VersionRecord {
     pub fn data_ids(&self) -> Vec<String> {
         match &self.data {
-            DataLayout::Inline(_) => Vec::new(),
+            DataLayout::Inline(_) | DataLayout::InlineShards(_) => Vec::new(),
             DataLayout::Parts { parts, .. } => parts.iter().map(|p| p.data_id.clone()).collect(),
         }
     }

@@ -11,12 +11,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::checksum::{BodyDigests, BodyHasher, DigestRequest};
-use super::drive::Drive;
+use super::ecio;
+use super::set::DriveSet;
 use super::StoreError;
 
 /// Where a fully received body sits until a record refers to it.
 pub enum StagedContent {
     Inline(Vec<u8>),
+    /// Erasure-coded inline body: each drive's framed shard, in drive order.
+    InlineShards(Vec<Vec<u8>>),
     File(String),
 }
 
@@ -25,7 +28,7 @@ pub enum StagedContent {
 pub struct Staged {
     pub digests: BodyDigests,
     content: Option<StagedContent>,
-    drive: Arc<dyn Drive>,
+    set: Arc<DriveSet>,
 }
 
 impl Staged {
@@ -44,7 +47,7 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(StagedContent::File(id)) = &self.content {
-            if let Err(e) = self.drive.remove(id) {
+            if let Err(e) = self.set.remove_data(id) {
                 tracing::warn!(data_id = %id, error = %e, "could not remove uncommitted data file");
             }
         }
@@ -66,7 +69,8 @@ enum Mode {
 /// Accepts a body chunk by chunk. Dropping it before [`StagingWriter::finish`] discards
 /// everything written so far.
 pub struct StagingWriter {
-    drive: Arc<dyn Drive>,
+    set: Arc<DriveSet>,
+    order: Vec<usize>,
     inline_limit: usize,
     mode: Option<Mode>,
     request: DigestRequest,
@@ -74,12 +78,14 @@ pub struct StagingWriter {
 
 impl StagingWriter {
     pub(crate) fn new(
-        drive: Arc<dyn Drive>,
+        set: Arc<DriveSet>,
+        order: Vec<usize>,
         request: DigestRequest,
         inline_limit: usize,
     ) -> StagingWriter {
         StagingWriter {
-            drive,
+            set,
+            order,
             inline_limit,
             mode: Some(Mode::Memory {
                 buf: Vec::new(),
@@ -126,14 +132,32 @@ impl StagingWriter {
 
     fn spawn_file_writer(&self) -> Mode {
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-        let drive = self.drive.clone();
+        let set = self.set.clone();
+        let order = self.order.clone();
         let request = self.request;
         let cancelled = Arc::new(AtomicBool::new(false));
         let cancel_seen = cancelled.clone();
         let task = tokio::task::spawn_blocking(move || {
             let id = super::new_data_id();
-            let mut writer = drive.create(&id)?;
             let mut hasher = BodyHasher::new(request);
+            if let Some(codec) = &set.codec {
+                let mut writer = ecio::ShardFilesWriter::create(&set, codec, order, &id)?;
+                while let Some(chunk) = rx.blocking_recv() {
+                    hasher.update(&chunk);
+                    writer.write(&chunk)?;
+                }
+                if cancel_seen.load(Ordering::Acquire) {
+                    // Dropping the writer removes its temporary files.
+                    return Err(StoreError::Internal("upload cancelled".into()));
+                }
+                writer.commit()?;
+                return Ok((id, hasher.finish()));
+            }
+            let (_, slot) = set
+                .online()
+                .next()
+                .ok_or(StoreError::QuorumLost { have: 0, need: 1 })?;
+            let mut writer = slot.drive.create(&id)?;
             while let Some(chunk) = rx.blocking_recv() {
                 hasher.update(&chunk);
                 writer.write_all(&chunk)?;
@@ -154,13 +178,21 @@ impl StagingWriter {
 
     /// Ends the body: makes the data durable and returns its digests.
     pub async fn finish(mut self) -> Result<Staged, StoreError> {
-        let drive = self.drive.clone();
+        let set = self.set.clone();
         match self.mode.take().expect("mode is present until finish") {
-            Mode::Memory { buf, hasher } => Ok(Staged {
-                digests: hasher.finish(),
-                content: Some(StagedContent::Inline(buf)),
-                drive,
-            }),
+            Mode::Memory { buf, hasher } => {
+                let content = match &set.codec {
+                    Some(codec) => {
+                        StagedContent::InlineShards(ecio::encode_inline(codec, &self.order, &buf)?)
+                    }
+                    None => StagedContent::Inline(buf),
+                };
+                Ok(Staged {
+                    digests: hasher.finish(),
+                    content: Some(content),
+                    set,
+                })
+            }
             Mode::File { tx, task, .. } => {
                 drop(tx);
                 let (id, digests) = task
@@ -169,7 +201,7 @@ impl StagingWriter {
                 Ok(Staged {
                     digests,
                     content: Some(StagedContent::File(id)),
-                    drive,
+                    set,
                 })
             }
         }

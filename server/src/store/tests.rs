@@ -15,9 +15,9 @@ use super::*;
 
 async fn stage(store: &Store, data: &[u8], as_file: bool) -> Staged {
     let mut w = if as_file {
-        store.stage_file(DigestRequest::default())
+        store.stage_file("bkt", "k", DigestRequest::default())
     } else {
-        store.stage(DigestRequest::default())
+        store.stage("bkt", "k", DigestRequest::default())
     };
     for chunk in data.chunks(10_000) {
         w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
@@ -28,6 +28,8 @@ async fn stage(store: &Store, data: &[u8], as_file: bool) -> Staged {
 async fn read_all(store: &Store, r: &VersionRecord) -> Vec<u8> {
     let mut rx = store
         .read(
+            "bkt",
+            "k",
             r,
             ByteRange {
                 start: 0,
@@ -300,6 +302,8 @@ async fn multipart_assembles_parts_in_order_and_drops_unused_parts() {
     // A range spanning the part boundary.
     let mut rx = store
         .read(
+            "bkt",
+            "obj",
             &r,
             ByteRange {
                 start: p1.len() as u64 - 2,
@@ -464,15 +468,15 @@ impl Drive for FlakyDrive {
 async fn a_failing_drive_leaves_no_object_and_no_files() {
     let dir = tempfile::tempdir().unwrap();
     let local = LocalDrive::open(dir.path()).unwrap();
-    let format = local.load_or_init_format().unwrap();
+    local.load_or_init_format().unwrap();
     let meta = local.meta_path();
     let drive = Arc::new(FlakyDrive {
         inner: local,
         fail: AtomicBool::new(true),
     });
-    let store = Store::open_with(drive.clone(), format, &meta, "us-east-1").unwrap();
+    let store = Store::open_with(drive.clone(), &meta, "us-east-1").unwrap();
     store.create_bucket("bkt").unwrap();
-    let mut w = store.stage(DigestRequest::default());
+    let mut w = store.stage("bkt", "k", DigestRequest::default());
     w.write(Bytes::from(vec![7u8; 500_000])).await.unwrap();
     let err = w.finish().await.err().expect("the commit fails");
     assert!(matches!(err, StoreError::Io(_)), "{err}");

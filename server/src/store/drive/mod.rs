@@ -23,6 +23,26 @@ pub struct DriveFormat {
     pub pool: u32,
     pub set: u32,
     pub drive: u32,
+    /// Drives in this drive's erasure set (absent in single-drive formats: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_size: Option<u32>,
+    /// Parity shards of the set (absent: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<u32>,
+}
+
+impl DriveFormat {
+    pub fn new(deployment_id: &str, drive: u32, set_size: u32, parity: u32) -> DriveFormat {
+        DriveFormat {
+            format: DRIVE_FORMAT_V1,
+            deployment_id: deployment_id.to_string(),
+            pool: 0,
+            set: 0,
+            drive,
+            set_size: (set_size > 1).then_some(set_size),
+            parity: (parity > 0).then_some(parity),
+        }
+    }
 }
 
 /// A data file being written; `commit` makes it durable under its id.
@@ -67,8 +87,8 @@ impl LocalDrive {
         self.root.join("meta")
     }
 
-    /// Reads the format file, writing a fresh one on an empty drive.
-    pub fn load_or_init_format(&self) -> io::Result<DriveFormat> {
+    /// Reads the format file; `None` on an empty drive.
+    pub fn read_format(&self) -> io::Result<Option<DriveFormat>> {
         let path = self.root.join("format.json");
         match fs::read(&path) {
             Ok(bytes) => {
@@ -88,22 +108,26 @@ impl LocalDrive {
                         ),
                     ));
                 }
-                Ok(format)
+                Ok(Some(format))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let format = DriveFormat {
-                    format: DRIVE_FORMAT_V1,
-                    deployment_id: uuid::Uuid::new_v4().to_string(),
-                    pool: 0,
-                    set: 0,
-                    drive: 0,
-                };
-                let bytes = serde_json::to_vec_pretty(&format).map_err(io::Error::other)?;
-                write_file_durably(&self.root, "format.json", &bytes)?;
-                Ok(format)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    pub fn write_format(&self, format: &DriveFormat) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(format).map_err(io::Error::other)?;
+        write_file_durably(&self.root, "format.json", &bytes)
+    }
+
+    /// Reads the format file, writing a fresh single-drive one on an empty drive.
+    pub fn load_or_init_format(&self) -> io::Result<DriveFormat> {
+        if let Some(f) = self.read_format()? {
+            return Ok(f);
+        }
+        let format = DriveFormat::new(&uuid::Uuid::new_v4().to_string(), 0, 1, 0);
+        self.write_format(&format)?;
+        Ok(format)
     }
 }
 

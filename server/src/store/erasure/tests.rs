@@ -566,3 +566,15 @@ fn placement_spreads_sets_and_parity() {
         }
     }
 }
+
+#[test]
+fn decode_into_appends() {
+    let c = codec(3, 1, TEST_BLOCK);
+    let block: Vec<u8> = (0..TEST_BLOCK).map(|i| (i % 251) as u8).collect();
+    let shards = c.encode_block(&block).unwrap();
+    let mut out = b"head".to_vec();
+    c.decode_block_into(&mut with_lost(&shards, &[1]), TEST_BLOCK, &mut out)
+        .unwrap();
+    assert_eq!(&out[..4], b"head");
+    assert!(out[4..] == block[..]);
+}

@@ -1,0 +1,286 @@
+//! Erasure-coded data I/O for a set of drives on this server: writing a body as framed shard
+//! blocks to one file per drive, and reading a byte range back from any K good shards,
+//! verifying each shard block's bitrot hash and decoding only when a data shard is missing or
+//! bad. Runs on blocking threads.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::drive::DataWriter;
+use super::erasure::{frame_shard_block, verify_shard_block, ErasureCodec, DEFAULT_BITROT};
+use super::set::DriveSet;
+use super::StoreError;
+
+/// A byte range `from..to` of one stored part (`data_id`, `part_size` bytes).
+pub struct Segment {
+    pub data_id: String,
+    pub part_size: u64,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// Encodes one block and returns its framed shards, by shard index.
+pub fn encode_framed(
+    codec: &ErasureCodec,
+    block: &[u8],
+    block_no: u64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let shards = codec
+        .encode_block(block)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(shards
+        .iter()
+        .enumerate()
+        .map(|(i, s)| frame_shard_block(DEFAULT_BITROT, i, block_no, s))
+        .collect())
+}
+
+/// Framed inline shards of a small body (one block), placed per drive by `order`.
+pub fn encode_inline(
+    codec: &ErasureCodec,
+    order: &[usize],
+    body: &[u8],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let framed = encode_framed(codec, body, 0)?;
+    let mut per_drive = vec![Vec::new(); order.len()];
+    for (i, f) in framed.into_iter().enumerate() {
+        per_drive[order[i]] = f;
+    }
+    Ok(per_drive)
+}
+
+/// Decodes an inline object from the framed shards gathered by shard index.
+pub fn decode_inline(
+    codec: &ErasureCodec,
+    shards: &[Option<Vec<u8>>],
+    size: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let mut verified: Vec<Option<Vec<u8>>> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            f.as_ref().and_then(|f| {
+                verify_shard_block(DEFAULT_BITROT, i, 0, f)
+                    .ok()
+                    .map(<[u8]>::to_vec)
+            })
+        })
+        .collect();
+    verified.resize(codec.geometry().total(), None);
+    codec
+        .decode_block(&mut verified, size as usize)
+        .map_err(|e| StoreError::Internal(format!("object cannot be decoded: {e}")))
+}
+
+/// Writes a body as one shard file per drive of the set. Drives that fail are dropped as
+/// long as a write quorum remains.
+pub struct ShardFilesWriter {
+    codec: ErasureCodec,
+    order: Vec<usize>,
+    writers: Vec<Option<Box<dyn DataWriter>>>,
+    buf: Vec<u8>,
+    block_no: u64,
+    quorum: usize,
+}
+
+impl ShardFilesWriter {
+    pub fn create(
+        set: &DriveSet,
+        codec: &ErasureCodec,
+        order: Vec<usize>,
+        id: &str,
+    ) -> Result<ShardFilesWriter, StoreError> {
+        let mut writers: Vec<Option<Box<dyn DataWriter>>> = Vec::with_capacity(set.len());
+        for slot in &set.slots {
+            writers.push(slot.as_ref().and_then(|s| {
+                s.drive
+                    .create(id)
+                    .map_err(|e| tracing::warn!(error = %e, "drive cannot take a shard"))
+                    .ok()
+            }));
+        }
+        let w = ShardFilesWriter {
+            codec: codec.clone(),
+            order,
+            writers,
+            buf: Vec::with_capacity(codec.block_size()),
+            block_no: 0,
+            quorum: set.write_quorum(),
+        };
+        w.check_quorum()?;
+        Ok(w)
+    }
+
+    fn check_quorum(&self) -> Result<(), StoreError> {
+        let have = self.writers.iter().filter(|w| w.is_some()).count();
+        if have < self.quorum {
+            return Err(StoreError::QuorumLost {
+                have,
+                need: self.quorum,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
+        while !data.is_empty() {
+            let room = self.codec.block_size() - self.buf.len();
+            let take = room.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == self.codec.block_size() {
+                self.flush_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<(), StoreError> {
+        let framed = encode_framed(&self.codec, &self.buf, self.block_no)?;
+        for (i, frame) in framed.iter().enumerate() {
+            let drive = self.order[i];
+            if let Some(w) = &mut self.writers[drive] {
+                if let Err(e) = w.write_all(frame) {
+                    tracing::warn!(drive, error = %e, "shard write failed");
+                    self.writers[drive] = None;
+                }
+            }
+        }
+        self.buf.clear();
+        self.block_no += 1;
+        self.check_quorum()
+    }
+
+    /// Writes the last block and makes every shard file durable, in parallel.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        if !self.buf.is_empty() {
+            self.flush_block()?;
+        }
+        let writers = std::mem::take(&mut self.writers);
+        let ok = std::thread::scope(|scope| {
+            let handles: Vec<_> = writers
+                .into_iter()
+                .flatten()
+                .map(|w| scope.spawn(move || w.commit()))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok())
+                .filter(Result::is_ok)
+                .count()
+        });
+        if ok < self.quorum {
+            return Err(StoreError::QuorumLost {
+                have: ok,
+                need: self.quorum,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The shard files of one segment, by shard index (`None`: missing on its drive).
+pub struct OpenSegment {
+    seg: Segment,
+    files: Vec<Option<File>>,
+}
+
+pub fn open_segments(
+    set: &Arc<DriveSet>,
+    order: &[usize],
+    segments: Vec<Segment>,
+) -> Result<Vec<OpenSegment>, StoreError> {
+    let k = set.geometry.data;
+    segments
+        .into_iter()
+        .map(|seg| {
+            let files: Vec<Option<File>> = order
+                .iter()
+                .map(|&drive| {
+                    set.slots[drive]
+                        .as_ref()
+                        .and_then(|s| s.drive.open(&seg.data_id).ok())
+                })
+                .collect();
+            let have = files.iter().filter(|f| f.is_some()).count();
+            if have < k {
+                return Err(StoreError::QuorumLost { have, need: k });
+            }
+            Ok(OpenSegment { seg, files })
+        })
+        .collect()
+}
+
+fn read_frame(file: &mut File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// Streams the segments' bytes, decoding block by block from K good shards.
+pub fn stream_segments(
+    set: &DriveSet,
+    segments: Vec<OpenSegment>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let codec = set.codec.clone().expect("erasure-coded reads have a codec");
+    let k = codec.geometry().data;
+    let total = codec.geometry().total();
+    for mut open in segments {
+        let blocks = match codec.blocks_for_range(open.seg.part_size, open.seg.from..open.seg.to) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                return;
+            }
+        };
+        for slice in blocks {
+            let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
+            let mut good = 0;
+            // Data shards first: with all K of them no decoding is needed.
+            for i in 0..total {
+                if good == k {
+                    break;
+                }
+                let Some(file) = open.files[i].as_mut() else {
+                    continue;
+                };
+                match read_frame(file, slice.file_offset, slice.framed_len) {
+                    Ok(frame) => match verify_shard_block(DEFAULT_BITROT, i, slice.block, &frame) {
+                        Ok(shard) => {
+                            shards[i] = Some(shard.to_vec());
+                            good += 1;
+                        }
+                        Err(_) => {
+                            tracing::warn!(data_id = %open.seg.data_id, shard = i, block = slice.block, "bitrot detected; reading around it");
+                            open.files[i] = None;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(data_id = %open.seg.data_id, shard = i, error = %e, "shard unreadable; reading around it");
+                        open.files[i] = None;
+                    }
+                }
+            }
+            let block = match codec.decode_block(&mut shards, slice.block_len) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                        "block {} cannot be decoded: {e}",
+                        slice.block
+                    ))));
+                    return;
+                }
+            };
+            let bytes = Bytes::from(block).slice(slice.within.clone());
+            if tx.blocking_send(Ok(bytes)).is_err() {
+                return;
+            }
+        }
+    }
+}

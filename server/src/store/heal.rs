@@ -1,0 +1,238 @@
+//! Healing within this server's erasure set: rebuilding the shard files of one data file
+//! from K good shards (heal on read, after bitrot), and making a drive that came back empty
+//! whole again by copying the records it lacks and rebuilding its shards.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use serde::Serialize;
+
+use super::erasure::{frame_shard_block, verify_shard_block, DEFAULT_BITROT};
+use super::record::{self, DataLayout, PartRecord, VersionRecord};
+use super::set::DriveSet;
+use super::{ecio, keys, Store, StoreError};
+
+/// What a heal did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HealReport {
+    pub records_scanned: u64,
+    pub records_healed: u64,
+    pub shards_missing: u64,
+    pub shards_healed: u64,
+    pub bytes_healed: u64,
+}
+
+/// Rebuilds the shard files of `data_id` (a part of `part_size` bytes) on the drives listed in
+/// `drives`, from K good shards of the others. Returns the bytes written.
+pub fn heal_data_file(
+    set: &DriveSet,
+    order: &[usize],
+    data_id: &str,
+    part_size: u64,
+    drives: &[usize],
+) -> Result<u64, StoreError> {
+    let codec = set
+        .codec
+        .as_ref()
+        .ok_or_else(|| StoreError::Internal("nothing to heal without erasure coding".into()))?;
+    let total = codec.geometry().total();
+    let targets: Vec<usize> = (0..total).filter(|i| drives.contains(&order[*i])).collect();
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let mut sources: Vec<Option<std::fs::File>> = order
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if targets.contains(&i) {
+                None
+            } else {
+                set.slots[d]
+                    .as_ref()
+                    .and_then(|s| s.drive.open(data_id).ok())
+            }
+        })
+        .collect();
+    let mut writers = Vec::new();
+    for &i in &targets {
+        let slot = set.slots[order[i]]
+            .as_ref()
+            .ok_or(StoreError::QuorumLost { have: 0, need: 1 })?;
+        writers.push((i, slot.drive.create(data_id)?));
+    }
+    let mut written = 0u64;
+    for block in 0..codec.block_count(part_size) {
+        let block_len = codec.block_len(part_size, block);
+        let offset = codec.shard_file_offset(block);
+        let framed_len = codec.framed_len(block_len);
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
+        for (i, src) in sources.iter_mut().enumerate() {
+            let Some(file) = src else { continue };
+            let mut frame = vec![0u8; framed_len];
+            let ok = file
+                .seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(&mut frame))
+                .is_ok();
+            if let Some(shard) = ok
+                .then(|| verify_shard_block(DEFAULT_BITROT, i, block, &frame).ok())
+                .flatten()
+            {
+                shards[i] = Some(shard.to_vec());
+            }
+        }
+        codec
+            .reconstruct_missing(&mut shards, block_len)
+            .map_err(|e| StoreError::Internal(format!("cannot heal {data_id}: {e}")))?;
+        for (i, w) in &mut writers {
+            let shard = shards[*i]
+                .as_ref()
+                .expect("reconstruct_missing fills every shard");
+            let frame = frame_shard_block(DEFAULT_BITROT, *i, block, shard);
+            w.write_all(&frame)?;
+            written += frame.len() as u64;
+        }
+    }
+    for (_, w) in writers {
+        w.commit()?;
+    }
+    Ok(written)
+}
+
+impl Store {
+    /// Makes drives that came back empty whole: every record present on a quorum of the other
+    /// drives is written to them (with their own inline shard), and every shard file they
+    /// should hold is rebuilt.
+    pub fn heal_drives(&self, drives: &[usize]) -> Result<HealReport, StoreError> {
+        let set = &self.set;
+        let mut report = HealReport::default();
+        let mut it = set.merged_iter();
+        it.seek(&[]);
+        while it.valid() {
+            let key = it.key().expect("valid").to_vec();
+            let values = it.values();
+            report.records_scanned += 1;
+            let missing: Vec<usize> = drives
+                .iter()
+                .copied()
+                .filter(|&d| values[d].is_none() && set.slots[d].is_some())
+                .collect();
+            if !missing.is_empty() {
+                self.heal_record(&key, &values, &missing, &mut report)?;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(report)
+    }
+
+    fn heal_record(
+        &self,
+        key: &[u8],
+        values: &[Option<Vec<u8>>],
+        missing: &[usize],
+        report: &mut HealReport,
+    ) -> Result<(), StoreError> {
+        let set = &self.set;
+        let any = values
+            .iter()
+            .flatten()
+            .next()
+            .expect("a quorum record has a value")
+            .clone();
+        let mut per_drive: Vec<(usize, Vec<u8>)> =
+            missing.iter().map(|&d| (d, any.clone())).collect();
+        match key.first() {
+            Some(&keys::VERSION) => {
+                let Some((bucket, object)) = split_version_key(key) else {
+                    return Ok(());
+                };
+                let order = self.order(&bucket, &object);
+                let merged = self.merge_record(&bucket, &object, values)?;
+                match &merged.data {
+                    DataLayout::InlineShards(shards) => {
+                        let codec = set.codec.as_ref().expect("inline shards imply a codec");
+                        let body = ecio::decode_inline(codec, shards, merged.size)?;
+                        let framed = ecio::encode_inline(codec, &order, &body)?;
+                        for (d, v) in &mut per_drive {
+                            *v = record::encode(&VersionRecord {
+                                data: DataLayout::Inline(framed[*d].clone()),
+                                ..merged.clone()
+                            });
+                            report.shards_missing += 1;
+                            report.shards_healed += 1;
+                        }
+                    }
+                    DataLayout::Parts { parts, .. } if set.codec.is_some() => {
+                        for p in parts {
+                            report.shards_missing += missing.len() as u64;
+                            report.bytes_healed +=
+                                heal_data_file(set, &order, &p.data_id, p.size, missing)?;
+                            report.shards_healed += missing.len() as u64;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(&keys::PART) => {
+                let part: PartRecord = record::decode(&any)?;
+                if let Some(upload) = self.upload_of_part(key)? {
+                    let order = self.order(&upload.bucket, &upload.key);
+                    report.shards_missing += missing.len() as u64;
+                    report.bytes_healed +=
+                        heal_data_file(set, &order, &part.data_id, part.size, missing)?;
+                    report.shards_healed += missing.len() as u64;
+                }
+            }
+            _ => {}
+        }
+        for (d, v) in per_drive {
+            if let Some(slot) = &set.slots[d] {
+                slot.db.put(key, v)?;
+            }
+        }
+        report.records_healed += 1;
+        Ok(())
+    }
+
+    /// The upload a part record belongs to (parts are keyed by upload id only).
+    fn upload_of_part(&self, part_key: &[u8]) -> Result<Option<record::UploadRecord>, StoreError> {
+        let rest = &part_key[1..];
+        let Some(end) = rest.iter().position(|&b| b == 0) else {
+            return Ok(None);
+        };
+        let upload_id = String::from_utf8_lossy(&rest[..end]).to_string();
+        for (_, v) in self.set.scan(&[keys::UPLOAD])? {
+            let u: record::UploadRecord = record::decode(&v)?;
+            if u.upload_id == upload_id {
+                return Ok(Some(u));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rebuilds the shards of `data_id` that a read found missing or corrupt.
+    pub fn heal_after_read(
+        &self,
+        bucket: &str,
+        key: &str,
+        data_id: &str,
+        part_size: u64,
+        drives: &[usize],
+    ) -> Result<u64, StoreError> {
+        heal_data_file(
+            &self.set,
+            &self.order(bucket, key),
+            data_id,
+            part_size,
+            drives,
+        )
+    }
+}
+
+/// Bucket and object key of a version record key.
+fn split_version_key(raw: &[u8]) -> Option<(String, String)> {
+    let rest = raw.strip_prefix(&[keys::VERSION])?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let bucket = std::str::from_utf8(&rest[..end]).ok()?.to_string();
+    let key = keys::decode_object_key(keys::VERSION, &bucket, raw)?;
+    Some((bucket, key))
+}

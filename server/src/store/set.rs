@@ -1,0 +1,434 @@
+//! An erasure set of drives on this server, and its replicated metadata: every drive keeps a
+//! RocksDB with the same record keys (records may differ per drive only in the inline shard
+//! they carry). A change is one synced write batch per drive, applied in parallel, and
+//! succeeds on a write quorum of drives; a read trusts a record present on a read quorum.
+//! With one drive (E=1, M=0) this degenerates to a single RocksDB with no extra cost.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{DBRawIterator, WriteBatch, WriteOptions, DB};
+
+use super::drive::{Drive, DriveFormat, LocalDrive};
+use super::erasure::{ErasureCodec, ErasureGeometry};
+use super::{RawKey, StoreError};
+
+/// One write of records, the same on every drive except for per-drive values.
+#[derive(Default)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    /// One value per drive of the set, in drive order.
+    PutPerDrive(Vec<u8>, Vec<Vec<u8>>),
+    Delete(Vec<u8>),
+}
+
+impl Batch {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put(key.into(), value.into()));
+    }
+    pub fn put_per_drive(&mut self, key: impl Into<Vec<u8>>, values: Vec<Vec<u8>>) {
+        self.ops.push(Op::PutPerDrive(key.into(), values));
+    }
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.ops.push(Op::Delete(key.as_ref().to_vec()));
+    }
+    fn for_drive(&self, drive: usize) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        for op in &self.ops {
+            match op {
+                Op::Put(k, v) => b.put(k, v),
+                Op::PutPerDrive(k, vs) => b.put(k, &vs[drive]),
+                Op::Delete(k) => b.delete(k),
+            }
+        }
+        b
+    }
+}
+
+/// A drive of the set that is online: its files and its records.
+pub struct Slot {
+    pub drive: Arc<dyn Drive>,
+    pub db: DB,
+}
+
+pub struct DriveSet {
+    /// In set order; `None` for a drive that is offline.
+    pub slots: Vec<Option<Slot>>,
+    pub geometry: ErasureGeometry,
+    /// The Reed–Solomon codec, `None` for a single drive (no erasure coding).
+    pub codec: Option<ErasureCodec>,
+}
+
+fn db_options() -> rocksdb::Options {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.set_max_background_jobs(2);
+    opts.set_keep_log_file_num(4);
+    opts.set_max_open_files(512);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+fn synced() -> WriteOptions {
+    let mut o = WriteOptions::default();
+    o.set_sync(true);
+    o
+}
+
+impl Slot {
+    pub fn open(drive: Arc<dyn Drive>, meta: &Path) -> Result<Slot, StoreError> {
+        let db = DB::open(&db_options(), meta)?;
+        // RocksDB's lock file now guarantees no other process serves this drive.
+        drive.clear_tmp()?;
+        Ok(Slot { drive, db })
+    }
+}
+
+impl DriveSet {
+    /// Opens the drive folders `roots` as one erasure set with `parity` shards (default by
+    /// set size). Drive formats are checked: every drive must belong to the same deployment,
+    /// sit at its own index, and agree on the geometry; a foreign drive is refused, an empty
+    /// drive is formatted (and healed by the caller).
+    pub fn open_local(
+        roots: &[&Path],
+        parity: Option<usize>,
+    ) -> Result<(DriveSet, Vec<usize>), StoreError> {
+        let e = roots.len();
+        let geometry = match parity {
+            Some(m) if m >= e => {
+                return Err(StoreError::Config(format!(
+                    "--parity {m} needs more than {m} drives"
+                )))
+            }
+            Some(m) => ErasureGeometry::new(e - m, m),
+            None => ErasureGeometry::default_for(e),
+        }
+        .map_err(|err| StoreError::Config(err.to_string()))?;
+        let drives: Vec<LocalDrive> = roots
+            .iter()
+            .map(|r| LocalDrive::open(r))
+            .collect::<Result<_, _>>()?;
+        let formats: Vec<Option<DriveFormat>> = drives
+            .iter()
+            .map(|d| d.read_format())
+            .collect::<Result<_, _>>()?;
+        let deployment = formats
+            .iter()
+            .flatten()
+            .next()
+            .map(|f| f.deployment_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut fresh = Vec::new();
+        for (i, (drive, format)) in drives.iter().zip(&formats).enumerate() {
+            match format {
+                Some(f) => {
+                    if f.deployment_id != deployment {
+                        return Err(StoreError::Config(format!(
+                            "drive {} belongs to another deployment ({}), expected {deployment}: refusing to use it",
+                            drive.root().display(),
+                            f.deployment_id
+                        )));
+                    }
+                    if f.drive as usize != i || f.set_size.unwrap_or(1) as usize != e {
+                        return Err(StoreError::Config(format!(
+                            "drive {} was drive {} of a set of {}; it is given as drive {i} of {e}",
+                            drive.root().display(),
+                            f.drive,
+                            f.set_size.unwrap_or(1)
+                        )));
+                    }
+                    if f.parity.unwrap_or(0) as usize != geometry.parity {
+                        return Err(StoreError::Config(format!(
+                            "drive {} was formatted with {} parity shards, not {}",
+                            drive.root().display(),
+                            f.parity.unwrap_or(0),
+                            geometry.parity
+                        )));
+                    }
+                }
+                None => {
+                    drive.write_format(&DriveFormat::new(
+                        &deployment,
+                        i as u32,
+                        e as u32,
+                        geometry.parity as u32,
+                    ))?;
+                    if formats.iter().any(Option::is_some) {
+                        fresh.push(i);
+                    }
+                }
+            }
+        }
+        let mut slots = Vec::with_capacity(e);
+        for drive in drives {
+            let meta = drive.meta_path();
+            slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
+        }
+        let codec = (e > 1)
+            .then(|| ErasureCodec::with_default_block_size(geometry))
+            .transpose()
+            .map_err(|err| StoreError::Config(err.to_string()))?;
+        Ok((
+            DriveSet {
+                slots,
+                geometry,
+                codec,
+            },
+            fresh,
+        ))
+    }
+
+    pub fn single(slot: Slot) -> DriveSet {
+        DriveSet {
+            slots: vec![Some(slot)],
+            geometry: ErasureGeometry::new(1, 0).expect("1+0 is a valid geometry"),
+            codec: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn online(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+    }
+
+    pub fn write_quorum(&self) -> usize {
+        self.geometry.write_quorum()
+    }
+
+    pub fn read_quorum(&self) -> usize {
+        self.geometry.read_quorum()
+    }
+
+    /// Applies `batch` (synced) on every online drive; fails unless a write quorum did.
+    pub fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        let results: Vec<Result<(), rocksdb::Error>> = if self.slots.len() == 1 {
+            self.online()
+                .map(|(i, s)| s.db.write_opt(batch.for_drive(i), &synced()))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = self
+                    .online()
+                    .map(|(i, s)| {
+                        scope.spawn(move || s.db.write_opt(batch.for_drive(i), &synced()))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a RocksDB write does not panic"))
+                    .collect()
+            })
+        };
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        if ok >= self.write_quorum() {
+            return Ok(());
+        }
+        match results.into_iter().find_map(Result::err) {
+            Some(e) => Err(e.into()),
+            None => Err(StoreError::QuorumLost {
+                have: ok,
+                need: self.write_quorum(),
+            }),
+        }
+    }
+
+    /// A record's value on each drive (`None` where missing or offline).
+    pub fn get_all(&self, key: &[u8]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = vec![None; self.slots.len()];
+        let mut errors = 0;
+        for (i, s) in self.online() {
+            match s.db.get(key) {
+                Ok(v) => out[i] = v,
+                Err(e) => {
+                    errors += 1;
+                    tracing::warn!(drive = i, error = %e, "metadata read failed");
+                }
+            }
+        }
+        if self.slots.len() - errors < self.read_quorum() {
+            return Err(StoreError::QuorumLost {
+                have: self.slots.len() - errors,
+                need: self.read_quorum(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A record present on a read quorum of drives (the value of the first drive holding it).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let all = self.get_all(key)?;
+        let count = all.iter().filter(|v| v.is_some()).count();
+        if count >= self.read_quorum() {
+            Ok(all.into_iter().flatten().next())
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Every record whose key starts with `prefix` and that is present on a read quorum of
+    /// drives, with its value on each drive, in key order.
+    pub fn scan_all(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(RawKey, Vec<Option<Vec<u8>>>)>, StoreError> {
+        let mut it = self.merged_iter();
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while it.valid() {
+            let key = it.key().expect("a valid iterator has a key");
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec().into_boxed_slice(), it.values()));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Like [`DriveSet::scan_all`] with one value per record.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(RawKey, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_all(prefix)?
+            .into_iter()
+            .map(|(k, vs)| {
+                (
+                    k,
+                    vs.into_iter()
+                        .flatten()
+                        .next()
+                        .expect("scanned records are present on a quorum"),
+                )
+            })
+            .collect())
+    }
+
+    /// An iterator over the union of the drives' records that yields, in key order, the keys
+    /// present on a read quorum of drives.
+    pub fn merged_iter(&self) -> MergedIter<'_> {
+        MergedIter {
+            iters: self
+                .online()
+                .map(|(i, s)| (i, s.db.raw_iterator()))
+                .collect(),
+            drives: self.slots.len(),
+            quorum: self.read_quorum(),
+            current: None,
+        }
+    }
+
+    /// Removes data file `id` from every drive.
+    pub fn remove_data(&self, id: &str) -> Result<(), StoreError> {
+        for (_, s) in self.online() {
+            s.drive.remove(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// K-way merge of the drives' RocksDB iterators.
+pub struct MergedIter<'a> {
+    iters: Vec<(usize, DBRawIterator<'a>)>,
+    drives: usize,
+    quorum: usize,
+    /// The current key and which iterators sit on it.
+    current: Option<(Vec<u8>, Vec<usize>)>,
+}
+
+impl MergedIter<'_> {
+    pub fn seek(&mut self, key: &[u8]) {
+        for (_, it) in &mut self.iters {
+            it.seek(key);
+        }
+        self.settle();
+    }
+
+    pub fn next(&mut self) {
+        if let Some((_, on)) = self.current.take() {
+            for j in on {
+                self.iters[j].1.next();
+            }
+        }
+        self.settle();
+    }
+
+    /// Moves to the smallest key present on a quorum, skipping keys on fewer drives.
+    fn settle(&mut self) {
+        loop {
+            let min = self
+                .iters
+                .iter()
+                .filter(|(_, it)| it.valid())
+                .filter_map(|(_, it)| it.key())
+                .min()
+                .map(<[u8]>::to_vec);
+            let Some(min) = min else {
+                self.current = None;
+                return;
+            };
+            let on: Vec<usize> = self
+                .iters
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, it))| it.valid() && it.key() == Some(min.as_slice()))
+                .map(|(j, _)| j)
+                .collect();
+            if on.len() >= self.quorum {
+                self.current = Some((min, on));
+                return;
+            }
+            for j in on {
+                self.iters[j].1.next();
+            }
+        }
+    }
+
+    pub fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.current.as_ref().map(|(k, _)| k.as_slice())
+    }
+
+    /// The value of the current record on one drive holding it.
+    pub fn value(&self) -> Option<&[u8]> {
+        let (_, on) = self.current.as_ref()?;
+        self.iters[on[0]].1.value()
+    }
+
+    /// The current record's value on each drive, in drive order.
+    pub fn values(&self) -> Vec<Option<Vec<u8>>> {
+        let mut out = vec![None; self.drives];
+        if let Some((_, on)) = &self.current {
+            for &j in on {
+                let (drive, it) = &self.iters[j];
+                out[*drive] = it.value().map(<[u8]>::to_vec);
+            }
+        }
+        out
+    }
+
+    pub fn status(&self) -> Result<(), StoreError> {
+        for (_, it) in &self.iters {
+            it.status()?;
+        }
+        Ok(())
+    }
+}
