@@ -88,9 +88,10 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         .drives
         .first()
         .ok_or_else(|| anyhow::anyhow!("at least one drive folder is needed"))?;
-    if args.drives.len() > 1 {
+    if args.drives.len() > crate::store::erasure::MAX_SET_SIZE {
         anyhow::bail!(
-            "serving several drives (erasure coding) is not available yet; give one drive folder"
+            "at most {} drives per server are supported",
+            crate::store::erasure::MAX_SET_SIZE
         );
     }
     std::fs::create_dir_all(first)?;

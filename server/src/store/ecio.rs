@@ -104,7 +104,7 @@ impl ShardFilesWriter {
             }));
         }
         let w = ShardFilesWriter {
-            codec: codec.clone(),
+            codec: *codec,
             order,
             writers,
             buf: Vec::with_capacity(codec.block_size()),
@@ -222,48 +222,59 @@ fn read_frame(file: &mut File, offset: u64, len: usize) -> std::io::Result<Vec<u
     Ok(buf)
 }
 
-/// Streams the segments' bytes, decoding block by block from K good shards.
+/// A data file that a read found with missing or corrupt shards, and on which drives.
+pub struct Damaged {
+    pub data_id: String,
+    pub part_size: u64,
+    pub drives: Vec<usize>,
+}
+
+/// Streams the segments' bytes, decoding block by block from K good shards. Returns the data
+/// files whose shards were missing or corrupt, for healing.
 pub fn stream_segments(
     set: &DriveSet,
+    order: &[usize],
     segments: Vec<OpenSegment>,
     tx: mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    let codec = set.codec.clone().expect("erasure-coded reads have a codec");
+) -> Vec<Damaged> {
+    let codec = set.codec.expect("erasure-coded reads have a codec");
     let k = codec.geometry().data;
     let total = codec.geometry().total();
+    let mut damaged = Vec::new();
     for mut open in segments {
+        let mut bad: Vec<usize> = (0..total).filter(|&i| open.files[i].is_none()).collect();
         let blocks = match codec.blocks_for_range(open.seg.part_size, open.seg.from..open.seg.to) {
             Ok(b) => b,
             Err(e) => {
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return;
+                return damaged;
             }
         };
         for slice in blocks {
             let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
             let mut good = 0;
             // Data shards first: with all K of them no decoding is needed.
-            for i in 0..total {
+            for (i, file) in open.files.iter_mut().enumerate() {
                 if good == k {
                     break;
                 }
-                let Some(file) = open.files[i].as_mut() else {
-                    continue;
-                };
-                match read_frame(file, slice.file_offset, slice.framed_len) {
-                    Ok(frame) => match verify_shard_block(DEFAULT_BITROT, i, slice.block, &frame) {
-                        Ok(shard) => {
-                            shards[i] = Some(shard.to_vec());
-                            good += 1;
-                        }
-                        Err(_) => {
-                            tracing::warn!(data_id = %open.seg.data_id, shard = i, block = slice.block, "bitrot detected; reading around it");
-                            open.files[i] = None;
-                        }
-                    },
+                let Some(f) = file.as_mut() else { continue };
+                let shard = read_frame(f, slice.file_offset, slice.framed_len)
+                    .map_err(|e| e.to_string())
+                    .and_then(|frame| {
+                        verify_shard_block(DEFAULT_BITROT, i, slice.block, &frame)
+                            .map(<[u8]>::to_vec)
+                            .map_err(|e| e.to_string())
+                    });
+                match shard {
+                    Ok(shard) => {
+                        shards[i] = Some(shard);
+                        good += 1;
+                    }
                     Err(e) => {
-                        tracing::warn!(data_id = %open.seg.data_id, shard = i, error = %e, "shard unreadable; reading around it");
-                        open.files[i] = None;
+                        tracing::warn!(data_id = %open.seg.data_id, shard = i, block = slice.block, error = %e, "bad shard; reading around it");
+                        *file = None;
+                        bad.push(i);
                     }
                 }
             }
@@ -274,13 +285,21 @@ pub fn stream_segments(
                         "block {} cannot be decoded: {e}",
                         slice.block
                     ))));
-                    return;
+                    return damaged;
                 }
             };
             let bytes = Bytes::from(block).slice(slice.within.clone());
             if tx.blocking_send(Ok(bytes)).is_err() {
-                return;
+                break;
             }
         }
+        if !bad.is_empty() {
+            damaged.push(Damaged {
+                data_id: open.seg.data_id.clone(),
+                part_size: open.seg.part_size,
+                drives: bad.iter().map(|&i| order[i]).collect(),
+            });
+        }
     }
+    damaged
 }

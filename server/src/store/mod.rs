@@ -43,6 +43,15 @@ use record::{
 };
 use set::{Batch, DriveSet};
 
+/// What a version commit carries besides the record: more changes for the same batch, data
+/// files it frees, and (erasure-coded inline objects) each drive's own shard.
+#[derive(Default)]
+struct CommitExtras {
+    batch: Batch,
+    garbage: Vec<String>,
+    per_drive_inline: Option<Vec<Vec<u8>>>,
+}
+
 /// A record's key as RocksDB returns it.
 type RawKey = Box<[u8]>;
 
@@ -415,10 +424,13 @@ impl Store {
         key: &str,
         mut record: VersionRecord,
         cond: &WriteCondition,
-        mut batch: Batch,
-        mut garbage: Vec<String>,
-        per_drive_inline: Option<Vec<Vec<u8>>>,
+        extra: CommitExtras,
     ) -> Result<VersionRecord, StoreError> {
+        let CommitExtras {
+            mut batch,
+            mut garbage,
+            per_drive_inline,
+        } = extra;
         let versions = self.versions(&bucket.name, key)?;
         Self::check_condition(versions.first().map(|(_, r)| r), cond)?;
         if let Some((_, newest)) = versions.first() {
@@ -510,9 +522,10 @@ impl Store {
             key,
             record,
             cond,
-            Batch::default(),
-            Vec::new(),
-            per_drive,
+            CommitExtras {
+                per_drive_inline: per_drive,
+                ..Default::default()
+            },
         )?;
         staged.into_committed();
         Ok(committed)
@@ -602,9 +615,11 @@ impl Store {
                     key,
                     marker,
                     &WriteCondition::default(),
-                    batch,
-                    garbage,
-                    None,
+                    CommitExtras {
+                        batch,
+                        garbage,
+                        per_drive_inline: None,
+                    },
                 )?;
                 Ok(DeleteOutcome {
                     version_id: r.version_id.or(Some("null".into())),
@@ -692,7 +707,22 @@ impl Store {
                 })
                 .await
                 .map_err(|e| StoreError::Internal(e.to_string()))??;
-                tokio::task::spawn_blocking(move || ecio::stream_segments(&opened.0, opened.1, tx));
+                let order = self.order(bucket, key);
+                tokio::task::spawn_blocking(move || {
+                    let (set, segments) = opened;
+                    for d in ecio::stream_segments(&set, &order, segments, tx) {
+                        // Heal on read: rebuild the bad shards from the good ones.
+                        match heal::heal_data_file(&set, &order, &d.data_id, d.part_size, &d.drives)
+                        {
+                            Ok(bytes) => {
+                                tracing::info!(data_id = %d.data_id, drives = ?d.drives, bytes, "healed shards after a read")
+                            }
+                            Err(e) => {
+                                tracing::warn!(data_id = %d.data_id, error = %e, "healing after a read failed")
+                            }
+                        }
+                    }
+                });
             }
         }
         Ok(rx)

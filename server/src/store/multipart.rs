@@ -237,7 +237,17 @@ impl Store {
             }
         }
         batch.delete(keys::upload(bucket, key, upload_id));
-        self.commit_version(&bucket_record, key, record, cond, batch, garbage, None)
+        self.commit_version(
+            &bucket_record,
+            key,
+            record,
+            cond,
+            super::CommitExtras {
+                batch,
+                garbage,
+                per_drive_inline: None,
+            },
+        )
     }
 }
 

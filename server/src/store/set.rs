@@ -13,6 +13,9 @@ use super::drive::{Drive, DriveFormat, LocalDrive};
 use super::erasure::{ErasureCodec, ErasureGeometry};
 use super::{RawKey, StoreError};
 
+/// A record's value on each drive of the set, in drive order (`None`: missing there).
+pub type DriveValues = Vec<Option<Vec<u8>>>;
+
 /// One write of records, the same on every drive except for per-drive values.
 #[derive(Default)]
 pub struct Batch {
@@ -283,10 +286,7 @@ impl DriveSet {
 
     /// Every record whose key starts with `prefix` and that is present on a read quorum of
     /// drives, with its value on each drive, in key order.
-    pub fn scan_all(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<(RawKey, Vec<Option<Vec<u8>>>)>, StoreError> {
+    pub fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(RawKey, DriveValues)>, StoreError> {
         let mut it = self.merged_iter();
         it.seek(prefix);
         let mut out = Vec::new();

@@ -21,11 +21,16 @@ pub const ACCESS_KEY: &str = "coffer-test";
 pub const SECRET_KEY: &str = "coffer-test-secret-key";
 pub const REGION: &str = "us-east-1";
 
-/// A `coffer-server` process serving one drive folder in a temporary directory. The process
-/// is killed when this value drops; if the test is failing, the server log is printed.
+/// A `coffer-server` process serving one drive folder (or several, as one erasure set) in a
+/// temporary directory. The process is killed when this value drops; if the test is failing,
+/// the server log is printed.
 pub struct TestServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The drive folders passed to `serve`, in order.
+    drives: Vec<PathBuf>,
+    /// Extra `serve` arguments (e.g. `--parity 1`).
+    args: Vec<String>,
     /// `http://127.0.0.1:PORT` of the running process.
     pub endpoint: String,
     pub port: u16,
@@ -35,21 +40,127 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let dir = tempfile::tempdir().expect("a temporary directory can be created");
-        let mut server = TestServer {
-            dir,
-            child: None,
-            endpoint: String::new(),
-            port: 0,
-            logs: Vec::new(),
-        };
+        let mut server = TestServer::unstarted(&[], &[]);
         server.spawn();
         server
     }
 
-    /// The drive folder the server serves.
+    /// A server on `drives` drive folders (`drive0`, `drive1`, … in the temporary directory)
+    /// with extra `serve` arguments.
+    pub fn start_drives(drives: usize, args: &[&str]) -> TestServer {
+        let mut server = TestServer::unstarted(&vec![""; drives], args);
+        server.spawn();
+        server
+    }
+
+    /// Like [`TestServer::start_drives`] but not started (for
+    /// [`TestServer::start_expecting_exit`]).
+    pub fn stopped_drives(drives: usize, args: &[&str]) -> TestServer {
+        TestServer::unstarted(&vec![""; drives], args)
+    }
+
+    /// A server that is not started yet; `names` are its drive folders in the temporary
+    /// directory (`drive0`, `drive1`, … when empty strings; no names: the single `drive`).
+    fn unstarted(names: &[&str], args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("a temporary directory can be created");
+        let drives = if names.is_empty() {
+            vec![dir.path().join("drive")]
+        } else {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if n.is_empty() {
+                        dir.path().join(format!("drive{i}"))
+                    } else {
+                        dir.path().join(n)
+                    }
+                })
+                .collect()
+        };
+        TestServer {
+            dir,
+            child: None,
+            drives,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            endpoint: String::new(),
+            port: 0,
+            logs: Vec::new(),
+        }
+    }
+
+    /// The (first) drive folder the server serves.
     pub fn drive(&self) -> PathBuf {
-        self.dir.path().join("drive")
+        self.drives[0].clone()
+    }
+
+    /// Every drive folder the server serves, in order.
+    pub fn drives(&self) -> &[PathBuf] {
+        &self.drives
+    }
+
+    /// The temporary directory holding the drive folders and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the drive folders and extra arguments of the next start.
+    pub fn set_drives(&mut self, drives: Vec<PathBuf>, args: &[&str]) {
+        self.drives = drives;
+        self.args = args.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// Starts the server (which must not be running) expecting it to refuse to start: waits
+    /// for it to exit and returns its exit status and everything it wrote to stderr.
+    pub fn start_expecting_exit(&mut self) -> (ExitStatus, String) {
+        assert!(self.child.is_none(), "the server is still running");
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("server-{}.log", self.logs.len()));
+        let log = std::fs::File::create(&log_path).expect("the log file can be created");
+        self.logs.push(log_path.clone());
+        let mut child = self
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("the coffer-server binary starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("the server can be polled") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server kept running although it should have refused to start; log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, std::fs::read_to_string(&log_path).unwrap_or_default())
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coffer-server"));
+        command
+            .arg("serve")
+            .args(&self.drives)
+            .args(["--address", "127.0.0.1:0"])
+            .args(&self.args)
+            .env("COFFER_ROOT_USER", ACCESS_KEY)
+            .env("COFFER_ROOT_PASSWORD", SECRET_KEY)
+            .env_remove("COFFER_DRIVES")
+            .env_remove("COFFER_ADDRESS")
+            .env_remove("COFFER_DOMAIN")
+            .env_remove("COFFER_REGION")
+            .env_remove("COFFER_PARITY")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
     }
 
     pub fn pid(&self) -> u32 {
@@ -63,18 +174,8 @@ impl TestServer {
             .join(format!("server-{}.log", self.logs.len()));
         let log = std::fs::File::create(&log_path).expect("the log file can be created");
         self.logs.push(log_path);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coffer-server"))
-            .arg("serve")
-            .arg(self.drive())
-            .args(["--address", "127.0.0.1:0"])
-            .env("COFFER_ROOT_USER", ACCESS_KEY)
-            .env("COFFER_ROOT_PASSWORD", SECRET_KEY)
-            .env_remove("COFFER_DRIVES")
-            .env_remove("COFFER_ADDRESS")
-            .env_remove("COFFER_DOMAIN")
-            .env_remove("COFFER_REGION")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+        let mut child = self
+            .command()
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
