@@ -29,9 +29,9 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     let minio_bin = MINIO.ensure_built()?;
 
     let creds = Credentials::default();
-    let coffer = ServerProcess::start_coffer(&coffer_bin, &creds, &opts.scratch)
+    let mut coffer = ServerProcess::start_coffer(&coffer_bin, &creds, &opts.scratch)
         .context("starting coffer-server")?;
-    let minio =
+    let mut minio =
         ServerProcess::start_minio(&minio_bin, &creds, &opts.scratch).context("starting MinIO")?;
     let warp_data = tempfile::Builder::new()
         .prefix("coffer-e2e-warp-")
@@ -45,16 +45,17 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     let workloads = warp::workloads(opts.quick);
     let mut rows = Vec::new();
     for workload in &workloads {
-        let measure = |name: &str, target: &ServerProcess| {
+        let measure = |name: &str, target: &mut ServerProcess| {
             eprintln!("{:<22} {name:<7} …", workload.label);
-            let result = warp::run(
-                &warp_bin,
-                workload,
-                target.host_port(),
-                &creds,
-                warp_data.path(),
-            )
-            .map_err(|e| format!("{e:#}"));
+            // A server that died (or was killed from outside) fails the row
+            // with that reason instead of a connection error from warp.
+            let result = target
+                .ensure_running()
+                .and_then(|()| {
+                    let host = target.host_port();
+                    warp::run(&warp_bin, workload, host, &creds, warp_data.path())
+                })
+                .map_err(|e| format!("{e:#}"));
             match &result {
                 Ok(t) => eprintln!(
                     "{:<22} {name:<7} {:.1} MiB/s, {:.0} obj/s",
@@ -68,8 +69,8 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             }
             result
         };
-        let coffer_result = measure("Coffer", &coffer);
-        let minio_result = measure("MinIO", &minio);
+        let coffer_result = measure("Coffer", &mut coffer);
+        let minio_result = measure("MinIO", &mut minio);
         rows.push(Row {
             label: workload.label.clone(),
             coffer: coffer_result,

@@ -1,5 +1,6 @@
 //! `coffer-e2e`: the command-line entry of the end-to-end harness. Today it
-//! runs the system benchmark against MinIO (`coffer-e2e bench`); the client
+//! runs the system benchmark against MinIO (`coffer-e2e bench`, with
+//! `coffer-e2e tools` to build its peer tools ahead of time); the client
 //! compatibility tests run under `cargo test` instead (see `tests/compat.rs`).
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Cmd {
         #[arg(long)]
         no_write: bool,
     },
+    /// Build (or find in the cache) warp and MinIO and print their paths.
+    Tools,
 }
 
 fn main() -> Result<()> {
@@ -42,5 +45,11 @@ fn main() -> Result<()> {
             scratch: scratch.unwrap_or_else(std::env::temp_dir),
             write_report: !no_write,
         }),
+        Cmd::Tools => {
+            for tool in [&coffer_e2e::go_tools::WARP, &coffer_e2e::go_tools::MINIO] {
+                println!("{}", tool.ensure_built()?.display());
+            }
+            Ok(())
+        }
     }
 }

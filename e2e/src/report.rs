@@ -140,6 +140,7 @@ They are never part of `cargo test`.
 ```
 cargo run -p coffer-e2e --release -- bench            # ~10 minutes
 cargo run -p coffer-e2e --release -- bench --quick    # ~5 minutes, to check the setup
+cargo run -p coffer-e2e --release -- tools            # only build warp and MinIO, print their paths
 ```
 
 `bench` rebuilds `coffer-server` (release) first. It needs the Go toolchain (`go` on PATH) and

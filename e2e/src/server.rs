@@ -160,6 +160,14 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// Fails when the process has exited (crashed, or killed from outside).
+    pub fn ensure_running(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("{} is no longer running: exited with {status}", self.name),
+            None => Ok(()),
+        }
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.host_port)

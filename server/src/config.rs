@@ -26,6 +26,49 @@ pub struct Cli {
 pub enum Command {
     /// Serve S3 from one or more drive folders.
     Serve(ServeArgs),
+    /// Talk to a running server's admin API (root credential from the environment).
+    Admin(AdminArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AdminArgs {
+    /// The server's S3 endpoint.
+    #[arg(
+        long,
+        env = "COFFER_ENDPOINT",
+        default_value = "http://127.0.0.1:9000",
+        global = true
+    )]
+    pub endpoint: String,
+    #[arg(
+        long,
+        env = "COFFER_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub region: String,
+    #[arg(long, env = "COFFER_ROOT_USER", hide_env_values = true, global = true)]
+    pub root_user: Option<String>,
+    #[arg(
+        long,
+        env = "COFFER_ROOT_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub root_password: Option<String>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Drives, erasure geometry and quorums.
+    Status,
+    /// Healing: `status` (objects scanned, shards missing and healed) or `start` (a scan now).
+    Heal {
+        #[arg(value_parser = ["status", "start"], default_value = "status")]
+        action: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -39,6 +82,12 @@ pub struct ServeArgs {
     /// Parity shards per erasure set (default: by the number of drives, as DESIGN.md says).
     #[arg(long, env = "COFFER_PARITY")]
     pub parity: Option<usize>,
+    /// Most objects the background scanner checks per second (bounds its I/O).
+    #[arg(long, env = "COFFER_HEAL_RATE", default_value_t = 500)]
+    pub heal_rate: u64,
+    /// Seconds between two full scans of the drives.
+    #[arg(long, env = "COFFER_HEAL_INTERVAL", default_value_t = 600)]
+    pub heal_interval: u64,
     /// Region reported to clients and required in signatures.
     #[arg(long, default_value = "us-east-1", env = "COFFER_REGION")]
     pub region: String,
@@ -124,7 +173,17 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
         });
     }
+    let heal = Arc::new(crate::heal::HealStatus::default());
+    crate::heal::spawn_scanner(
+        store.clone(),
+        heal.clone(),
+        crate::heal::ScanPace {
+            objects_per_second: args.heal_rate,
+            interval: std::time::Duration::from_secs(args.heal_interval),
+        },
+    );
     let ctx = Arc::new(Context {
+        heal,
         store,
         iam: Arc::new(Iam::new(root.clone())),
         region: args.region.clone(),

@@ -2,8 +2,10 @@
 //! `http` (listener, routing, errors) → `auth` (SigV4) → `iam` (identities) → `s3` (S3
 //! semantics) → `store` (object layer, drive, records). See ARCHITECTURE.md.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod heal;
 pub mod http;
 pub mod iam;
 pub mod s3;

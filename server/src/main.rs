@@ -16,14 +16,37 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => ServeArgs::default(),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(args))
+    match cli.command {
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Admin(args)) => runtime.block_on(admin(args)),
+        None => runtime.block_on(serve(ServeArgs::default())),
+    }
+}
+
+async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
+    let (Some(user), Some(password)) = (args.root_user, args.root_password) else {
+        anyhow::bail!(
+            "set COFFER_ROOT_USER and COFFER_ROOT_PASSWORD (or --root-user / --root-password)"
+        );
+    };
+    let client = coffer_server::admin::AdminClient {
+        endpoint: args.endpoint.parse()?,
+        access_key: user,
+        secret_key: password,
+        region: args.region,
+    };
+    let value = match args.command {
+        config::AdminCommand::Status => client.call(http::Method::GET, "status").await?,
+        config::AdminCommand::Heal { action } if action == "start" => {
+            client.call(http::Method::POST, "heal/start").await?
+        }
+        config::AdminCommand::Heal { .. } => client.call(http::Method::GET, "heal/status").await?,
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -63,7 +63,11 @@ fn flip_byte(file: &Path, offset: u64) {
 /// and in its last block.
 fn corrupt_shard(file: &Path) {
     let len = std::fs::metadata(file).unwrap().len();
-    assert!(len > 64, "{} is too short to be a shard file", file.display());
+    assert!(
+        len > 64,
+        "{} is too short to be a shard file",
+        file.display()
+    );
     flip_byte(file, 40);
     flip_byte(file, len - 3);
 }
@@ -229,7 +233,11 @@ async fn every_layout_reads_back_in_full_and_by_range() {
             format!("bytes={}-", 3 * MIB - 5),
             file[3 * MIB - 5..].to_vec(),
         ),
-        ("file/3m17", "bytes=-17".into(), file[file.len() - 17..].to_vec()),
+        (
+            "file/3m17",
+            "bytes=-17".into(),
+            file[file.len() - 17..].to_vec(),
+        ),
         // Across the part boundary of the multipart object.
         (
             "multipart",
@@ -296,6 +304,40 @@ async fn drives_that_come_back_empty_are_healed_with_real_shards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_while_drives_heal_neither_fail_nor_stop_the_heal() {
+    // Users keep reading while replaced drives heal; every read of an object with missing
+    // shards also heals them. Neither may break the other.
+    let mut server = TestServer::start_drives(4, &[]);
+    let client = server.bucket(B).await;
+    let mut expected = BTreeMap::new();
+    for i in 0..6u8 {
+        expected.insert(format!("big/{i}"), pattern(4 * MIB + 100, 60 + i));
+    }
+    for (k, v) in &expected {
+        put_bytes(&client, B, k, v.clone()).await;
+    }
+    server.kill9();
+    remove_drive(&server, 0);
+    remove_drive(&server, 1);
+    server.start_again();
+    let client = server.client();
+    let mut readers = Vec::new();
+    for round in 0..3 {
+        for (k, v) in &expected {
+            let (client, k, v) = (client.clone(), k.clone(), v.clone());
+            readers.push(tokio::spawn(async move {
+                let got = get_bytes(&client, B, &k).await;
+                assert!(got == v, "{k} (reader {round}) read back different bytes");
+            }));
+        }
+    }
+    for r in readers {
+        r.await.expect("a reader does not panic");
+    }
+    wait_for_heal(&server, &[0, 1], 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitrot_on_up_to_parity_drives_is_read_around() {
     let server = TestServer::start_drives(4, &[]);
     let client = server.bucket(B).await;
@@ -353,7 +395,13 @@ async fn bitrot_on_up_to_parity_drives_is_read_around() {
     for d in 0..3 {
         corrupt_shard(&server.drives()[d].join(&file));
     }
-    match client.get_object().bucket(B).key("rot/too-much").send().await {
+    match client
+        .get_object()
+        .bucket(B)
+        .key("rot/too-much")
+        .send()
+        .await
+    {
         Err(_) => {}
         Ok(out) => {
             if let Ok(body) = out.body.collect().await {
@@ -426,7 +474,9 @@ async fn a_foreign_first_drive_is_the_one_named() {
     );
     for good in &server.drives()[1..] {
         assert!(
-            !error.iter().any(|l| l.contains(&good.display().to_string())),
+            !error
+                .iter()
+                .any(|l| l.contains(&good.display().to_string())),
             "the error blames good drive {}:\n{log}",
             good.display()
         );
@@ -454,7 +504,10 @@ async fn drives_in_another_order_or_with_another_parity_are_refused() {
 
     server.set_drives(drives.clone(), &["--parity", "1"]);
     let (status, log) = server.start_expecting_exit();
-    assert!(!status.success(), "a set formatted 2+2 is not opened as 3+1: {status}");
+    assert!(
+        !status.success(),
+        "a set formatted 2+2 is not opened as 3+1: {status}"
+    );
     assert!(log.contains("parity"), "the error says why:\n{log}");
 
     // In the right order and geometry the set still serves its object.
@@ -485,7 +538,10 @@ async fn parity_can_be_chosen_and_impossible_parity_is_refused() {
     let mut impossible = TestServer::stopped_drives(4, &["--parity", "4"]);
     let fresh = impossible.drives().to_vec();
     let (status, log) = impossible.start_expecting_exit();
-    assert!(!status.success(), "--parity 4 on 4 drives is refused: {status}");
+    assert!(
+        !status.success(),
+        "--parity 4 on 4 drives is refused: {status}"
+    );
     assert!(log.contains("parity"), "the error says why:\n{log}");
     for f in &fresh {
         assert!(

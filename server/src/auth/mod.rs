@@ -16,6 +16,7 @@
 
 mod chunked;
 mod error;
+pub mod sign;
 pub mod sigv4;
 
 #[cfg(test)]

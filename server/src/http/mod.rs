@@ -30,6 +30,8 @@ pub struct Context {
     pub region: String,
     /// Parent domains for virtual-hosted-style requests (`bucket.DOMAIN`).
     pub domains: Vec<String>,
+    /// Progress of the background scanner, for the admin API.
+    pub heal: Arc<crate::heal::HealStatus>,
 }
 
 fn request_id() -> String {
@@ -87,6 +89,23 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
     }
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query();
+    if raw_path.starts_with(crate::admin::PREFIX) {
+        let auth = auth::authenticate(
+            &AuthRequest {
+                method: &parts.method,
+                raw_path,
+                raw_query,
+                headers: &parts.headers,
+            },
+            &ctx.region,
+            SystemTime::now(),
+            ctx.iam.as_ref(),
+        )?;
+        let Principal::AccessKey(principal) = auth.principal else {
+            return Err(ErrorCode::AccessDenied.into());
+        };
+        return crate::admin::handle(ctx, &parts.method, raw_path, &principal).await;
+    }
     let route = router::route(
         &parts.method,
         raw_path,

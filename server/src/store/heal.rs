@@ -236,3 +236,99 @@ fn split_version_key(raw: &[u8]) -> Option<(String, String)> {
     let key = keys::decode_object_key(keys::VERSION, &bucket, raw)?;
     Some((bucket, key))
 }
+
+/// One object version seen by the scanner.
+pub struct ScannedVersion {
+    pub raw_key: Vec<u8>,
+    pub values: super::set::DriveValues,
+}
+
+impl Store {
+    /// Version records after `after` (exclusive), at most `limit`, with their per-drive
+    /// values; `None` as the next position when the scan is complete.
+    pub fn scan_versions(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<(Vec<ScannedVersion>, Option<Vec<u8>>), StoreError> {
+        let mut it = self.set.merged_iter();
+        match after {
+            Some(a) => {
+                it.seek(a);
+                if it.key() == Some(a) {
+                    it.next();
+                }
+            }
+            None => it.seek(&[keys::VERSION]),
+        }
+        let mut out = Vec::new();
+        while it.valid() && out.len() < limit {
+            let key = it.key().expect("valid");
+            if key.first() != Some(&keys::VERSION) {
+                break;
+            }
+            out.push(ScannedVersion {
+                raw_key: key.to_vec(),
+                values: it.values(),
+            });
+            it.next();
+        }
+        it.status()?;
+        let next = (out.len() == limit)
+            .then(|| out.last().map(|v| v.raw_key.clone()))
+            .flatten();
+        Ok((out, next))
+    }
+
+    /// Checks one version on every drive (record present, shard files present with the
+    /// expected size) and rebuilds what is missing. Returns what it found and did.
+    pub fn heal_version(&self, v: &ScannedVersion) -> Result<HealReport, StoreError> {
+        let set = &self.set;
+        let mut report = HealReport {
+            records_scanned: 1,
+            ..Default::default()
+        };
+        let Some(codec) = set.codec else {
+            return Ok(report);
+        };
+        let online: Vec<usize> = set.online().map(|(i, _)| i).collect();
+        let missing_record: Vec<usize> = online
+            .iter()
+            .copied()
+            .filter(|&d| v.values[d].is_none())
+            .collect();
+        if !missing_record.is_empty() {
+            // heal_record copies the record and rebuilds every shard of those drives.
+            self.heal_record(&v.raw_key, &v.values, &missing_record, &mut report)?;
+            return Ok(report);
+        }
+        let Some((bucket, key)) = split_version_key(&v.raw_key) else {
+            return Ok(report);
+        };
+        let record = self.merge_record(&bucket, &key, &v.values)?;
+        if let DataLayout::Parts { parts, .. } = &record.data {
+            let order = self.order(&bucket, &key);
+            for p in parts {
+                let expected = codec.shard_file_size(p.size);
+                let bad: Vec<usize> = online
+                    .iter()
+                    .copied()
+                    .filter(|&d| {
+                        let slot = set.slots[d].as_ref().expect("online");
+                        slot.drive
+                            .open(&p.data_id)
+                            .and_then(|f| f.metadata())
+                            .map(|m| m.len() != expected)
+                            .unwrap_or(true)
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    report.shards_missing += bad.len() as u64;
+                    report.bytes_healed += heal_data_file(set, &order, &p.data_id, p.size, &bad)?;
+                    report.shards_healed += bad.len() as u64;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

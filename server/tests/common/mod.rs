@@ -141,7 +141,10 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        (status, std::fs::read_to_string(&log_path).unwrap_or_default())
+        (
+            status,
+            std::fs::read_to_string(&log_path).unwrap_or_default(),
+        )
     }
 
     fn command(&self) -> Command {

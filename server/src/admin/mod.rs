@@ -1,0 +1,157 @@
+//! The admin API: JSON over HTTP on the S3 port under `/_coffer/admin/v1/` (a path no bucket
+//! can take, as bucket names cannot contain `_`), signed with SigV4 by the root credential.
+//! Used by `coffer-server admin …` and, later, by the operator.
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use http::{HeaderValue, Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::http::{Context, ErrorCode, S3Error};
+
+/// Path prefix of every admin endpoint.
+pub const PREFIX: &str = "/_coffer/admin/v1/";
+
+#[derive(Serialize)]
+struct DriveStatus {
+    index: usize,
+    path: String,
+    online: bool,
+}
+
+#[derive(Serialize)]
+struct ServerStatus {
+    version: &'static str,
+    region: String,
+    data_shards: usize,
+    parity_shards: usize,
+    write_quorum: usize,
+    read_quorum: usize,
+    drives: Vec<DriveStatus>,
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Response<Body>, S3Error> {
+    let body = serde_json::to_vec_pretty(value).map_err(S3Error::internal)?;
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// Serves an admin request from `principal` (an access key id; only root may use the API).
+pub async fn handle(
+    ctx: &Context,
+    method: &Method,
+    path: &str,
+    principal: &str,
+) -> Result<Response<Body>, S3Error> {
+    if principal != ctx.iam.root_access_key() {
+        return Err(ErrorCode::AccessDenied.into());
+    }
+    let rest = path.strip_prefix(PREFIX).unwrap_or("");
+    match (method, rest) {
+        (&Method::GET, "status") => {
+            let set = ctx.store.drive_set();
+            let drives = set
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(i, s)| DriveStatus {
+                    index: i,
+                    path: s
+                        .as_ref()
+                        .map(|s| s.drive.root().display().to_string())
+                        .unwrap_or_default(),
+                    online: s.is_some(),
+                })
+                .collect();
+            json(&ServerStatus {
+                version: env!("CARGO_PKG_VERSION"),
+                region: ctx.region.clone(),
+                data_shards: set.geometry.data,
+                parity_shards: set.geometry.parity,
+                write_quorum: set.write_quorum(),
+                read_quorum: set.read_quorum(),
+                drives,
+            })
+        }
+        (&Method::GET, "heal/status") => json(&ctx.heal.report()),
+        (&Method::POST, "heal/start") => {
+            let (store, status) = (ctx.store.clone(), ctx.heal.clone());
+            if store.drive_set().codec.is_some() {
+                std::thread::spawn(move || {
+                    crate::heal::scan_cycle(&store, &status, crate::heal::ScanPace::default())
+                });
+            }
+            let mut r = json(&ctx.heal.report())?;
+            *r.status_mut() = StatusCode::ACCEPTED;
+            Ok(r)
+        }
+        _ => Err(S3Error::msg(
+            ErrorCode::InvalidRequest,
+            format!("unknown admin endpoint {method} {path}"),
+        )),
+    }
+}
+
+/// A client of the admin API, signing with the root credential.
+pub struct AdminClient {
+    pub endpoint: http::Uri,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+impl AdminClient {
+    /// Calls `method` on admin endpoint `name` and returns the JSON body.
+    pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
+        use http_body_util::BodyExt;
+        let authority = self
+            .endpoint
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("the endpoint has no host: {}", self.endpoint))?
+            .clone();
+        let path = format!("{PREFIX}{name}");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::HOST,
+            HeaderValue::from_str(authority.as_str())?,
+        );
+        crate::auth::sign::sign_request(
+            method.as_str(),
+            &path,
+            None,
+            &mut headers,
+            b"",
+            &self.access_key,
+            &self.secret_key,
+            &self.region,
+            SystemTime::now(),
+        );
+        let uri: http::Uri = format!(
+            "{}://{}{}",
+            self.endpoint.scheme_str().unwrap_or("http"),
+            authority,
+            path
+        )
+        .parse()?;
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+        *req.headers_mut() = headers;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let resp = client.request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", String::from_utf8_lossy(&body));
+        }
+        Ok(serde_json::from_slice(&body)?)
+    }
+}
