@@ -23,4 +23,4 @@ fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast

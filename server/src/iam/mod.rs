@@ -2,6 +2,8 @@
 //! environment, or generated on first start and kept in the first drive. Scoped access keys
 //! and bucket policies arrive with the identity issue and slot in behind [`Iam`].
 
+pub mod policy;
+
 use std::path::Path;
 
 use rand::Rng;

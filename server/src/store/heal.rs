@@ -11,6 +11,32 @@ use super::record::{self, DataLayout, PartRecord, VersionRecord};
 use super::set::DriveSet;
 use super::{ecio, keys, Store, StoreError};
 
+/// Marks a data file as being healed for as long as it lives.
+struct HealGuard<'a> {
+    set: &'a DriveSet,
+    id: String,
+}
+
+impl<'a> HealGuard<'a> {
+    fn take(set: &'a DriveSet, id: &str) -> Option<HealGuard<'a>> {
+        let mut healing = set.healing.lock().unwrap_or_else(|p| p.into_inner());
+        healing.insert(id.to_string()).then(|| HealGuard {
+            set,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for HealGuard<'_> {
+    fn drop(&mut self) {
+        self.set
+            .healing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
+}
+
 /// What a heal did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HealReport {
@@ -19,6 +45,7 @@ pub struct HealReport {
     pub shards_missing: u64,
     pub shards_healed: u64,
     pub bytes_healed: u64,
+    pub errors: u64,
 }
 
 /// Rebuilds the shard files of `data_id` (a part of `part_size` bytes) on the drives listed in
@@ -39,6 +66,12 @@ pub fn heal_data_file(
     if targets.is_empty() {
         return Ok(0);
     }
+    // One heal per data file at a time (a read, the scanner and a drive heal may all find the
+    // same damage); the others skip it.
+    let _guard = match HealGuard::take(set, data_id) {
+        Some(g) => g,
+        None => return Ok(0),
+    };
     let mut sources: Vec<Option<std::fs::File>> = order
         .iter()
         .enumerate()
@@ -116,7 +149,11 @@ impl Store {
                 .filter(|&d| values[d].is_none() && set.slots[d].is_some())
                 .collect();
             if !missing.is_empty() {
-                self.heal_record(&key, &values, &missing, &mut report)?;
+                // One damaged record must not stop the rest from healing.
+                if let Err(e) = self.heal_record(&key, &values, &missing, &mut report) {
+                    tracing::warn!(error = %e, "could not heal a record; continuing");
+                    report.errors += 1;
+                }
             }
             it.next();
         }

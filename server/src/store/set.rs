@@ -64,6 +64,8 @@ pub struct DriveSet {
     pub geometry: ErasureGeometry,
     /// The Reed–Solomon codec, `None` for a single drive (no erasure coding).
     pub codec: Option<ErasureCodec>,
+    /// Data files being healed right now: one heal per file at a time.
+    pub healing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn db_options() -> rocksdb::Options {
@@ -121,11 +123,25 @@ impl DriveSet {
             .iter()
             .map(|d| d.read_format())
             .collect::<Result<_, _>>()?;
-        let deployment = formats
-            .iter()
-            .flatten()
-            .next()
-            .map(|f| f.deployment_id.clone())
+        // The deployment is the one most formatted drives agree on; a tie is refused rather
+        // than guessed, so a foreign drive is always the one named.
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for f in formats.iter().flatten() {
+            match counts.iter_mut().find(|(d, _)| *d == f.deployment_id) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((f.deployment_id.clone(), 1)),
+            }
+        }
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+        if counts.len() > 1 && counts[0].1 == counts[1].1 {
+            return Err(StoreError::Config(format!(
+                "the drives disagree on their deployment ({} against {}, {} drives each): refusing to guess which are foreign",
+                counts[0].0, counts[1].0, counts[0].1
+            )));
+        }
+        let deployment = counts
+            .first()
+            .map(|(d, _)| d.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let mut fresh = Vec::new();
         for (i, (drive, format)) in drives.iter().zip(&formats).enumerate() {
@@ -182,6 +198,7 @@ impl DriveSet {
                 slots,
                 geometry,
                 codec,
+                healing: Default::default(),
             },
             fresh,
         ))
@@ -192,6 +209,7 @@ impl DriveSet {
             slots: vec![Some(slot)],
             geometry: ErasureGeometry::new(1, 0).expect("1+0 is a valid geometry"),
             codec: None,
+            healing: Default::default(),
         }
     }
 

@@ -161,6 +161,8 @@ impl TestServer {
             .env_remove("COFFER_DOMAIN")
             .env_remove("COFFER_REGION")
             .env_remove("COFFER_PARITY")
+            .env_remove("COFFER_HEAL_RATE")
+            .env_remove("COFFER_HEAL_INTERVAL")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         command

@@ -194,7 +194,12 @@ impl Drive for LocalDrive {
     }
 
     fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
-        let tmp = self.root.join("tmp").join(id);
+        // A unique temporary name: two writers of the same id (a heal racing another heal)
+        // must never share, truncate or remove each other's file.
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{id}.{}", uuid::Uuid::new_v4().simple()));
         let file = File::create(&tmp)?;
         Ok(Box::new(LocalWriter {
             file: io::BufWriter::with_capacity(1 << 20, file),
