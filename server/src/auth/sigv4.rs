@@ -156,7 +156,7 @@ fn query_pairs(raw: &str) -> impl Iterator<Item = (Cow<'_, [u8]>, Cow<'_, [u8]>)
 }
 
 /// Looks up a query parameter by exact (case-sensitive) decoded name.
-fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(raw: Option<&str>, name: &str) -> Option<String> {
     query_pairs(raw?)
         .find(|(n, _)| n.as_ref() == name.as_bytes())
         .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
@@ -418,25 +418,12 @@ pub(crate) fn authenticate(
         }
         (None, true) => authenticate_presigned(req, region, OffsetDateTime::from(now), secrets),
         (None, false) => {
-            if query_param(req.raw_query, "AWSAccessKeyId").is_some()
-                && query_param(req.raw_query, "Signature").is_some()
-            {
-                return Err(sigv2_not_implemented());
-            }
             Ok(Authenticated {
                 principal: Principal::Anonymous,
                 payload: PayloadCheck::None,
             })
         }
     }
-}
-
-fn sigv2_not_implemented() -> AuthError {
-    AuthError::NotImplemented(
-        "AWS Signature Version 2 is not supported; sign requests with Signature Version 4 \
-         (AWS4-HMAC-SHA256)."
-            .to_string(),
-    )
 }
 
 fn sigv4a_not_implemented() -> AuthError {
@@ -461,7 +448,6 @@ fn parse_authorization(value: &str) -> Result<HeaderAuth<'_>, AuthError> {
     match scheme {
         ALGORITHM => {}
         ECDSA_ALGORITHM => return Err(sigv4a_not_implemented()),
-        "AWS" => return Err(sigv2_not_implemented()),
         _ => {
             return Err(AuthError::InvalidArgument(
                 "Unsupported Authorization Type".to_string(),
