@@ -18,6 +18,8 @@ pub struct BenchOptions {
     pub scratch: PathBuf,
     /// Rewrite e2e/BENCHMARKS.md with the results.
     pub write_report: bool,
+    /// Drive folders per server (erasure coding over them when more than one).
+    pub drives: usize,
 }
 
 pub fn run(opts: &BenchOptions) -> Result<()> {
@@ -29,10 +31,10 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     let minio_bin = MINIO.ensure_built()?;
 
     let creds = Credentials::default();
-    let mut coffer = ServerProcess::start_coffer(&coffer_bin, &creds, &opts.scratch)
+    let mut coffer = ServerProcess::start_coffer(&coffer_bin, &creds, &opts.scratch, opts.drives)
         .context("starting coffer-server")?;
-    let mut minio =
-        ServerProcess::start_minio(&minio_bin, &creds, &opts.scratch).context("starting MinIO")?;
+    let mut minio = ServerProcess::start_minio(&minio_bin, &creds, &opts.scratch, opts.drives)
+        .context("starting MinIO")?;
     let warp_data = tempfile::Builder::new()
         .prefix("coffer-e2e-warp-")
         .tempdir_in(&opts.scratch)?;
@@ -85,10 +87,22 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     }
     if opts.write_report {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
-        let command = if opts.quick {
-            "cargo run -p coffer-e2e --release -- bench --quick"
+        let command = format!(
+            "cargo run -p coffer-e2e --release -- bench{}{}",
+            if opts.quick { " --quick" } else { "" },
+            if opts.drives > 1 {
+                format!(" --drives {}", opts.drives)
+            } else {
+                String::new()
+            }
+        );
+        let heading = if opts.drives > 1 {
+            format!(
+                "Latest results: {} drives per server (erasure-coded)",
+                opts.drives
+            )
         } else {
-            "cargo run -p coffer-e2e --release -- bench"
+            "Latest results".to_string()
         };
         let tools = format!(
             "warp {}, MinIO {} ({}), coffer-server from this tree",
@@ -100,10 +114,11 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             .unwrap_or_default();
         report::write_markdown(
             &path,
+            &heading,
             &report::Context {
                 machine: &machine,
                 date: &today(),
-                command,
+                command: &command,
                 tools: &tools,
                 warp_example: &example,
             },

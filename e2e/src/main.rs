@@ -29,6 +29,9 @@ enum Cmd {
         /// Only print the table; leave e2e/BENCHMARKS.md alone.
         #[arg(long)]
         no_write: bool,
+        /// Drive folders per server, the same for both (4: erasure coding 2+2 on each).
+        #[arg(long, default_value_t = 1)]
+        drives: usize,
     },
     /// Build (or find in the cache) warp and MinIO and print their paths.
     Tools,
@@ -40,7 +43,9 @@ fn main() -> Result<()> {
             quick,
             scratch,
             no_write,
+            drives,
         } => coffer_e2e::bench::run(&coffer_e2e::bench::BenchOptions {
+            drives,
             quick,
             scratch: scratch.unwrap_or_else(std::env::temp_dir),
             write_report: !no_write,

@@ -162,13 +162,25 @@ competes with the server for CPU, so compare ratios rather than absolute numbers
 run anything else (builds!) at the same time.
 ";
 
-/// Writes the whole report to `path`.
-pub fn write_markdown(path: &Path, ctx: &Context, rows: &[Row]) -> Result<()> {
+/// Writes the report to `path`: the how-to, then this run's section (headed `heading`), while
+/// keeping every other `## ` section already in the file (other drive layouts, criterion
+/// micro-benchmarks).
+pub fn write_markdown(path: &Path, heading: &str, ctx: &Context, rows: &[Row]) -> Result<()> {
     let m = ctx.machine;
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let mut kept = String::new();
+    for section in old.split("\n## ").skip(1) {
+        let title = section.lines().next().unwrap_or("");
+        if title != heading && !title.starts_with("How to run") {
+            kept.push_str("\n## ");
+            kept.push_str(section.trim_end());
+            kept.push('\n');
+        }
+    }
     let mut doc = String::from(HOW_TO_RUN);
     let _ = write!(
         doc,
-        "\n## Latest results\n\n\
+        "\n## {heading}\n\n\
          - Date: {}\n\
          - Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start\n\
          - Command: `{}`\n\
@@ -189,6 +201,7 @@ pub fn write_markdown(path: &Path, ctx: &Context, rows: &[Row]) -> Result<()> {
     if !failed.is_empty() {
         let _ = write!(doc, "\nFailed runs:\n\n{failed}");
     }
+    doc.push_str(&kept);
     std::fs::write(path, doc)?;
     Ok(())
 }

@@ -46,15 +46,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `coffer-server serve DRIVE --address 127.0.0.1:0` in a fresh
     /// folder under `scratch` and waits for its `endpoint=` line.
-    pub fn start_coffer(binary: &Path, creds: &Credentials, scratch: &Path) -> Result<Self> {
+    pub fn start_coffer(
+        binary: &Path,
+        creds: &Credentials,
+        scratch: &Path,
+        drives: usize,
+    ) -> Result<Self> {
         let dir = server_dir("coffer", scratch)?;
-        let drive = dir.path().join("drive");
-        std::fs::create_dir(&drive)?;
+        let drives = drive_folders(dir.path(), drives)?;
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path)?;
         let mut child = Command::new(binary)
             .arg("serve")
-            .arg(&drive)
+            .args(&drives)
             .args(["--address", "127.0.0.1:0"])
             .env("COFFER_ROOT_USER", &creds.access_key)
             .env("COFFER_ROOT_PASSWORD", &creds.secret_key)
@@ -107,17 +111,21 @@ impl ServerProcess {
 
     /// Starts `minio server DRIVE` on a free loopback port with `creds` as the
     /// root user and waits until its liveness probe answers.
-    pub fn start_minio(binary: &Path, creds: &Credentials, scratch: &Path) -> Result<Self> {
+    pub fn start_minio(
+        binary: &Path,
+        creds: &Credentials,
+        scratch: &Path,
+        drives: usize,
+    ) -> Result<Self> {
         let dir = server_dir("minio", scratch)?;
-        let drive = dir.path().join("drive");
-        std::fs::create_dir(&drive)?;
+        let drives = drive_folders(dir.path(), drives)?;
         let log_path = dir.path().join("server.log");
         let log = File::create(&log_path)?;
         let host_port = format!("127.0.0.1:{}", free_port()?);
         let console = format!("127.0.0.1:{}", free_port()?);
         let child = Command::new(binary)
             .arg("server")
-            .arg(&drive)
+            .args(&drives)
             .args([
                 "--address",
                 &host_port,
@@ -252,6 +260,19 @@ fn free_port() -> Result<u16> {
 /// executables in `target/release/deps/`. Fails when it is missing or older
 /// than one of its sources, so nobody tests a stale build by accident
 /// (`cargo test -p coffer-e2e` does not rebuild another package's binary).
+/// `n` empty drive folders inside `dir` (`drive` alone, or `drive0`…`driveN-1`).
+fn drive_folders(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let names: Vec<PathBuf> = if n <= 1 {
+        vec![dir.join("drive")]
+    } else {
+        (0..n).map(|i| dir.join(format!("drive{i}"))).collect()
+    };
+    for d in &names {
+        std::fs::create_dir(d)?;
+    }
+    Ok(names)
+}
+
 pub fn coffer_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let dirs = [exe.parent(), exe.parent().and_then(Path::parent)];
