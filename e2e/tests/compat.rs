@@ -16,7 +16,7 @@ const SCRIPT_TIMEOUT_SECS: u32 = 300;
 fn run_client(script: &str) {
     let binary = server::coffer_binary().unwrap_or_else(|e| panic!("{e:#}"));
     let creds = Credentials::default();
-    let server = ServerProcess::start_coffer(&binary, &creds, &std::env::temp_dir())
+    let server = ServerProcess::start_coffer(&binary, &creds, &std::env::temp_dir(), 1)
         .unwrap_or_else(|e| panic!("starting coffer-server: {e:#}"));
     let work = tempfile::tempdir().expect("a temporary folder for the client");
     let script_path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -32,7 +32,7 @@ pub enum AuthError {
     /// The aws-chunked body was truncated, malformed or of the wrong decoded length.
     #[error("{0}")]
     IncompleteBody(String),
-    /// A known but unsupported scheme: SigV4A (ECDSA) or Signature Version 2.
+    /// A known but unsupported scheme: SigV4A (ECDSA).
     #[error("{0}")]
     NotImplemented(String),
 }

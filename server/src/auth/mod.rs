@@ -1,4 +1,5 @@
-//! Request authentication: AWS Signature Version 4 as S3 speaks it, server side.
+//! Request authentication: AWS Signature Version 4 as S3 speaks it, server side, and the
+//! legacy Signature Version 2 that old clients and boto3's default presigner still send.
 //!
 //! This module owns turning an incoming request (method, raw path, raw query, headers) into
 //! an [`Authenticated`] principal plus what remains to be checked about the body
@@ -11,12 +12,15 @@
 //! 1. A signature is compared in constant time and never appears in an error message.
 //! 2. The canonical URI is the received path decoded once and re-encoded once: S3 neither
 //!    normalizes (`.`/`..`, `//`) nor double-encodes it.
-//! 3. [`ChunkedBody`] yields an error before it ever ends normally when the body is bad, so
+//! 3. SigV2 signs the path exactly as received (no decoding at all) and only the
+//!    sub-resource query parameters; see [`sigv2`].
+//! 4. [`ChunkedBody`] yields an error before it ever ends normally when the body is bad, so
 //!    a consumer that commits only on a clean end never stores a forged or partial object.
 
 mod chunked;
 mod error;
 pub mod sign;
+pub mod sigv2;
 pub mod sigv4;
 
 #[cfg(test)]
@@ -73,17 +77,34 @@ pub struct Authenticated {
     pub payload: PayloadCheck,
 }
 
-/// Authenticates a request signed with SigV4 in the `Authorization` header or in the query
-/// string (presigned URL). A request carrying neither is [`Principal::Anonymous`].
+/// Authenticates a request signed with SigV4 or SigV2, in the `Authorization` header or in
+/// the query string (presigned URL). A request carrying neither is [`Principal::Anonymous`];
+/// one carrying more than one is refused.
 ///
-/// `region` is the region this server answers for; the credential scope must name it and the
-/// service `s3`. `now` is the server clock, used for the 15-minute skew window and presigned
-/// expiry.
+/// `region` is the region this server answers for; a SigV4 credential scope must name it and
+/// the service `s3` (SigV2 has no scope). `now` is the server clock, used for the 15-minute
+/// skew window and presigned expiry.
 pub fn authenticate(
     req: &AuthRequest<'_>,
     region: &str,
     now: SystemTime,
     secrets: &dyn SecretLookup,
 ) -> Result<Authenticated, AuthError> {
-    sigv4::authenticate(req, region, now, secrets)
+    let v2_header = sigv2::is_header_auth(req.headers);
+    let v2_query = sigv2::is_presigned(req.raw_query);
+    if !v2_header && !v2_query {
+        return sigv4::authenticate(req, region, now, secrets);
+    }
+    let v4_query = ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature"]
+        .iter()
+        .any(|name| sigv4::query_param(req.raw_query, name).is_some());
+    let in_query = usize::from(v2_query) + usize::from(v4_query);
+    if in_query > 1 || (in_query == 1 && req.headers.contains_key(http::header::AUTHORIZATION)) {
+        return Err(AuthError::InvalidArgument(
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
+             Signature query string parameter or the Authorization header should be specified"
+                .to_string(),
+        ));
+    }
+    sigv2::authenticate(req, now.into(), secrets)
 }

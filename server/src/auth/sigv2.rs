@@ -145,7 +145,7 @@ pub fn string_to_sign(
     raw_path: &str,
     raw_query: Option<&str>,
 ) -> Vec<u8> {
-    let header = |name: http::header::HeaderName| {
+    let header = |name: &str| {
         headers
             .get(name)
             .map_or(&[][..], |v| v.as_bytes().trim_ascii())
@@ -153,9 +153,9 @@ pub fn string_to_sign(
     let mut out = Vec::with_capacity(128 + raw_path.len());
     out.extend_from_slice(method.as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(header(http::header::CONTENT_MD5));
+    out.extend_from_slice(header("content-md5"));
     out.push(b'\n');
-    out.extend_from_slice(header(http::header::CONTENT_TYPE));
+    out.extend_from_slice(header("content-type"));
     out.push(b'\n');
     out.extend_from_slice(date);
     out.push(b'\n');
@@ -200,6 +200,25 @@ fn signature_matches(expected: &[u8; 20], supplied_base64: &str) -> bool {
     // Lengths are public (always 20 for SHA-1); only the contents are compared in constant
     // time.
     supplied.len() == expected.len() && bool::from(expected.ct_eq(supplied.as_slice()))
+}
+
+/// Whether `signature` signs the request with `date` in the Date slot.
+///
+/// A path-style bucket path without its trailing slash (`/bucket`) also verifies as
+/// `/bucket/`: botocore sends the former and signs the latter, which is the canonical
+/// resource of the same bucket sent virtual-hosted style (`GET /` on `bucket.DOMAIN`). Both
+/// name the same bucket, so accepting either signs no other resource.
+fn verify(req: &AuthRequest<'_>, secret: &str, date: &[u8], signature: &str) -> bool {
+    let check = |path: &str| {
+        let sts = string_to_sign(req.method.as_str(), req.headers, date, path, req.raw_query);
+        signature_matches(&sign(secret, &sts), signature)
+    };
+    let path = req.raw_path;
+    if check(path) {
+        return true;
+    }
+    let bucket_only = path.len() > 1 && path.starts_with('/') && !path[1..].contains('/');
+    bucket_only && check(&format!("{path}/"))
 }
 
 /// Authenticates a Signature Version 2 request; the caller has checked that exactly one of
@@ -267,14 +286,7 @@ fn authenticate_header(
     if (now - request_time).whole_seconds().abs() > MAX_SKEW_SECONDS {
         return Err(AuthError::RequestTimeTooSkewed);
     }
-    let sts = string_to_sign(
-        req.method.as_str(),
-        req.headers,
-        date_slot,
-        req.raw_path,
-        req.raw_query,
-    );
-    if !signature_matches(&sign(&secret, &sts), signature) {
+    if !verify(req, &secret, date_slot, signature) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
     Ok(Authenticated {
@@ -314,14 +326,7 @@ fn authenticate_presigned(
     if now.unix_timestamp() > expires_at {
         return Err(AuthError::AccessDenied("Request has expired".to_string()));
     }
-    let sts = string_to_sign(
-        req.method.as_str(),
-        req.headers,
-        expires.as_bytes(),
-        req.raw_path,
-        req.raw_query,
-    );
-    if !signature_matches(&sign(&secret, &sts), &signature) {
+    if !verify(req, &secret, expires.as_bytes(), &signature) {
         return Err(AuthError::SignatureDoesNotMatch);
     }
     Ok(Authenticated {

@@ -417,12 +417,10 @@ pub(crate) fn authenticate(
             authenticate_header(req, value, region, OffsetDateTime::from(now), secrets)
         }
         (None, true) => authenticate_presigned(req, region, OffsetDateTime::from(now), secrets),
-        (None, false) => {
-            Ok(Authenticated {
-                principal: Principal::Anonymous,
-                payload: PayloadCheck::None,
-            })
-        }
+        (None, false) => Ok(Authenticated {
+            principal: Principal::Anonymous,
+            payload: PayloadCheck::None,
+        }),
     }
 }
 

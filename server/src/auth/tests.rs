@@ -666,7 +666,6 @@ fn malformed_authorization_headers() {
 #[test]
 fn unsupported_schemes_say_so() {
     for (value, code) in [
-        ("AWS AKIAIOSFODNN7EXAMPLE:frJIUN8DYpKDtOLCwo//yllqDzg=", "NotImplemented"),
         ("AWS4-ECDSA-P256-SHA256 Credential=AK/20130524/s3/aws4_request, SignedHeaders=host, Signature=00", "NotImplemented"),
         ("Bearer token", "InvalidArgument"),
     ] {
@@ -678,14 +677,6 @@ fn unsupported_schemes_say_so() {
             assert!(error.to_string().contains("not supported"), "{error}");
         }
     }
-    let v2_query = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1141889120&Signature=vjbyPxybd";
-    let map = headers(&[("host", "h")]);
-    assert_eq!(
-        run(&Method::GET, "/", Some(v2_query), &map, doc_now())
-            .unwrap_err()
-            .code(),
-        "NotImplemented"
-    );
 }
 
 #[test]
