@@ -136,6 +136,9 @@ impl ServerProcess {
             .env("MINIO_ROOT_USER", &creds.access_key)
             .env("MINIO_ROOT_PASSWORD", &creds.secret_key)
             .env("MINIO_BROWSER", "off")
+            // Our drive folders share the root filesystem; without this MinIO refuses
+            // them in erasure mode ("drive not found") and never becomes ready.
+            .env("MINIO_CI_CD", "on")
             .env("MINIO_UPDATE", "off")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -150,7 +153,9 @@ impl ServerProcess {
             dir,
         };
         let deadline = Instant::now() + START_TIMEOUT;
-        while !server.http_ok("/minio/health/live") {
+        // `cluster` answers 200 only once the drives are formatted and write quorum is
+        // up (`live` answers before that, and the first requests would fail).
+        while !server.http_ok("/minio/health/cluster") {
             if let Some(status) = server.child.try_wait()? {
                 bail!(
                     "minio exited with {status} while starting\n{}",

@@ -69,6 +69,48 @@ pub enum AdminCommand {
         #[arg(value_parser = ["status", "start"], default_value = "status")]
         action: String,
     },
+    /// Scoped access keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Creates a key (or updates the one named by --access-key) and prints its secret once.
+    Create {
+        /// `NAME[:ReadWrite|ReadOnly|WriteOnly]`, repeatable (ReadWrite when no mode is given).
+        #[arg(long = "bucket", required = true, value_parser = crate::iam::keys::parse_bucket_grant)]
+        buckets: Vec<(String, crate::iam::keys::AccessMode)>,
+        /// RFC 3339 time after which the key stops working.
+        #[arg(long)]
+        expires: Option<String>,
+        /// The access key id to use (generated when absent).
+        #[arg(long)]
+        access_key: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Every key, without secrets.
+    List,
+    /// One key, without its secret.
+    Describe {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    /// Gives the key a new secret and prints it once.
+    Rotate {
+        id: String,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -182,12 +224,17 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             interval: std::time::Duration::from_secs(args.heal_interval),
         },
     );
+    let iam =
+        Iam::load(root.clone(), &store).map_err(|e| anyhow::anyhow!("loading access keys: {e}"))?;
+    let iam = Arc::new(iam);
     let ctx = Arc::new(Context {
         heal,
         store,
-        iam: Arc::new(Iam::new(root.clone())),
+        iam,
         region: args.region.clone(),
         domains: args.domains.clone(),
+        policies: Default::default(),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     });
     let listener = tokio::net::TcpListener::bind(args.address).await?;
     let handle = crate::http::serve(listener, ctx).await?;

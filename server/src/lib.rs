@@ -9,5 +9,6 @@ pub mod config;
 pub mod heal;
 pub mod http;
 pub mod iam;
+pub mod metrics;
 pub mod s3;
 pub mod store;

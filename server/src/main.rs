@@ -44,9 +44,48 @@ async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
             client.call(http::Method::POST, "heal/start").await?
         }
         config::AdminCommand::Heal { .. } => client.call(http::Method::GET, "heal/status").await?,
+        config::AdminCommand::Key { action } => admin_key(&client, action).await?,
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())
+}
+
+async fn admin_key(
+    client: &coffer_server::admin::AdminClient,
+    action: config::KeyCommand,
+) -> anyhow::Result<serde_json::Value> {
+    use config::KeyCommand as K;
+    use http::Method;
+    let (method, path) = match action {
+        K::Create {
+            buckets,
+            expires,
+            access_key,
+            description,
+        } => {
+            let body = coffer_server::admin::CreateKey {
+                buckets: buckets
+                    .into_iter()
+                    .map(|(name, mode)| coffer_server::admin::BucketGrant { name, mode })
+                    .collect(),
+                expires_at: expires,
+                access_key,
+                secret_key: None,
+                description,
+            };
+            let body = serde_json::to_value(&body)?;
+            return client
+                .call_with_body(Method::POST, "keys", Some(&body))
+                .await;
+        }
+        K::List => (Method::GET, "keys".to_string()),
+        K::Describe { id } => (Method::GET, format!("keys/{id}")),
+        K::Delete { id } => (Method::DELETE, format!("keys/{id}")),
+        K::Disable { id } => (Method::POST, format!("keys/{id}/disable")),
+        K::Enable { id } => (Method::POST, format!("keys/{id}/enable")),
+        K::Rotate { id } => (Method::POST, format!("keys/{id}/rotate")),
+    };
+    client.call(method, &path).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

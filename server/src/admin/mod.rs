@@ -8,7 +8,10 @@ use axum::body::Body;
 use http::{HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 
-use crate::http::{Context, ErrorCode, S3Error};
+use crate::http::{Context, ErrorCode, RequestBody, S3Error};
+
+mod keys;
+pub use keys::{BucketGrant, CreateKey};
 
 /// Path prefix of every admin endpoint.
 pub const PREFIX: &str = "/_coffer/admin/v1/";
@@ -47,8 +50,9 @@ pub async fn handle(
     method: &Method,
     path: &str,
     principal: &str,
+    body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
-    if principal != ctx.iam.root_access_key() {
+    if !ctx.iam.is_root(principal) {
         return Err(ErrorCode::AccessDenied.into());
     }
     let rest = path.strip_prefix(PREFIX).unwrap_or("");
@@ -79,6 +83,7 @@ pub async fn handle(
             })
         }
         (&Method::GET, "heal/status") => json(&ctx.heal.report()),
+        (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
         (&Method::POST, "heal/start") => {
             let (store, status) = (ctx.store.clone(), ctx.heal.clone());
             if store.drive_set().codec.is_some() {
@@ -108,7 +113,21 @@ pub struct AdminClient {
 impl AdminClient {
     /// Calls `method` on admin endpoint `name` and returns the JSON body.
     pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
+        self.call_with_body(method, name, None).await
+    }
+
+    /// Like [`AdminClient::call`], sending `body` as JSON.
+    pub async fn call_with_body(
+        &self,
+        method: Method,
+        name: &str,
+        body: Option<&serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
         use http_body_util::BodyExt;
+        let payload = match body {
+            Some(v) => serde_json::to_vec(v)?,
+            None => Vec::new(),
+        };
         let authority = self
             .endpoint
             .authority()
@@ -125,7 +144,7 @@ impl AdminClient {
             &path,
             None,
             &mut headers,
-            b"",
+            &payload,
             &self.access_key,
             &self.secret_key,
             &self.region,
@@ -141,7 +160,7 @@ impl AdminClient {
         let mut req = http::Request::builder()
             .method(method)
             .uri(uri)
-            .body(http_body_util::Empty::<bytes::Bytes>::new())?;
+            .body(http_body_util::Full::new(bytes::Bytes::from(payload)))?;
         *req.headers_mut() = headers;
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

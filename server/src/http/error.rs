@@ -5,6 +5,7 @@
 use http::StatusCode;
 
 use crate::auth::AuthError;
+use crate::iam::policy::PolicyError;
 use crate::store::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,8 @@ pub enum ErrorCode {
     IllegalLocationConstraintException,
     MissingSecurityHeader,
     ServiceUnavailable,
+    MalformedPolicy,
+    NoSuchBucketPolicy,
 }
 
 impl ErrorCode {
@@ -90,6 +93,8 @@ impl ErrorCode {
             ErrorCode::IllegalLocationConstraintException => "IllegalLocationConstraintException",
             ErrorCode::MissingSecurityHeader => "MissingSecurityHeader",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
+            ErrorCode::MalformedPolicy => "MalformedPolicy",
+            ErrorCode::NoSuchBucketPolicy => "NoSuchBucketPolicy",
         }
     }
 
@@ -100,7 +105,9 @@ impl ErrorCode {
                 StatusCode::FORBIDDEN
             }
             BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
-            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchBucketPolicy => {
+                StatusCode::NOT_FOUND
+            }
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             NotModified => StatusCode::NOT_MODIFIED,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -145,6 +152,8 @@ impl ErrorCode {
             SignatureDoesNotMatch => "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             XAmzContentSHA256Mismatch => "The provided 'x-amz-content-sha256' header does not match what was computed.",
             ServiceUnavailable => "Please reduce your request rate.",
+            NoSuchBucketPolicy => "The bucket policy does not exist",
+            MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
             _ => "The request is not valid.",
         }
     }
@@ -229,6 +238,13 @@ impl From<StoreError> for S3Error {
             | StoreError::Record(_)
             | StoreError::Internal(_)) => S3Error::internal(e),
         }
+    }
+}
+
+impl From<PolicyError> for S3Error {
+    fn from(e: PolicyError) -> S3Error {
+        // The message names the problem, as S3's does; it carries nothing internal.
+        S3Error::msg(ErrorCode::MalformedPolicy, e.to_string())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod error;
+pub mod health;
 pub mod router;
 mod server;
 
@@ -16,7 +17,7 @@ use http::{HeaderValue, Request, Response};
 pub use body::RequestBody;
 pub use error::{ErrorCode, S3Error};
 pub use router::{Operation, Route};
-pub use server::{serve, ServerHandle};
+pub use server::{serve, ClientConnection, ServerHandle};
 
 use crate::auth::{self, AuthRequest, ChunkedBody, PayloadCheck, Principal};
 use crate::iam::Iam;
@@ -32,6 +33,10 @@ pub struct Context {
     pub domains: Vec<String>,
     /// Progress of the background scanner, for the admin API.
     pub heal: Arc<crate::heal::HealStatus>,
+    /// Parsed bucket policies, cached for the access check of every request.
+    pub policies: s3::policy::BucketPolicies,
+    /// Request counters and state gauges served at `/_coffer/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn request_id() -> String {
@@ -44,7 +49,10 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let mut response = match dispatch(&ctx, req).await {
+    let bytes_received = content_length(req.headers());
+    // Set by `dispatch` once the request is routed; failures before that count as "unknown".
+    let mut operation: Option<String> = None;
+    let mut response = match dispatch(&ctx, req, &mut operation).await {
         Ok(r) => r,
         Err(e) => {
             let resource = percent_encoding::percent_decode_str(&path)
@@ -72,10 +80,37 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
         status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
+    if health::endpoint(&method, &path).is_none() {
+        ctx.metrics.record_request(
+            operation.as_deref().unwrap_or("unknown"),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+            bytes_received,
+            content_length(response.headers()),
+        );
+    }
     response
 }
 
-async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S3Error> {
+/// A message's declared Content-Length, when it has a valid one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+async fn dispatch(
+    ctx: &Context,
+    req: Request<Body>,
+    operation: &mut Option<String>,
+) -> Result<Response<Body>, S3Error> {
+    // Probes and scrapes are unauthenticated, and only these exact paths are.
+    if let Some(endpoint) = health::endpoint(req.method(), req.uri().path()) {
+        return Ok(health::handle(ctx, endpoint));
+    }
     let (mut parts, body) = req.into_parts();
     if !parts.headers.contains_key(http::header::HOST) {
         // HTTP/2 carries the host in `:authority`; signatures cover it as `host`.
@@ -90,6 +125,7 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query();
     if raw_path.starts_with(crate::admin::PREFIX) {
+        *operation = Some("Admin".into());
         let auth = auth::authenticate(
             &AuthRequest {
                 method: &parts.method,
@@ -104,7 +140,16 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
         let Principal::AccessKey(principal) = auth.principal else {
             return Err(ErrorCode::AccessDenied.into());
         };
-        return crate::admin::handle(ctx, &parts.method, raw_path, &principal).await;
+        let mut body = RequestBody::new(
+            body.into_data_stream()
+                .map_err(|e| S3Error::msg(ErrorCode::IncompleteBody, e.to_string()))
+                .boxed(),
+            None,
+        );
+        if let PayloadCheck::Sha256(hash) = auth.payload {
+            body.expected_sha256 = Some(hash);
+        }
+        return crate::admin::handle(ctx, &parts.method, raw_path, &principal, body).await;
     }
     let route = router::route(
         &parts.method,
@@ -113,6 +158,7 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
         &parts.headers,
         &ctx.domains,
     )?;
+    *operation = Some(format!("{:?}", route.op));
     let auth = auth::authenticate(
         &AuthRequest {
             method: &parts.method,
@@ -124,10 +170,25 @@ async fn dispatch(ctx: &Context, req: Request<Body>) -> Result<Response<Body>, S
         SystemTime::now(),
         ctx.iam.as_ref(),
     )?;
-    if let Principal::Anonymous = auth.principal {
-        // Bucket policies that may allow anonymous access arrive with the IAM issue.
-        return Err(ErrorCode::AccessDenied.into());
+    if let Principal::AccessKey(principal) = &auth.principal {
+        // Scoped keys: their buckets and modes only; copies also need read on the source.
+        // Checked before bucket policies so nothing tells a key whether another bucket exists.
+        let source = matches!(route.op, Operation::CopyObject | Operation::UploadPartCopy)
+            .then(|| s3::object::copy_source(&parts.headers))
+            .transpose()?;
+        let source_bucket = source.as_ref().map(|s| s.bucket.as_str());
+        ctx.iam
+            .authorize(principal, &route.op, route.bucket.as_deref(), source_bucket)
+            .map_err(|_| S3Error::from(ErrorCode::AccessDenied))?;
+        if route.op == Operation::ListBuckets {
+            if let Some(scope) = ctx.iam.bucket_scope(principal) {
+                return s3::bucket::list_buckets_in(ctx, Some(&scope)).await;
+            }
+        }
     }
+    // Bucket policies: an anonymous request needs an Allow; an explicit Deny refuses anyone.
+    let connection = parts.extensions.get::<ClientConnection>();
+    s3::policy::authorize(ctx, &route, &auth.principal, &parts.headers, connection).await?;
     let content_length = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

@@ -35,6 +35,10 @@ pub enum Operation {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
+    PutBucketPolicy,
+    GetBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
 }
 
 /// A routed request.
@@ -143,6 +147,10 @@ pub fn route(
                 Operation::ListObjectsV2
             }
             Method::POST if has("delete") => Operation::DeleteObjects,
+            Method::PUT if has("policy") => Operation::PutBucketPolicy,
+            Method::GET if has("policy") => Operation::GetBucketPolicy,
+            Method::DELETE if has("policy") => Operation::DeleteBucketPolicy,
+            Method::GET if has("policyStatus") => Operation::GetBucketPolicyStatus,
             _ if unsupported_subresource(&query).is_some() => {
                 return Err(not_implemented(&query));
             }

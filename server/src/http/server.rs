@@ -16,6 +16,14 @@ use super::Context;
 /// Largest request head (request line plus headers) we accept.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
+/// How the client reached this server, attached to every request as an extension: bucket
+/// policies test `aws:SourceIp` and `aws:SecureTransport` against it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientConnection {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -45,7 +53,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
             .http2()
             .max_header_list_size(MAX_HEADER_BYTES as u32);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -58,14 +66,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
             };
             let _ = stream.set_nodelay(true);
             let ctx = ctx.clone();
+            let connection = ClientConnection { peer, tls: false };
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let ctx = ctx.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            super::handle(ctx, req.map(Body::new)).await,
-                        )
-                    }
+                    let mut req = req.map(Body::new);
+                    req.extensions_mut().insert(connection);
+                    async move { Ok::<_, std::convert::Infallible>(super::handle(ctx, req).await) }
                 });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

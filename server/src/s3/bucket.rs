@@ -38,7 +38,18 @@ pub fn valid_bucket_name(name: &str) -> bool {
 }
 
 pub async fn list_buckets(ctx: &Context) -> Result<Response<Body>, S3Error> {
-    let buckets = blocking(ctx, |s| s.list_buckets()).await?;
+    list_buckets_in(ctx, None).await
+}
+
+/// ListBuckets showing only `scope` (a scoped access key's buckets) when given.
+pub async fn list_buckets_in(
+    ctx: &Context,
+    scope: Option<&[String]>,
+) -> Result<Response<Body>, S3Error> {
+    let mut buckets = blocking(ctx, |s| s.list_buckets()).await?;
+    if let Some(scope) = scope {
+        buckets.retain(|b| scope.contains(&b.name));
+    }
     let doc = xml::ListAllMyBucketsResult {
         xmlns: xml::NS,
         owner: owner(ctx),
@@ -99,7 +110,9 @@ pub async fn delete_bucket(ctx: &Context, route: &Route) -> Result<Response<Body
     let n = name.clone();
     blocking(ctx, move |s| s.delete_bucket(&n))
         .await
-        .map_err(|e| e.with("BucketName", name))?;
+        .map_err(|e| e.with("BucketName", name.clone()))?;
+    // The bucket's policy went with it; a bucket made later under this name starts without.
+    ctx.policies.forget(&name);
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -1,11 +1,12 @@
 //! S3 semantics, one module per resource. Handlers take a routed request and return a
 //! response; storage details stay behind [`crate::store::Store`].
 
-mod bucket;
+pub(crate) mod bucket;
 pub mod headers;
 mod list;
 mod multipart;
-mod object;
+pub(crate) mod object;
+pub(crate) mod policy;
 pub mod xml;
 
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub async fn dispatch(
         O::CompleteMultipartUpload => multipart::complete(ctx, route, headers, body).await,
         O::AbortMultipartUpload => multipart::abort(ctx, route).await,
         O::ListParts => multipart::list_parts(ctx, route).await,
+        O::PutBucketPolicy => policy::put_bucket_policy(ctx, route, headers, body).await,
+        O::GetBucketPolicy => policy::get_bucket_policy(ctx, route).await,
+        O::DeleteBucketPolicy => policy::delete_bucket_policy(ctx, route).await,
+        O::GetBucketPolicyStatus => policy::get_bucket_policy_status(ctx, route).await,
     }
 }
 

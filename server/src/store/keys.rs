@@ -10,10 +10,26 @@ pub const UPLOAD: u8 = b'U';
 pub const PART: u8 = b'P';
 /// Data files to remove once a record that dropped them is durable.
 pub const GARBAGE: u8 = b'G';
+/// A bucket's policy document.
+pub const POLICY: u8 = b'Y';
+/// Scoped access keys, by access key id (global metadata).
+pub const ACCESS_KEY: u8 = b'K';
+
+pub fn access_key(id: &str) -> Vec<u8> {
+    let mut k = vec![ACCESS_KEY];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
 
 pub fn bucket(name: &str) -> Vec<u8> {
     let mut k = vec![BUCKET];
     k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn policy(bucket: &str) -> Vec<u8> {
+    let mut k = vec![POLICY];
+    k.extend_from_slice(bucket.as_bytes());
     k
 }
 

@@ -12,9 +12,11 @@ pub mod drive;
 mod ecio;
 pub mod erasure;
 pub mod heal;
+mod iam;
 pub mod keys;
 mod list;
 mod multipart;
+mod policy;
 pub mod record;
 pub mod set;
 mod staging;
@@ -303,6 +305,7 @@ impl Store {
         }
         Self::add_garbage(&mut batch, &garbage);
         batch.delete(keys::bucket(name));
+        batch.delete(keys::policy(name));
         self.set.write(&batch)?;
         self.remove_garbage(&garbage);
         Ok(())
