@@ -171,7 +171,9 @@ pub fn write_markdown(path: &Path, heading: &str, ctx: &Context, rows: &[Row]) -
     let mut kept = String::new();
     for section in old.split("\n## ").skip(1) {
         let title = section.lines().next().unwrap_or("");
-        if title != heading && !title.starts_with("How to run") {
+        // Sections of the fixed preamble are written anew, not kept.
+        let preamble = HOW_TO_RUN.contains(&format!("## {title}\n"));
+        if title != heading && !preamble {
             kept.push_str("\n## ");
             kept.push_str(section.trim_end());
             kept.push('\n');

@@ -124,19 +124,19 @@ async fn dispatch(
     }
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query();
+    let auth = auth::authenticate(
+        &AuthRequest {
+            method: &parts.method,
+            raw_path,
+            raw_query,
+            headers: &parts.headers,
+        },
+        &ctx.region,
+        SystemTime::now(),
+        ctx.iam.as_ref(),
+    )?;
     if raw_path.starts_with(crate::admin::PREFIX) {
         *operation = Some("Admin".into());
-        let auth = auth::authenticate(
-            &AuthRequest {
-                method: &parts.method,
-                raw_path,
-                raw_query,
-                headers: &parts.headers,
-            },
-            &ctx.region,
-            SystemTime::now(),
-            ctx.iam.as_ref(),
-        )?;
         let Principal::AccessKey(principal) = auth.principal else {
             return Err(ErrorCode::AccessDenied.into());
         };
@@ -159,17 +159,6 @@ async fn dispatch(
         &ctx.domains,
     )?;
     *operation = Some(format!("{:?}", route.op));
-    let auth = auth::authenticate(
-        &AuthRequest {
-            method: &parts.method,
-            raw_path,
-            raw_query,
-            headers: &parts.headers,
-        },
-        &ctx.region,
-        SystemTime::now(),
-        ctx.iam.as_ref(),
-    )?;
     if let Principal::AccessKey(principal) = &auth.principal {
         // Scoped keys: their buckets and modes only; copies also need read on the source.
         // Checked before bucket policies so nothing tells a key whether another bucket exists.
