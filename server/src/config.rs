@@ -74,6 +74,23 @@ pub enum AdminCommand {
         #[command(subcommand)]
         action: KeyCommand,
     },
+    /// Buckets (create and delete are idempotent).
+    Bucket {
+        #[command(subcommand)]
+        action: BucketCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BucketCommand {
+    /// Creates the bucket, or describes it when it exists already.
+    Create { name: String },
+    /// Deletes the bucket (it must be empty); succeeds when it is absent already.
+    Delete { name: String },
+    /// Every bucket with its usage.
+    List,
+    /// One bucket with its usage.
+    Describe { name: String },
 }
 
 #[derive(Subcommand, Debug)]

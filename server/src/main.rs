@@ -45,6 +45,23 @@ async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
         }
         config::AdminCommand::Heal { .. } => client.call(http::Method::GET, "heal/status").await?,
         config::AdminCommand::Key { action } => admin_key(&client, action).await?,
+        config::AdminCommand::Bucket { action } => {
+            use config::BucketCommand as B;
+            use http::Method;
+            match action {
+                B::Create { name } => client.call(Method::PUT, &format!("buckets/{name}")).await?,
+                B::Delete { name } => {
+                    client
+                        .call(Method::DELETE, &format!("buckets/{name}"))
+                        .await?;
+                    serde_json::json!({ "deleted": name })
+                }
+                B::List => client.call(Method::GET, "buckets").await?,
+                B::Describe { name } => {
+                    client.call(Method::GET, &format!("buckets/{name}")).await?
+                }
+            }
+        }
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

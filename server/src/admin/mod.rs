@@ -10,11 +10,32 @@ use serde::Serialize;
 
 use crate::http::{Context, ErrorCode, RequestBody, S3Error};
 
+mod buckets;
 mod keys;
 pub use keys::{BucketGrant, CreateKey};
 
 /// Path prefix of every admin endpoint.
 pub const PREFIX: &str = "/_coffer/admin/v1/";
+
+/// Every admin endpoint as (method, path template after [`PREFIX`]). `docs/admin-api.yaml`
+/// must describe each one, and `tests/admin_api.rs` calls each one to prove the router serves
+/// it, so neither the document nor this list can go stale silently.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "status"),
+    ("GET", "heal/status"),
+    ("POST", "heal/start"),
+    ("GET", "keys"),
+    ("POST", "keys"),
+    ("GET", "keys/{id}"),
+    ("DELETE", "keys/{id}"),
+    ("POST", "keys/{id}/enable"),
+    ("POST", "keys/{id}/disable"),
+    ("POST", "keys/{id}/rotate"),
+    ("GET", "buckets"),
+    ("GET", "buckets/{name}"),
+    ("PUT", "buckets/{name}"),
+    ("DELETE", "buckets/{name}"),
+];
 
 #[derive(Serialize)]
 struct DriveStatus {
@@ -44,8 +65,42 @@ fn json<T: Serialize>(value: &T) -> Result<Response<Body>, S3Error> {
     Ok(r)
 }
 
+/// The JSON error document of the admin API: `{"code": …, "message": …, "resource": …}` plus
+/// the error's extra fields (e.g. `BucketName`), with the S3 error's HTTP status.
+fn json_error(err: &S3Error, path: &str) -> Response<Body> {
+    let mut doc = serde_json::Map::new();
+    doc.insert("code".into(), err.code.as_str().into());
+    doc.insert("message".into(), err.message.clone().into());
+    doc.insert("resource".into(), path.into());
+    for (name, value) in &err.extra {
+        doc.insert((*name).into(), value.clone().into());
+    }
+    let mut r = Response::new(Body::from(
+        serde_json::Value::Object(doc).to_string().into_bytes(),
+    ));
+    *r.status_mut() = err.code.status();
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// Serves an admin request from `principal` (an access key id; only root may use the API).
+/// Errors are answered as JSON documents (see [`json_error`]), not S3 XML.
 pub async fn handle(
+    ctx: &Context,
+    method: &Method,
+    path: &str,
+    principal: &str,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
+    Ok(route(ctx, method, path, principal, body)
+        .await
+        .unwrap_or_else(|e| json_error(&e, path)))
+}
+
+async fn route(
     ctx: &Context,
     method: &Method,
     path: &str,
@@ -84,6 +139,9 @@ pub async fn handle(
         }
         (&Method::GET, "heal/status") => json(&ctx.heal.report()),
         (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
+        (_, r) if r == "buckets" || r.starts_with("buckets/") => {
+            buckets::handle(ctx, method, r).await
+        }
         (&Method::POST, "heal/start") => {
             let (store, status) = (ctx.store.clone(), ctx.heal.clone());
             if store.drive_set().codec.is_some() {
@@ -111,7 +169,8 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// Calls `method` on admin endpoint `name` and returns the JSON body.
+    /// Calls `method` on admin endpoint `name` and returns the JSON body (`null` for an empty
+    /// one, as a 204 has).
     pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
         self.call_with_body(method, name, None).await
     }
@@ -170,6 +229,9 @@ impl AdminClient {
         let body = resp.into_body().collect().await?.to_bytes();
         if !status.is_success() {
             anyhow::bail!("{status}: {}", String::from_utf8_lossy(&body));
+        }
+        if body.is_empty() {
+            return Ok(serde_json::Value::Null);
         }
         Ok(serde_json::from_slice(&body)?)
     }

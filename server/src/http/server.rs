@@ -47,6 +47,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
         builder
             .http1()
             .max_buf_size(MAX_HEADER_BYTES)
+            // A client that half-closes after sending its request (or a truncated body) still
+            // gets the answer instead of a dropped connection.
+            .half_close(true)
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(Duration::from_secs(60));
         builder
