@@ -11,7 +11,7 @@ use super::headers::{self, header, insert, quoted};
 use super::{blocking, empty, receive_body, xml, xml_response};
 use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
 use crate::store::record::{DataLayout, VersionRecord};
-use crate::store::{ByteRange, NewObject, StoreError, WriteCondition};
+use crate::store::{ByteRange, NewObject, WriteCondition};
 
 /// `If-None-Match` / `If-Match` on a write.
 pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
@@ -329,9 +329,10 @@ pub async fn delete_objects(
             .into_iter()
             .map(|o| {
                 let r = if o.key.len() > crate::http::router::MAX_KEY_LEN {
-                    Err(StoreError::Internal("key too long".into()))
+                    Err(S3Error::new(ErrorCode::KeyTooLongError))
                 } else {
                     s.delete_object(&bucket, &o.key, o.version_id.as_deref())
+                        .map_err(S3Error::from)
                 };
                 (o, r)
             })
@@ -357,20 +358,11 @@ pub async fn delete_objects(
                 }
             }
             Err(e) => {
-                let (code, message) = match e {
-                    StoreError::Internal(m) if m == "key too long" => {
-                        ("KeyTooLongError", "Your key is too long".to_string())
-                    }
-                    other => {
-                        let s3: S3Error = other.into();
-                        (s3.code.as_str(), s3.message)
-                    }
-                };
                 doc.errors.push(xml::DeleteError {
                     key: o.key,
                     version_id: o.version_id,
-                    code: code.into(),
-                    message,
+                    code: e.code.as_str().into(),
+                    message: e.message,
                 });
             }
         }

@@ -2,6 +2,7 @@
 //! from K good shards (heal on read, after bitrot), and making a drive that came back empty
 //! whole again by copying the records it lacks and rebuilding its shards.
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use serde::Serialize;
@@ -137,6 +138,13 @@ impl Store {
     pub fn heal_drives(&self, drives: &[usize]) -> Result<HealReport, StoreError> {
         let set = &self.set;
         let mut report = HealReport::default();
+        // Part records are keyed by upload id only: their shard order comes from the upload's
+        // bucket and key, looked up here once rather than by a scan per part.
+        let mut uploads = HashMap::new();
+        for (_, v) in set.scan(&[keys::UPLOAD])? {
+            let u: record::UploadRecord = record::decode(&v)?;
+            uploads.insert(u.upload_id.clone(), self.order(&u.bucket, &u.key));
+        }
         let mut it = set.merged_iter();
         it.seek(&[]);
         while it.valid() {
@@ -150,7 +158,7 @@ impl Store {
                 .collect();
             if !missing.is_empty() {
                 // One damaged record must not stop the rest from healing.
-                if let Err(e) = self.heal_record(&key, &values, &missing, &mut report) {
+                if let Err(e) = self.heal_record(&key, &values, &missing, &uploads, &mut report) {
                     tracing::warn!(error = %e, "could not heal a record; continuing");
                     report.errors += 1;
                 }
@@ -166,6 +174,7 @@ impl Store {
         key: &[u8],
         values: &[Option<Vec<u8>>],
         missing: &[usize],
+        uploads: &HashMap<String, Vec<usize>>,
         report: &mut HealReport,
     ) -> Result<(), StoreError> {
         let set = &self.set;
@@ -211,11 +220,11 @@ impl Store {
             }
             Some(&keys::PART) => {
                 let part: PartRecord = record::decode(&any)?;
-                if let Some(upload) = self.upload_of_part(key)? {
-                    let order = self.order(&upload.bucket, &upload.key);
+                let upload_id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
+                if let Some(order) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) {
                     report.shards_missing += missing.len() as u64;
                     report.bytes_healed +=
-                        heal_data_file(set, &order, &part.data_id, part.size, missing)?;
+                        heal_data_file(set, order, &part.data_id, part.size, missing)?;
                     report.shards_healed += missing.len() as u64;
                 }
             }
@@ -228,40 +237,6 @@ impl Store {
         }
         report.records_healed += 1;
         Ok(())
-    }
-
-    /// The upload a part record belongs to (parts are keyed by upload id only).
-    fn upload_of_part(&self, part_key: &[u8]) -> Result<Option<record::UploadRecord>, StoreError> {
-        let rest = &part_key[1..];
-        let Some(end) = rest.iter().position(|&b| b == 0) else {
-            return Ok(None);
-        };
-        let upload_id = String::from_utf8_lossy(&rest[..end]).to_string();
-        for (_, v) in self.set.scan(&[keys::UPLOAD])? {
-            let u: record::UploadRecord = record::decode(&v)?;
-            if u.upload_id == upload_id {
-                return Ok(Some(u));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Rebuilds the shards of `data_id` that a read found missing or corrupt.
-    pub fn heal_after_read(
-        &self,
-        bucket: &str,
-        key: &str,
-        data_id: &str,
-        part_size: u64,
-        drives: &[usize],
-    ) -> Result<u64, StoreError> {
-        heal_data_file(
-            &self.set,
-            &self.order(bucket, key),
-            data_id,
-            part_size,
-            drives,
-        )
     }
 }
 
@@ -336,7 +311,13 @@ impl Store {
             .collect();
         if !missing_record.is_empty() {
             // heal_record copies the record and rebuilds every shard of those drives.
-            self.heal_record(&v.raw_key, &v.values, &missing_record, &mut report)?;
+            self.heal_record(
+                &v.raw_key,
+                &v.values,
+                &missing_record,
+                &HashMap::new(),
+                &mut report,
+            )?;
             return Ok(report);
         }
         let Some((bucket, key)) = split_version_key(&v.raw_key) else {

@@ -730,12 +730,6 @@ impl Store {
         }
         Ok(rx)
     }
-
-    // ---------------------------------------------------------------- copy helpers
-
-    pub fn inline_limit(&self) -> usize {
-        self.inline_limit
-    }
 }
 
 #[cfg(test)]

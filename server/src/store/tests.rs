@@ -468,7 +468,6 @@ impl Drive for FlakyDrive {
 async fn a_failing_drive_leaves_no_object_and_no_files() {
     let dir = tempfile::tempdir().unwrap();
     let local = LocalDrive::open(dir.path()).unwrap();
-    local.load_or_init_format().unwrap();
     let meta = local.meta_path();
     let drive = Arc::new(FlakyDrive {
         inner: local,

@@ -119,16 +119,6 @@ impl LocalDrive {
         let bytes = serde_json::to_vec_pretty(format).map_err(io::Error::other)?;
         write_file_durably(&self.root, "format.json", &bytes)
     }
-
-    /// Reads the format file, writing a fresh single-drive one on an empty drive.
-    pub fn load_or_init_format(&self) -> io::Result<DriveFormat> {
-        if let Some(f) = self.read_format()? {
-            return Ok(f);
-        }
-        let format = DriveFormat::new(&uuid::Uuid::new_v4().to_string(), 0, 1, 0);
-        self.write_format(&format)?;
-        Ok(format)
-    }
 }
 
 /// Writes `name` in `dir` atomically: tmp file, fsync, rename, fsync the directory.
@@ -260,10 +250,13 @@ mod tests {
     fn format_file_is_created_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let drive = LocalDrive::open(dir.path()).unwrap();
-        let first = drive.load_or_init_format().unwrap();
+        assert_eq!(drive.read_format().unwrap(), None);
+        let first = DriveFormat::new("deployment", 0, 1, 0);
+        drive.write_format(&first).unwrap();
         let again = LocalDrive::open(dir.path())
             .unwrap()
-            .load_or_init_format()
+            .read_format()
+            .unwrap()
             .unwrap();
         assert_eq!(first, again);
     }
