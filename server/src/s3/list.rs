@@ -167,47 +167,18 @@ pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>
     let max = max_keys(route, "max-uploads")?;
     let key_marker = route.param("key-marker").unwrap_or("").to_string();
     let upload_id_marker = route.param("upload-id-marker").unwrap_or("").to_string();
-    // With an upload-id marker the listing resumes inside key-marker's uploads, so that key
-    // is scanned again and uploads up to the marker are dropped below.
-    let resume_inside = !upload_id_marker.is_empty() && !key_marker.is_empty();
-    let start_after = if key_marker.is_empty() || resume_inside {
-        None
-    } else {
-        Some(key_marker.clone())
-    };
     let query = ListQuery {
-        prefix: if resume_inside {
-            key_marker.clone()
-        } else {
-            prefix.clone()
-        },
+        prefix: prefix.clone(),
         delimiter: delimiter.clone(),
-        start_after,
-        max_keys: max + usize::from(resume_inside) * 10_000,
+        start_after: Some(key_marker.clone()).filter(|k| !k.is_empty()),
+        max_keys: max,
     };
     let bucket = route.bucket().to_string();
-    let mut page = blocking(ctx, move |s| s.list_uploads(&bucket, &query)).await?;
-    if resume_inside {
-        // Keep uploads of key-marker after the upload-id marker, then continue normally.
-        page.entries.retain(|e| match e {
-            ListEntry::Item(k, u) => {
-                k != &key_marker || u.upload_id.as_str() > upload_id_marker.as_str()
-            }
-            ListEntry::CommonPrefix(_) => true,
-        });
-        page.entries.retain(|e| e.name() == key_marker);
-        let rest_query = ListQuery {
-            prefix: prefix.clone(),
-            delimiter: delimiter.clone(),
-            start_after: Some(key_marker.clone()),
-            max_keys: max,
-        };
-        let bucket = route.bucket().to_string();
-        let rest = blocking(ctx, move |s| s.list_uploads(&bucket, &rest_query)).await?;
-        page.entries.extend(rest.entries);
-        page.truncated = rest.truncated || page.entries.len() > max;
-        page.entries.truncate(max);
-    }
+    let after_id = Some(upload_id_marker.clone()).filter(|u| !u.is_empty());
+    let page = blocking(ctx, move |s| {
+        s.list_uploads(&bucket, &query, after_id.as_deref())
+    })
+    .await?;
     let mut doc = xml::ListMultipartUploadsResult {
         xmlns: xml::NS,
         bucket: route.bucket().to_string(),

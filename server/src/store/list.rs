@@ -61,6 +61,7 @@ impl Store {
         bucket: &str,
         query: &ListQuery,
         one_per_key: bool,
+        resume_at: Option<Vec<u8>>,
         decode: impl Fn(&[u8]) -> Result<Option<T>, StoreError>,
     ) -> Result<ListPage<T>, StoreError> {
         self.bucket(bucket)?;
@@ -71,7 +72,7 @@ impl Store {
             .as_deref()
             .filter(|a| a.as_bytes() >= query.prefix.as_bytes())
         {
-            start = keys::after_key(kind, bucket, after);
+            start = resume_at.unwrap_or_else(|| keys::after_key(kind, bucket, after));
         }
         let mut it = self.set.merged_iter();
         it.seek(&start);
@@ -132,19 +133,33 @@ impl Store {
         bucket: &str,
         query: &ListQuery,
     ) -> Result<ListPage<VersionRecord>, StoreError> {
-        self.scan(keys::VERSION, bucket, query, true, |v| {
+        self.scan(keys::VERSION, bucket, query, true, None, |v| {
             let r: VersionRecord = record::decode(v)?;
             Ok((r.kind == VersionKind::Object).then_some(r))
         })
     }
 
-    /// Unfinished multipart uploads of `bucket` (ListMultipartUploads).
+    /// Unfinished multipart uploads of `bucket` (ListMultipartUploads). With
+    /// `after_upload_id`, the listing resumes inside the uploads of `query.start_after`, after
+    /// that upload id (the key-marker / upload-id-marker pair).
     pub fn list_uploads(
         &self,
         bucket: &str,
         query: &ListQuery,
+        after_upload_id: Option<&str>,
     ) -> Result<UploadListing, StoreError> {
-        self.scan(keys::UPLOAD, bucket, query, false, |v| {
+        // Upload ids contain no 0 byte, so `id + 0x00` sorts right after `id` and before any
+        // later upload id of the same key.
+        let resume_at = query
+            .start_after
+            .as_deref()
+            .zip(after_upload_id)
+            .map(|(key, id)| {
+                let mut k = keys::upload(bucket, key, id);
+                k.push(0);
+                k
+            });
+        self.scan(keys::UPLOAD, bucket, query, false, resume_at, |v| {
             Ok(Some(record::decode(v)?))
         })
     }

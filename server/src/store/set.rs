@@ -370,6 +370,12 @@ pub struct MergedIter<'a> {
 }
 
 impl MergedIter<'_> {
+    /// One drive answering alone (a single-drive server): the merge is the drive's own
+    /// iterator, with no copying of keys per step on the listing path.
+    fn direct(&self) -> bool {
+        self.iters.len() == 1 && self.quorum <= 1
+    }
+
     pub fn seek(&mut self, key: &[u8]) {
         for (_, it) in &mut self.iters {
             it.seek(key);
@@ -378,6 +384,10 @@ impl MergedIter<'_> {
     }
 
     pub fn next(&mut self) {
+        if self.direct() {
+            self.iters[0].1.next();
+            return;
+        }
         if let Some((_, on)) = self.current.take() {
             for j in on {
                 self.iters[j].1.next();
@@ -388,6 +398,9 @@ impl MergedIter<'_> {
 
     /// Moves to the smallest key present on a quorum, skipping keys on fewer drives.
     fn settle(&mut self) {
+        if self.direct() {
+            return;
+        }
         loop {
             let min = self
                 .iters
@@ -418,15 +431,24 @@ impl MergedIter<'_> {
     }
 
     pub fn valid(&self) -> bool {
+        if self.direct() {
+            return self.iters[0].1.valid();
+        }
         self.current.is_some()
     }
 
     pub fn key(&self) -> Option<&[u8]> {
+        if self.direct() {
+            return self.iters[0].1.key();
+        }
         self.current.as_ref().map(|(k, _)| k.as_slice())
     }
 
     /// The value of the current record on one drive holding it.
     pub fn value(&self) -> Option<&[u8]> {
+        if self.direct() {
+            return self.iters[0].1.value();
+        }
         let (_, on) = self.current.as_ref()?;
         self.iters[on[0]].1.value()
     }
@@ -434,6 +456,11 @@ impl MergedIter<'_> {
     /// The current record's value on each drive, in drive order.
     pub fn values(&self) -> Vec<Option<Vec<u8>>> {
         let mut out = vec![None; self.drives];
+        if self.direct() {
+            let (drive, it) = &self.iters[0];
+            out[*drive] = it.value().map(<[u8]>::to_vec);
+            return out;
+        }
         if let Some((_, on)) = &self.current {
             for &j in on {
                 let (drive, it) = &self.iters[j];

@@ -495,3 +495,47 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
     drop(staged);
     assert_eq!(data_files(dir.path()), 0);
 }
+
+#[tokio::test]
+async fn upload_listing_resumes_inside_a_key_after_an_upload_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "us-east-1").unwrap();
+    store.create_bucket("bkt").unwrap();
+    let mut ids: Vec<String> = (0..3)
+        .map(|_| {
+            store
+                .create_upload("bkt", "same", ObjectMeta::default(), None)
+                .unwrap()
+                .upload_id
+        })
+        .collect();
+    ids.sort();
+    store
+        .create_upload("bkt", "later", ObjectMeta::default(), None)
+        .unwrap();
+    let all = ListQuery {
+        max_keys: 1000,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list_uploads("bkt", &all, None).unwrap().entries.len(),
+        4
+    );
+    // Resume after the first upload of "same": its other two uploads, then nothing of "later"
+    // (which sorts before "same").
+    let q = ListQuery {
+        start_after: Some("same".into()),
+        max_keys: 1000,
+        ..Default::default()
+    };
+    let page = store.list_uploads("bkt", &q, Some(&ids[0])).unwrap();
+    let got: Vec<String> = page
+        .entries
+        .iter()
+        .map(|e| match e {
+            ListEntry::Item(_, u) => u.upload_id.clone(),
+            ListEntry::CommonPrefix(p) => p.clone(),
+        })
+        .collect();
+    assert_eq!(got, ids[1..]);
+}
