@@ -124,7 +124,7 @@ async fn route(
                         .as_ref()
                         .map(|s| s.drive.root().display().to_string())
                         .unwrap_or_default(),
-                    online: s.is_some(),
+                    online: s.as_ref().is_some_and(|s| s.reachable()),
                 })
                 .collect();
             json(&ServerStatus {

@@ -17,6 +17,8 @@
 mod error;
 mod layout;
 mod local;
+pub mod node;
+pub mod peer;
 mod placement;
 mod topology;
 

@@ -48,6 +48,7 @@ pub enum ErrorCode {
     IllegalLocationConstraintException,
     MissingSecurityHeader,
     ServiceUnavailable,
+    SlowDown,
     MalformedPolicy,
     NoSuchBucketPolicy,
 }
@@ -93,6 +94,7 @@ impl ErrorCode {
             ErrorCode::IllegalLocationConstraintException => "IllegalLocationConstraintException",
             ErrorCode::MissingSecurityHeader => "MissingSecurityHeader",
             ErrorCode::ServiceUnavailable => "ServiceUnavailable",
+            ErrorCode::SlowDown => "SlowDown",
             ErrorCode::MalformedPolicy => "MalformedPolicy",
             ErrorCode::NoSuchBucketPolicy => "NoSuchBucketPolicy",
         }
@@ -115,7 +117,7 @@ impl ErrorCode {
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceUnavailable | SlowDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -151,7 +153,7 @@ impl ErrorCode {
             RequestTimeTooSkewed => "The difference between the request time and the server's time is too large.",
             SignatureDoesNotMatch => "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
             XAmzContentSHA256Mismatch => "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            ServiceUnavailable => "Please reduce your request rate.",
+            ServiceUnavailable | SlowDown => "Please reduce your request rate.",
             NoSuchBucketPolicy => "The bucket policy does not exist",
             MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
             _ => "The request is not valid.",
@@ -231,6 +233,10 @@ impl From<StoreError> for S3Error {
             StoreError::QuorumLost { .. } => S3Error::msg(
                 C::ServiceUnavailable,
                 "Not enough drives are online to serve this request; try again later.",
+            ),
+            StoreError::Busy(_) => S3Error::msg(
+                C::SlowDown,
+                "The key is busy with other writers; please reduce your request rate.",
             ),
             e @ (StoreError::Config(_)
             | StoreError::Io(_)

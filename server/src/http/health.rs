@@ -63,7 +63,7 @@ pub fn handle(ctx: &Context, endpoint: Endpoint) -> Response<Body> {
         Endpoint::Live => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
         Endpoint::Ready => {
             let set = ctx.store.drive_set();
-            match readiness(set.online().count(), set.write_quorum()) {
+            match readiness(set.reachable_count(), set.write_quorum()) {
                 Ok(()) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
                 Err(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -87,12 +87,12 @@ pub fn handle(ctx: &Context, endpoint: Endpoint) -> Response<Body> {
 /// The state gauges, read from the drive set, the scanner and the process.
 fn sample(ctx: &Context) -> StateSample {
     let set = ctx.store.drive_set();
-    let online = set.online().count();
+    let online = set.reachable_count();
     let rocksdb_live_bytes = set
         .online()
         .filter_map(|(i, slot)| {
             match slot
-                .db
+                .local_db()?
                 .property_int_value("rocksdb.estimate-live-data-size")
             {
                 Ok(Some(v)) => Some((i, v)),

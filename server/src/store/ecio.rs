@@ -3,14 +3,13 @@
 //! verifying each shard block's bitrot hash and decoding only when a data shard is missing or
 //! bad. Runs on blocking threads.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::drive::DataWriter;
+use super::drive::{DataReader, DataWriter};
 use super::erasure::{frame_shard_block, verify_shard_block, ErasureCodec, DEFAULT_BITROT};
 use super::set::DriveSet;
 use super::StoreError;
@@ -94,15 +93,15 @@ impl ShardFilesWriter {
         order: Vec<usize>,
         id: &str,
     ) -> Result<ShardFilesWriter, StoreError> {
-        let mut writers: Vec<Option<Box<dyn DataWriter>>> = Vec::with_capacity(set.len());
-        for slot in &set.slots {
-            writers.push(slot.as_ref().and_then(|s| {
+        let all: Vec<usize> = (0..set.len()).collect();
+        let writers: Vec<Option<Box<dyn DataWriter>>> = set.parallel(&all, |_, slot| {
+            slot.and_then(|s| {
                 s.drive
                     .create(id)
                     .map_err(|e| tracing::warn!(error = %e, "drive cannot take a shard"))
                     .ok()
-            }));
-        }
+            })
+        });
         let w = ShardFilesWriter {
             codec: *codec,
             order,
@@ -186,7 +185,7 @@ impl ShardFilesWriter {
 /// The shard files of one segment, by shard index (`None`: missing on its drive).
 pub struct OpenSegment {
     seg: Segment,
-    files: Vec<Option<File>>,
+    files: Vec<Option<Box<dyn DataReader>>>,
 }
 
 pub fn open_segments(
@@ -195,17 +194,19 @@ pub fn open_segments(
     segments: Vec<Segment>,
 ) -> Result<Vec<OpenSegment>, StoreError> {
     let k = set.geometry.data;
+    let codec = set.codec.expect("erasure-coded reads have a codec");
     segments
         .into_iter()
         .map(|seg| {
-            let files: Vec<Option<File>> = order
-                .iter()
-                .map(|&drive| {
-                    set.slots[drive]
-                        .as_ref()
-                        .and_then(|s| s.drive.open(&seg.data_id).ok())
-                })
-                .collect();
+            // Readers start at the segment's first block: remote drives stream from there.
+            let start = codec
+                .blocks_for_range(seg.part_size, seg.from..seg.to)
+                .ok()
+                .and_then(|mut b| b.next().map(|s| s.file_offset))
+                .unwrap_or(0);
+            let files: Vec<Option<Box<dyn DataReader>>> = set.parallel(order, |_, slot| {
+                slot.and_then(|s| s.drive.open_at(&seg.data_id, start).ok())
+            });
             let have = files.iter().filter(|f| f.is_some()).count();
             if have < k {
                 return Err(StoreError::QuorumLost { have, need: k });
@@ -215,10 +216,13 @@ pub fn open_segments(
         .collect()
 }
 
-fn read_frame(file: &mut File, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_frame(
+    file: &mut dyn DataReader,
+    offset: u64,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(&mut buf)?;
+    file.read_exact_at(offset, &mut buf)?;
     Ok(buf)
 }
 
@@ -259,7 +263,7 @@ pub fn stream_segments(
                     break;
                 }
                 let Some(f) = file.as_mut() else { continue };
-                let shard = read_frame(f, slice.file_offset, slice.framed_len)
+                let shard = read_frame(f.as_mut(), slice.file_offset, slice.framed_len)
                     .map_err(|e| e.to_string())
                     .and_then(|frame| {
                         verify_shard_block(DEFAULT_BITROT, i, slice.block, &frame)

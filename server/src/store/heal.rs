@@ -3,7 +3,7 @@
 //! whole again by copying the records it lacks and rebuilding its shards.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 
 use serde::Serialize;
 
@@ -73,7 +73,7 @@ pub fn heal_data_file(
         Some(g) => g,
         None => return Ok(0),
     };
-    let mut sources: Vec<Option<std::fs::File>> = order
+    let mut sources: Vec<Option<Box<dyn super::drive::DataReader>>> = order
         .iter()
         .enumerate()
         .map(|(i, &d)| {
@@ -101,16 +101,14 @@ pub fn heal_data_file(
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
         for (i, src) in sources.iter_mut().enumerate() {
             let Some(file) = src else { continue };
-            let mut frame = vec![0u8; framed_len];
-            let ok = file
-                .seek(SeekFrom::Start(offset))
-                .and_then(|_| file.read_exact(&mut frame))
-                .is_ok();
-            if let Some(shard) = ok
-                .then(|| verify_shard_block(DEFAULT_BITROT, i, block, &frame).ok())
-                .flatten()
-            {
-                shards[i] = Some(shard.to_vec());
+            match ecio::read_frame(file.as_mut(), offset, framed_len) {
+                Ok(frame) => {
+                    if let Ok(shard) = verify_shard_block(DEFAULT_BITROT, i, block, &frame) {
+                        shards[i] = Some(shard.to_vec());
+                    }
+                }
+                // A source that failed once (a dead peer) is not asked again.
+                Err(_) => *src = None,
             }
         }
         codec
@@ -232,7 +230,7 @@ impl Store {
         }
         for (d, v) in per_drive {
             if let Some(slot) = &set.slots[d] {
-                slot.db.put(key, v)?;
+                slot.put(key, v)?;
             }
         }
         report.records_healed += 1;
@@ -334,9 +332,8 @@ impl Store {
                     .filter(|&d| {
                         let slot = set.slots[d].as_ref().expect("online");
                         slot.drive
-                            .open(&p.data_id)
-                            .and_then(|f| f.metadata())
-                            .map(|m| m.len() != expected)
+                            .size(&p.data_id)
+                            .map(|len| len != expected)
                             .unwrap_or(true)
                     })
                     .collect();

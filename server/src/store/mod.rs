@@ -21,7 +21,6 @@ pub mod record;
 pub mod set;
 mod staging;
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -98,6 +97,20 @@ pub enum StoreError {
     Config(String),
     #[error("only {have} drives answered, {need} are needed")]
     QuorumLost { have: usize, need: usize },
+    #[error("busy: {0}")]
+    Busy(String),
+}
+
+/// Mutual exclusion for one key across the servers of a cluster (the store's own per-key
+/// locks cover one process). The returned guard holds the lock until dropped.
+pub trait KeyLocker: Send + Sync {
+    fn lock(&self, resource: &str) -> Result<Box<dyn Send>, StoreError>;
+}
+
+/// A key's lock: this process's stripe and, in a cluster, the quorum lock.
+pub(crate) struct KeyGuard<'a> {
+    _cluster: Option<Box<dyn Send>>,
+    _local: std::sync::MutexGuard<'a, ()>,
 }
 
 /// Conditions a write must meet against the current object (checked atomically).
@@ -134,6 +147,7 @@ pub struct DeleteOutcome {
 pub struct Store {
     set: Arc<DriveSet>,
     locks: Vec<Mutex<()>>,
+    cluster_locks: Option<Arc<dyn KeyLocker>>,
     inline_limit: usize,
     region: String,
 }
@@ -177,8 +191,19 @@ impl Store {
     }
 
     fn with_set(set: DriveSet, region: &str) -> Result<Store, StoreError> {
+        Store::assemble(Arc::new(set), None, region)
+    }
+
+    /// A store over an assembled drive set (local and remote drives) whose writers lock keys
+    /// with `cluster_locks` as well.
+    pub fn assemble(
+        set: Arc<DriveSet>,
+        cluster_locks: Option<Arc<dyn KeyLocker>>,
+        region: &str,
+    ) -> Result<Store, StoreError> {
         let store = Store {
-            set: Arc::new(set),
+            set,
+            cluster_locks,
             locks: (0..256).map(|_| Mutex::new(())).collect(),
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
@@ -196,13 +221,26 @@ impl Store {
         &self.region
     }
 
-    fn lock_for(&self, bucket: &str, key: &str) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn lock_for(&self, bucket: &str, key: &str) -> Result<KeyGuard<'_>, StoreError> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (bucket, key).hash(&mut h);
         let i = (h.finish() as usize) % self.locks.len();
         // A poisoned stripe only means another writer panicked; the guarded data is RocksDB's.
-        self.locks[i].lock().unwrap_or_else(|p| p.into_inner())
+        let local = self.locks[i].lock().unwrap_or_else(|p| p.into_inner());
+        let cluster = match &self.cluster_locks {
+            Some(l) => Some(l.lock(&format!("{bucket}/{key}"))?),
+            None => None,
+        };
+        Ok(KeyGuard {
+            _cluster: cluster,
+            _local: local,
+        })
+    }
+
+    /// The drive set, shared (peer RPC serves its local drives).
+    pub fn shared_set(&self) -> Arc<DriveSet> {
+        self.set.clone()
     }
 
     /// Removes data files whose records were replaced or deleted.
@@ -239,7 +277,7 @@ impl Store {
     // ---------------------------------------------------------------- buckets
 
     pub fn create_bucket(&self, name: &str) -> Result<BucketRecord, StoreError> {
-        let _g = self.lock_for(name, "");
+        let _g = self.lock_for(name, "")?;
         if self.set.get(&keys::bucket(name))?.is_some() {
             return Err(StoreError::BucketAlreadyExists);
         }
@@ -271,7 +309,7 @@ impl Store {
     }
 
     pub fn set_versioning(&self, name: &str, versioning: Versioning) -> Result<(), StoreError> {
-        let _g = self.lock_for(name, "");
+        let _g = self.lock_for(name, "")?;
         let mut record = self.bucket(name)?;
         record.versioning = versioning;
         let mut batch = Batch::default();
@@ -281,7 +319,7 @@ impl Store {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(name, "");
+        let _g = self.lock_for(name, "")?;
         self.bucket(name)?;
         let prefix = keys::bucket_prefix(keys::VERSION, name);
         let mut it = self.set.merged_iter();
@@ -489,7 +527,7 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key);
+        let _g = self.lock_for(&bucket.name, key)?;
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
         let mut per_drive = None;
@@ -568,7 +606,7 @@ impl Store {
         version_id: Option<&str>,
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key);
+        let _g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
         let mut batch = Batch::default();
         let mut garbage = Vec::new();
@@ -694,7 +732,13 @@ impl Store {
                         .ok_or(StoreError::QuorumLost { have: 0, need: 1 })?;
                     segments
                         .into_iter()
-                        .map(|seg| Ok((slot.drive.open(&seg.data_id)?, seg.from, seg.to)))
+                        .map(|seg| {
+                            Ok((
+                                slot.drive.open_at(&seg.data_id, seg.from)?,
+                                seg.from,
+                                seg.to,
+                            ))
+                        })
                         .collect::<Result<Vec<_>, StoreError>>()
                 })
                 .await
@@ -738,23 +782,19 @@ mod tests;
 const READ_CHUNK: usize = 256 * 1024;
 
 fn stream_files(
-    files: Vec<(std::fs::File, u64, u64)>,
+    files: Vec<(Box<dyn drive::DataReader>, u64, u64)>,
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
 ) {
     for (mut file, from, to) in files {
-        if let Err(e) = file.seek(SeekFrom::Start(from)) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        let mut left = to - from;
-        while left > 0 {
-            let n = (left as usize).min(READ_CHUNK);
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(READ_CHUNK);
             let mut buf = vec![0u8; n];
-            if let Err(e) = file.read_exact(&mut buf) {
+            if let Err(e) = file.read_exact_at(at, &mut buf) {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
-            left -= n as u64;
+            at += n as u64;
             if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return; // the client went away
             }

@@ -101,7 +101,7 @@ impl Store {
         staged: Staged,
         checksum: Option<StoredChecksum>,
     ) -> Result<PartRecord, StoreError> {
-        let _g = self.lock_for(bucket, key);
+        let _g = self.lock_for(bucket, key)?;
         self.upload(bucket, key, upload_id)?;
         let StagedContent::File(data_id) = staged.content() else {
             return Err(StoreError::Internal(
@@ -131,7 +131,7 @@ impl Store {
     }
 
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(bucket, key);
+        let _g = self.lock_for(bucket, key)?;
         self.upload(bucket, key, upload_id)?;
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
@@ -156,7 +156,7 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
         let bucket_record = self.bucket(bucket)?;
-        let _g = self.lock_for(bucket, key);
+        let _g = self.lock_for(bucket, key)?;
         let upload = self.upload(bucket, key, upload_id)?;
         if requested.is_empty() {
             return Err(StoreError::InvalidPart("the upload lists no parts".into()));

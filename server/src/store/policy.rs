@@ -17,7 +17,7 @@ impl Store {
     /// Stores `document` as the policy of `bucket`, replacing any previous one.
     pub fn put_bucket_policy(&self, bucket: &str, document: String) -> Result<(), StoreError> {
         // The bucket's lock orders this against `delete_bucket`, so no policy outlives its bucket.
-        let _g = self.lock_for(bucket, "");
+        let _g = self.lock_for(bucket, "")?;
         self.bucket(bucket)?;
         let mut batch = Batch::default();
         batch.put(
@@ -38,7 +38,7 @@ impl Store {
 
     /// Removes the policy of `bucket`; removing a policy that does not exist succeeds.
     pub fn delete_bucket_policy(&self, bucket: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(bucket, "");
+        let _g = self.lock_for(bucket, "")?;
         self.bucket(bucket)?;
         let mut batch = Batch::default();
         batch.delete(keys::policy(bucket));

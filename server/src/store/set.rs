@@ -3,11 +3,16 @@
 //! they carry). A change is one synced write batch per drive, applied in parallel, and
 //! succeeds on a write quorum of drives; a read trusts a record present on a read quorum.
 //! With one drive (E=1, M=0) this degenerates to a single RocksDB with no extra cost.
+//!
+//! A drive of the set is local (its RocksDB and files on this server) or remote (another
+//! server's drive, reached over peer RPC through [`RemoteRecords`] and a remote [`Drive`]).
+//! Remote calls block the calling thread, so the store runs on blocking threads.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{DBRawIterator, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
 
 use super::drive::{Drive, DriveFormat, LocalDrive};
 use super::erasure::{ErasureCodec, ErasureGeometry};
@@ -39,6 +44,9 @@ impl Batch {
     pub fn delete(&mut self, key: impl AsRef<[u8]>) {
         self.ops.push(Op::Delete(key.as_ref().to_vec()));
     }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
     fn for_drive(&self, drive: usize) -> WriteBatch {
         let mut b = WriteBatch::default();
         for op in &self.ops {
@@ -50,12 +58,68 @@ impl Batch {
         }
         b
     }
+    /// The batch as sent to a remote drive.
+    pub fn wire_for_drive(&self, drive: usize) -> Vec<WireOp> {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(k, v) => WireOp::Put(k.clone(), v.clone()),
+                Op::PutPerDrive(k, vs) => WireOp::Put(k.clone(), vs[drive].clone()),
+                Op::Delete(k) => WireOp::Delete(k.clone()),
+            })
+            .collect()
+    }
 }
 
-/// A drive of the set that is online: its files and its records.
+/// One change of a record batch on the wire (peer RPC).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireOp {
+    Put(
+        #[serde(with = "serde_bytes")] Vec<u8>,
+        #[serde(with = "serde_bytes")] Vec<u8>,
+    ),
+    Delete(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// Applies wire ops to a local RocksDB as one synced batch.
+pub fn apply_wire(db: &DB, ops: &[WireOp]) -> Result<(), StoreError> {
+    let mut b = WriteBatch::default();
+    for op in ops {
+        match op {
+            WireOp::Put(k, v) => b.put(k, v),
+            WireOp::Delete(k) => b.delete(k),
+        }
+    }
+    Ok(db.write_opt(b, &synced())?)
+}
+
+/// The records of a drive on another server.
+pub trait RemoteRecords: Send + Sync {
+    /// Applies one synced batch.
+    fn write(&self, ops: Vec<WireOp>) -> Result<(), StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records from `from` (inclusive or not) in key order: at most `limit` of them and about
+    /// `max_bytes`, and whether more follow.
+    fn page(
+        &self,
+        from: &[u8],
+        inclusive: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError>;
+    /// Whether the drive's server answered lately (a down peer is skipped without waiting).
+    fn reachable(&self) -> bool;
+}
+
+/// Where a drive's records live.
+pub enum Records {
+    Local(DB),
+    Remote(Arc<dyn RemoteRecords>),
+}
+
+/// A drive of the set: its files and its records.
 pub struct Slot {
     pub drive: Arc<dyn Drive>,
-    pub db: DB,
+    pub records: Records,
 }
 
 pub struct DriveSet {
@@ -91,7 +155,66 @@ impl Slot {
         let db = DB::open(&db_options(), meta)?;
         // RocksDB's lock file now guarantees no other process serves this drive.
         drive.clear_tmp()?;
-        Ok(Slot { drive, db })
+        Ok(Slot {
+            drive,
+            records: Records::Local(db),
+        })
+    }
+
+    pub fn remote(drive: Arc<dyn Drive>, records: Arc<dyn RemoteRecords>) -> Slot {
+        Slot {
+            drive,
+            records: Records::Remote(records),
+        }
+    }
+
+    /// The local RocksDB, `None` for a remote drive.
+    pub fn local_db(&self) -> Option<&DB> {
+        match &self.records {
+            Records::Local(db) => Some(db),
+            Records::Remote(_) => None,
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self.records, Records::Local(_))
+    }
+
+    /// Whether the drive can be asked now (local drives always can).
+    pub fn reachable(&self) -> bool {
+        match &self.records {
+            Records::Local(_) => true,
+            Records::Remote(r) => r.reachable(),
+        }
+    }
+
+    fn write_batch(&self, batch: &Batch, drive: usize) -> Result<(), StoreError> {
+        match &self.records {
+            Records::Local(db) => Ok(db.write_opt(batch.for_drive(drive), &synced())?),
+            Records::Remote(r) => r.write(batch.wire_for_drive(drive)),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.records {
+            Records::Local(db) => Ok(db.get(key)?),
+            Records::Remote(r) => r.get(key),
+        }
+    }
+
+    /// Writes one record (synced).
+    pub fn put(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        match &self.records {
+            Records::Local(db) => Ok(db.put_opt(key, value, &synced())?),
+            Records::Remote(r) => r.write(vec![WireOp::Put(key.to_vec(), value)]),
+        }
+    }
+
+    fn iter(&self) -> SlotIter<'_> {
+        match &self.records {
+            Records::Local(db) => SlotIter::Local(db.raw_iterator()),
+            Records::Remote(r) => SlotIter::Remote(PagedIter::new(r.clone())),
+        }
     }
 }
 
@@ -204,6 +327,20 @@ impl DriveSet {
         ))
     }
 
+    /// A set of already opened drives (a cluster's, local and remote).
+    pub fn assemble(
+        slots: Vec<Option<Slot>>,
+        geometry: ErasureGeometry,
+        codec: Option<ErasureCodec>,
+    ) -> DriveSet {
+        DriveSet {
+            slots,
+            geometry,
+            codec,
+            healing: Default::default(),
+        }
+    }
+
     pub fn single(slot: Slot) -> DriveSet {
         DriveSet {
             slots: vec![Some(slot)],
@@ -228,6 +365,11 @@ impl DriveSet {
             .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
     }
 
+    /// Drives that are online and answering.
+    pub fn reachable_count(&self) -> usize {
+        self.online().filter(|(_, s)| s.reachable()).count()
+    }
+
     pub fn write_quorum(&self) -> usize {
         self.geometry.write_quorum()
     }
@@ -238,44 +380,72 @@ impl DriveSet {
 
     /// Applies `batch` (synced) on every online drive; fails unless a write quorum did.
     pub fn write(&self, batch: &Batch) -> Result<(), StoreError> {
-        let results: Vec<Result<(), rocksdb::Error>> = if self.slots.len() == 1 {
-            self.online()
-                .map(|(i, s)| s.db.write_opt(batch.for_drive(i), &synced()))
-                .collect()
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = self
-                    .online()
-                    .map(|(i, s)| {
-                        scope.spawn(move || s.db.write_opt(batch.for_drive(i), &synced()))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a RocksDB write does not panic"))
-                    .collect()
-            })
-        };
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let results: Vec<Result<(), StoreError>> = self.parallel(&all, |i, slot| match slot {
+            Some(s) if s.reachable() => s.write_batch(batch, i),
+            _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
+        });
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok >= self.write_quorum() {
             return Ok(());
         }
-        match results.into_iter().find_map(Result::err) {
-            Some(e) => Err(e.into()),
-            None => Err(StoreError::QuorumLost {
+        let first = results.into_iter().find_map(Result::err);
+        match first {
+            Some(e) if !matches!(e, StoreError::QuorumLost { .. }) => Err(e),
+            _ => Err(StoreError::QuorumLost {
                 have: ok,
                 need: self.write_quorum(),
             }),
         }
     }
 
+    /// Runs `f` for each drive index in `drives` (with its slot, `None` when offline), local
+    /// drives on this thread and remote ones in parallel, and returns the results in the same
+    /// order. A single local drive costs no thread.
+    pub fn parallel<T: Send>(
+        &self,
+        drives: &[usize],
+        f: impl Fn(usize, Option<&Slot>) -> T + Sync,
+    ) -> Vec<T> {
+        let remote = drives
+            .iter()
+            .filter(|&&d| self.slots[d].as_ref().is_some_and(|s| !s.is_local()))
+            .count();
+        if remote == 0 && drives.len() <= 1 {
+            return drives
+                .iter()
+                .map(|&d| f(d, self.slots[d].as_ref()))
+                .collect();
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = drives
+                .iter()
+                .map(|&d| {
+                    let slot = self.slots[d].as_ref();
+                    scope.spawn(move || f(d, slot))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("drive calls do not panic"))
+                .collect()
+        })
+    }
+
     /// A record's value on each drive (`None` where missing or offline).
     pub fn get_all(&self, key: &[u8]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let mut out = vec![None; self.slots.len()];
         let mut errors = 0;
-        for (i, s) in self.online() {
-            match s.db.get(key) {
-                Ok(v) => out[i] = v,
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        let results = self.parallel(&all, |_, slot| match slot {
+            Some(s) if s.reachable() => s.get(key).map(Some),
+            _ => Ok(None),
+        });
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(Some(v)) => out[i] = v,
+                Ok(None) => {}
                 Err(e) => {
                     errors += 1;
                     tracing::warn!(drive = i, error = %e, "metadata read failed");
@@ -343,7 +513,8 @@ impl DriveSet {
         MergedIter {
             iters: self
                 .online()
-                .map(|(i, s)| (i, s.db.raw_iterator()))
+                .filter(|(_, s)| s.reachable())
+                .map(|(i, s)| (i, s.iter()))
                 .collect(),
             drives: self.slots.len(),
             quorum: self.read_quorum(),
@@ -353,8 +524,12 @@ impl DriveSet {
 
     /// Removes data file `id` from every drive.
     pub fn remove_data(&self, id: &str) -> Result<(), StoreError> {
-        for (_, s) in self.online() {
-            s.drive.remove(id)?;
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        for r in self.parallel(&all, |_, slot| match slot {
+            Some(s) if s.reachable() => s.drive.remove(id),
+            _ => Ok(()),
+        }) {
+            r?;
         }
         Ok(())
     }
@@ -362,7 +537,7 @@ impl DriveSet {
 
 /// K-way merge of the drives' RocksDB iterators.
 pub struct MergedIter<'a> {
-    iters: Vec<(usize, DBRawIterator<'a>)>,
+    iters: Vec<(usize, SlotIter<'a>)>,
     drives: usize,
     quorum: usize,
     /// The current key and which iterators sit on it.
@@ -475,5 +650,118 @@ impl MergedIter<'_> {
             it.status()?;
         }
         Ok(())
+    }
+}
+
+/// A drive's sorted records: RocksDB's own iterator, or pages fetched from a peer.
+pub enum SlotIter<'a> {
+    Local(DBRawIterator<'a>),
+    Remote(PagedIter),
+}
+
+impl SlotIter<'_> {
+    fn seek(&mut self, key: &[u8]) {
+        match self {
+            SlotIter::Local(it) => it.seek(key),
+            SlotIter::Remote(it) => it.seek(key),
+        }
+    }
+    fn next(&mut self) {
+        match self {
+            SlotIter::Local(it) => it.next(),
+            SlotIter::Remote(it) => it.next(),
+        }
+    }
+    fn valid(&self) -> bool {
+        match self {
+            SlotIter::Local(it) => it.valid(),
+            SlotIter::Remote(it) => it.valid(),
+        }
+    }
+    fn key(&self) -> Option<&[u8]> {
+        match self {
+            SlotIter::Local(it) => it.key(),
+            SlotIter::Remote(it) => it.key(),
+        }
+    }
+    fn value(&self) -> Option<&[u8]> {
+        match self {
+            SlotIter::Local(it) => it.value(),
+            SlotIter::Remote(it) => it.value(),
+        }
+    }
+    fn status(&self) -> Result<(), StoreError> {
+        match self {
+            SlotIter::Local(it) => Ok(it.status()?),
+            // A peer that fails mid-scan counts as offline: the merge goes on with the others.
+            SlotIter::Remote(_) => Ok(()),
+        }
+    }
+}
+
+/// The first page of a remote scan is small (most scans are point lookups of one key's
+/// versions); later pages grow to this many records.
+const FIRST_PAGE: usize = 8;
+const MAX_PAGE: usize = 1000;
+
+/// A remote drive's records in key order, fetched a page at a time.
+pub struct PagedIter {
+    src: Arc<dyn RemoteRecords>,
+    page: Vec<(Vec<u8>, Vec<u8>)>,
+    pos: usize,
+    more: bool,
+    limit: usize,
+}
+
+impl PagedIter {
+    fn new(src: Arc<dyn RemoteRecords>) -> PagedIter {
+        PagedIter {
+            src,
+            page: Vec::new(),
+            pos: 0,
+            more: false,
+            limit: FIRST_PAGE,
+        }
+    }
+
+    fn fetch(&mut self, from: &[u8], inclusive: bool) {
+        match self.src.page(from, inclusive, self.limit) {
+            Ok((page, more)) => {
+                self.page = page;
+                self.more = more;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a remote drive failed during a scan; skipping it");
+                self.page.clear();
+                self.more = false;
+            }
+        }
+        self.pos = 0;
+        self.limit = (self.limit * 8).min(MAX_PAGE);
+    }
+
+    fn seek(&mut self, key: &[u8]) {
+        self.limit = FIRST_PAGE;
+        self.fetch(key, true);
+    }
+
+    fn next(&mut self) {
+        self.pos += 1;
+        if self.pos >= self.page.len() && self.more {
+            let last = self.page.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            self.fetch(&last, false);
+        }
+    }
+
+    fn valid(&self) -> bool {
+        self.pos < self.page.len()
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        self.page.get(self.pos).map(|(k, _)| k.as_slice())
+    }
+
+    fn value(&self) -> Option<&[u8]> {
+        self.page.get(self.pos).map(|(_, v)| v.as_slice())
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::checksum::DigestRequest;
-use super::drive::{DataWriter, Drive, LocalDrive};
+use super::drive::{DataReader, DataWriter, Drive, LocalDrive};
 use super::record::{ObjectMeta, VersionKind};
 use super::*;
 
@@ -453,8 +453,11 @@ impl Drive for FlakyDrive {
             fail: self.fail.load(Ordering::SeqCst),
         }))
     }
-    fn open(&self, id: &str) -> io::Result<std::fs::File> {
-        self.inner.open(id)
+    fn open_at(&self, id: &str, offset: u64) -> io::Result<Box<dyn DataReader>> {
+        self.inner.open_at(id, offset)
+    }
+    fn size(&self, id: &str) -> io::Result<u64> {
+        self.inner.size(id)
     }
     fn remove(&self, id: &str) -> io::Result<()> {
         self.inner.remove(id)

@@ -50,13 +50,33 @@ pub trait DataWriter: Write + Send {
     fn commit(self: Box<Self>) -> io::Result<()>;
 }
 
+/// A committed data file open for reading. Reads are positional; a reader opened at an offset
+/// (see [`Drive::open_at`]) is fastest when read forward from there.
+pub trait DataReader: Send {
+    /// Fills `buf` from `offset`; fails when the file ends first.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl DataReader for File {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
 /// File operations of one drive (the I/O seam of the store).
 pub trait Drive: Send + Sync + 'static {
     fn root(&self) -> &Path;
     /// Starts a new data file `id` in the drive's temporary area.
     fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>>;
-    /// Opens committed data file `id` for reading.
-    fn open(&self, id: &str) -> io::Result<File>;
+    /// Opens committed data file `id` for reading. An open file stays readable when the file
+    /// is removed afterwards (a read racing an overwrite finishes).
+    fn open(&self, id: &str) -> io::Result<Box<dyn DataReader>> {
+        self.open_at(id, 0)
+    }
+    /// Like [`Drive::open`], for reading forward from `offset` (remote drives stream from it).
+    fn open_at(&self, id: &str, offset: u64) -> io::Result<Box<dyn DataReader>>;
+    /// The size of committed data file `id`.
+    fn size(&self, id: &str) -> io::Result<u64>;
     /// Removes committed data file `id`; a missing file is not an error.
     fn remove(&self, id: &str) -> io::Result<()>;
     /// Removes leftovers of interrupted writes. Called once the drive is exclusively ours.
@@ -115,6 +135,19 @@ impl LocalDrive {
         }
     }
 
+    /// A fresh, unique temporary path for data file `id` (peer RPC streams shards into it,
+    /// then [`LocalDrive::install`] moves it into place).
+    pub fn tmp_path(&self, id: &str) -> PathBuf {
+        self.root
+            .join("tmp")
+            .join(format!("{id}.{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// Makes the synced temporary file `tmp` the committed data file `id`.
+    pub fn install(&self, tmp: &Path, id: &str) -> io::Result<()> {
+        install(tmp, &self.data_path(id))
+    }
+
     pub fn write_format(&self, format: &DriveFormat) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(format).map_err(io::Error::other)?;
         write_file_durably(&self.root, "format.json", &bytes)
@@ -150,23 +183,28 @@ impl Write for LocalWriter {
     }
 }
 
+/// Renames a synced temporary file into its data path and syncs the folder.
+fn install(tmp: &Path, dest: &Path) -> io::Result<()> {
+    let dir = dest
+        .parent()
+        .expect("data paths always have a parent folder");
+    if let Err(e) = fs::rename(tmp, dest) {
+        if e.kind() != io::ErrorKind::NotFound {
+            return Err(e);
+        }
+        fs::create_dir_all(dir)?;
+        fs::rename(tmp, dest)?;
+    }
+    File::open(dir)?.sync_all()
+}
+
 impl DataWriter for LocalWriter {
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_data()?;
-        let dir = self
-            .dest
-            .parent()
-            .expect("data paths always have a parent folder");
-        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(e);
-            }
-            fs::create_dir_all(dir)?;
-            fs::rename(&self.tmp, &self.dest)?;
-        }
+        install(&self.tmp, &self.dest)?;
         self.committed = true;
-        File::open(dir)?.sync_all()
+        Ok(())
     }
 }
 
@@ -186,10 +224,7 @@ impl Drive for LocalDrive {
     fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
         // A unique temporary name: two writers of the same id (a heal racing another heal)
         // must never share, truncate or remove each other's file.
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{id}.{}", uuid::Uuid::new_v4().simple()));
+        let tmp = self.tmp_path(id);
         let file = File::create(&tmp)?;
         Ok(Box::new(LocalWriter {
             file: io::BufWriter::with_capacity(1 << 20, file),
@@ -199,8 +234,12 @@ impl Drive for LocalDrive {
         }))
     }
 
-    fn open(&self, id: &str) -> io::Result<File> {
-        File::open(self.data_path(id))
+    fn open_at(&self, id: &str, _offset: u64) -> io::Result<Box<dyn DataReader>> {
+        Ok(Box::new(File::open(self.data_path(id))?))
+    }
+
+    fn size(&self, id: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.data_path(id))?.len())
     }
 
     fn remove(&self, id: &str) -> io::Result<()> {
@@ -222,7 +261,6 @@ impl Drive for LocalDrive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn committed_file_reads_back_and_uncommitted_leaves_nothing() {
@@ -231,13 +269,14 @@ mod tests {
         let mut w = drive.create("abc123").unwrap();
         w.write_all(b"payload").unwrap();
         w.commit().unwrap();
-        let mut s = String::new();
+        let mut buf = [0u8; 7];
         drive
             .open("abc123")
             .unwrap()
-            .read_to_string(&mut s)
+            .read_exact_at(0, &mut buf)
             .unwrap();
-        assert_eq!(s, "payload");
+        assert_eq!(&buf, b"payload");
+        assert_eq!(drive.size("abc123").unwrap(), 7);
 
         let mut w = drive.create("dropped").unwrap();
         w.write_all(b"partial").unwrap();

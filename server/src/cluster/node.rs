@@ -1,0 +1,217 @@
+//! One server of a cluster: its store assembled from the topology (its own drives local, the
+//! other servers' drives over peer RPC), its peers, and the notices it sends them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Method;
+
+use super::peer::{LockTable, Notice, PeerClient, PeerService, QuorumLocker, RemoteDrive};
+use super::Topology;
+use crate::store::drive::{DriveFormat, LocalDrive, DRIVE_FORMAT_V1};
+use crate::store::erasure::ErasureCodec;
+use crate::store::set::{DriveSet, Slot};
+use crate::store::{Store, StoreError};
+
+/// This server's place in the cluster and its links to the others.
+pub struct Cluster {
+    pub node: String,
+    pub peers: Vec<Arc<PeerClient>>,
+    pub locks: Arc<LockTable>,
+    /// Set slots of this server's drives, by the drive's index in its `drives` list.
+    pub local_slots: Vec<usize>,
+    /// Local drives that were found empty (set slots): they are healed from the others.
+    pub fresh: Vec<usize>,
+    /// This server's drive folders, by index.
+    pub drive_paths: Vec<PathBuf>,
+}
+
+fn config(why: impl Into<String>) -> StoreError {
+    StoreError::Config(why.into())
+}
+
+/// Opens this server's part of the cluster described by `topology`: checks or writes the
+/// format of its drives and assembles the erasure set with the peers' drives.
+pub fn open(
+    topology: &Topology,
+    node: &str,
+    secret: Arc<Vec<u8>>,
+    region: &str,
+) -> Result<(Store, Cluster), StoreError> {
+    let me = topology.server(node).map_err(|e| config(e.to_string()))?;
+    if topology.pools.len() > 1 {
+        return Err(config(
+            "this server version serves clusters of one pool; the topology has more",
+        ));
+    }
+    let pool = &topology.pools[me.pool];
+    let layout = pool.layout().map_err(|e| config(e.to_string()))?;
+    if layout.set_count() != 1 {
+        return Err(config(format!(
+            "this server version serves pools of one erasure set; {} servers × {} drives in \
+             sets of {} make {}",
+            layout.servers,
+            layout.drives_per_server,
+            layout.set_size,
+            layout.set_count()
+        )));
+    }
+    let set_layout = &layout.sets()[0];
+    let geometry = layout.geometry;
+    let peers: Vec<Option<Arc<PeerClient>>> = pool
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            (i != me.server).then(|| PeerClient::new(&s.name, &s.rpc, node, secret.clone()))
+        })
+        .collect();
+    let mut slots = Vec::with_capacity(set_layout.drives.len());
+    let mut local_slots = vec![usize::MAX; me.spec.drives.len()];
+    let mut fresh = Vec::new();
+    for (i, pos) in set_layout.drives.iter().enumerate() {
+        let path = &pool.servers[pos.server].drives[pos.drive];
+        match &peers[pos.server] {
+            None => {
+                std::fs::create_dir_all(path)?;
+                let drive = LocalDrive::open(path)?;
+                let wanted = DriveFormat {
+                    format: DRIVE_FORMAT_V1,
+                    deployment_id: topology.cluster_id.clone(),
+                    pool: me.pool as u32,
+                    set: 0,
+                    drive: i as u32,
+                    set_size: (geometry.total() > 1).then_some(geometry.total() as u32),
+                    parity: (geometry.parity > 0).then_some(geometry.parity as u32),
+                };
+                match drive.read_format()? {
+                    Some(f) if f == wanted => {}
+                    Some(f) if f.deployment_id != wanted.deployment_id => {
+                        return Err(config(format!(
+                            "drive {} belongs to another cluster ({}), this one is {}: refusing to use it",
+                            path.display(),
+                            f.deployment_id,
+                            wanted.deployment_id
+                        )))
+                    }
+                    Some(f) => {
+                        return Err(config(format!(
+                            "drive {} was pool {} set {} drive {} of {} (parity {}); the topology \
+                             makes it pool {} set 0 drive {i} of {} (parity {})",
+                            path.display(),
+                            f.pool,
+                            f.set,
+                            f.drive,
+                            f.set_size.unwrap_or(1),
+                            f.parity.unwrap_or(0),
+                            me.pool,
+                            geometry.total(),
+                            geometry.parity
+                        )))
+                    }
+                    None => {
+                        drive.write_format(&wanted)?;
+                        fresh.push(i);
+                    }
+                }
+                let meta = drive.meta_path();
+                slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
+                local_slots[pos.drive] = i;
+            }
+            Some(peer) => {
+                let remote = Arc::new(RemoteDrive::new(peer.clone(), pos.drive, path));
+                slots.push(Some(Slot::remote(
+                    Arc::new(super::peer::SharedRemoteDrive(remote.clone())),
+                    remote,
+                )));
+            }
+        }
+    }
+    let codec = (geometry.total() > 1)
+        .then(|| ErasureCodec::with_default_block_size(geometry))
+        .transpose()
+        .map_err(|e| config(e.to_string()))?;
+    let set = Arc::new(DriveSet::assemble(slots, geometry, codec));
+    let peers: Vec<Arc<PeerClient>> = peers.into_iter().flatten().collect();
+    let locks = Arc::new(LockTable::default());
+    let locker = (!peers.is_empty()).then(|| {
+        Arc::new(QuorumLocker {
+            table: locks.clone(),
+            peers: peers.clone(),
+        }) as Arc<dyn crate::store::KeyLocker>
+    });
+    let store = Store::assemble(set, locker, region)?;
+    Ok((
+        store,
+        Cluster {
+            node: node.to_string(),
+            peers,
+            locks,
+            local_slots,
+            fresh,
+            drive_paths: me.spec.drives.clone(),
+        },
+    ))
+}
+
+impl Cluster {
+    /// The peer RPC service of this server over `store`'s drives.
+    pub fn service(
+        &self,
+        store: &Store,
+        secret: Arc<Vec<u8>>,
+        notify: Box<dyn Fn(Notice) + Send + Sync>,
+    ) -> Result<PeerService, StoreError> {
+        let drives = self
+            .drive_paths
+            .iter()
+            .zip(&self.local_slots)
+            .map(|(p, &slot)| Ok((slot, LocalDrive::open(p)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(PeerService {
+            node: self.node.clone(),
+            secret,
+            set: store.shared_set(),
+            drives,
+            locks: self.locks.clone(),
+            notify,
+        })
+    }
+
+    /// Waits until at least `need` drives of the set answer, or `limit` passed. Returns
+    /// whether they do.
+    pub async fn wait_for_drives(&self, store: &Store, need: usize, limit: Duration) -> bool {
+        let start = Instant::now();
+        let mut last_log = Instant::now();
+        loop {
+            let have = store.drive_set().reachable_count();
+            if have >= need {
+                return true;
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+            if last_log.elapsed() > Duration::from_secs(5) {
+                tracing::info!(have, need, "waiting for peers");
+                last_log = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Tells every reachable peer about a change; waits (boundedly) for their answers so the
+    /// change is in effect everywhere when the caller replies.
+    pub async fn broadcast(&self, notice: Notice) {
+        let body = postcard::to_stdvec(&notice).expect("a notice serializes");
+        let calls = self.peers.iter().map(|p| {
+            let body = body.clone();
+            async move {
+                if let Err(e) = p.call(Method::POST, "/peer/v1/notify", body).await {
+                    tracing::warn!(peer = %p.name, error = %e, "peer missed a metadata notice; it re-reads on its next refresh");
+                }
+            }
+        });
+        futures_util::future::join_all(calls).await;
+    }
+}

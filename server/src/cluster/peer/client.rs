@@ -1,0 +1,197 @@
+//! The client side of peer RPC: one HTTP/2 connection pool per peer, signed requests, bounded
+//! timeouts, and a liveness flag kept by a background ping so that calls to a dead peer fail
+//! at once instead of waiting for a timeout.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::store::StoreError;
+
+pub type PeerBody = BoxBody<Bytes, std::io::Error>;
+
+/// Small calls (records, locks) must answer within this.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a peer is pinged, and how long a ping may take.
+const PING_EVERY: Duration = Duration::from_millis(500);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct PeerClient {
+    /// The peer's node name.
+    pub name: String,
+    /// This server's node name (signs requests).
+    me: String,
+    base: String,
+    secret: Arc<Vec<u8>>,
+    http: Client<HttpConnector, PeerBody>,
+    handle: tokio::runtime::Handle,
+    up: AtomicBool,
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> PeerBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn peer_error(name: &str, what: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(std::io::Error::other(format!("peer {name}: {what}")))
+}
+
+impl PeerClient {
+    /// A client of the peer `name` at `rpc` (`host:port`). Must be called inside the runtime;
+    /// starts the peer's liveness ping.
+    pub fn new(name: &str, rpc: &str, me: &str, secret: Arc<Vec<u8>>) -> Arc<PeerClient> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .http2_initial_stream_window_size(4 << 20)
+            .http2_initial_connection_window_size(16 << 20)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .http2_keep_alive_timeout(Duration::from_secs(5))
+            .timer(TokioTimer::new())
+            .build(connector);
+        let client = Arc::new(PeerClient {
+            name: name.to_string(),
+            me: me.to_string(),
+            base: format!("http://{rpc}"),
+            secret,
+            http,
+            handle: tokio::runtime::Handle::current(),
+            up: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&client);
+        client.handle.spawn(async move {
+            loop {
+                let Some(c) = weak.upgrade() else { return };
+                let ok = c.ping().await;
+                if ok != c.up.swap(ok, Ordering::SeqCst) {
+                    if ok {
+                        tracing::info!(peer = %c.name, "peer is up");
+                    } else {
+                        tracing::warn!(peer = %c.name, "peer is down");
+                    }
+                }
+                drop(c);
+                tokio::time::sleep(PING_EVERY).await;
+            }
+        });
+        client
+    }
+
+    async fn ping(&self) -> bool {
+        matches!(
+            tokio::time::timeout(
+                PING_TIMEOUT,
+                self.send(Method::GET, "/peer/v1/health", full(Bytes::new()))
+            )
+            .await,
+            Ok(Ok(r)) if r.status() == StatusCode::OK
+        )
+    }
+
+    /// Whether the peer answered its last ping (and no call failed since).
+    pub fn reachable(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    fn mark_down(&self) {
+        if self.up.swap(false, Ordering::SeqCst) {
+            tracing::warn!(peer = %self.name, "peer stopped answering");
+        }
+    }
+
+    /// Sends one signed request; returns the response with its body still streaming.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: PeerBody,
+    ) -> Result<Response<Incoming>, StoreError> {
+        let auth = super::sign(&self.secret, &self.me, method.as_str(), path);
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(super::AUTH_HEADER, auth)
+            .body(body)
+            .map_err(|e| peer_error(&self.name, e))?;
+        self.http.request(req).await.map_err(|e| {
+            self.mark_down();
+            peer_error(&self.name, e)
+        })
+    }
+
+    /// A small call: sends `body`, reads the whole answer, within [`CALL_TIMEOUT`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), StoreError> {
+        if !self.reachable() {
+            return Err(peer_error(&self.name, "offline"));
+        }
+        let work = async {
+            let resp = self.send(method, path, full(body)).await?;
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| peer_error(&self.name, e))?
+                .to_bytes();
+            Ok((status, bytes))
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.mark_down();
+                Err(peer_error(&self.name, "timed out"))
+            }
+        }
+    }
+
+    /// Like [`PeerClient::call`], failing unless the peer answers 200.
+    pub async fn call_ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Bytes, StoreError> {
+        let (status, bytes) = self.call(method, path, body).await?;
+        if status != StatusCode::OK {
+            return Err(peer_error(
+                &self.name,
+                format!("{path}: {status}: {}", String::from_utf8_lossy(&bytes)),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Runs `fut` to completion from synchronous store code (a blocking thread, or a runtime
+    /// worker, which is then handed over to other tasks meanwhile).
+    pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        block_on(&self.handle, fut)
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+pub fn block_on<F: Future>(handle: &tokio::runtime::Handle, fut: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(|| handle.block_on(fut)),
+        Err(_) => handle.block_on(fut),
+    }
+}

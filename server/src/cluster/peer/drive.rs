@@ -1,0 +1,404 @@
+//! A drive of another server, as the store sees it: its records ([`RemoteRecords`]) and its
+//! shard files ([`Drive`]) over peer RPC.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Incoming;
+use tokio::sync::{mpsc, oneshot};
+
+use super::client::{full, PeerClient};
+use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
+use crate::store::drive::{DataReader, DataWriter, Drive};
+use crate::store::set::{RemoteRecords, WireOp};
+use crate::store::StoreError;
+
+/// A shard stream may stall this long between two chunks before the drive is given up.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Committing a streamed shard (fsync and rename on the peer) may take this long.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct RemoteDrive {
+    peer: Arc<PeerClient>,
+    index: usize,
+    /// `node:path`, for messages and the admin status.
+    label: PathBuf,
+}
+
+impl RemoteDrive {
+    pub fn new(peer: Arc<PeerClient>, index: usize, path: &Path) -> RemoteDrive {
+        let label = PathBuf::from(format!("{}:{}", peer.name, path.display()));
+        RemoteDrive { peer, index, label }
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/peer/v1/drive/{}/{rest}", self.index)
+    }
+
+    fn offline(&self) -> io::Error {
+        io::Error::other(format!("peer {} is offline", self.peer.name))
+    }
+}
+
+fn io_err(e: StoreError) -> io::Error {
+    match e {
+        StoreError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+type FrameResult = Result<Frame<Bytes>, io::Error>;
+
+/// A shard file streaming to a peer. Dropped without `commit`, the stream ends with an error
+/// and the peer discards what it received.
+struct RemoteWriter {
+    peer: Arc<PeerClient>,
+    tx: Option<mpsc::Sender<FrameResult>>,
+    done: Option<oneshot::Receiver<Result<(), StoreError>>>,
+}
+
+impl RemoteWriter {
+    fn send(&mut self, frame: FrameResult) -> io::Result<()> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("stream already ended"))?;
+        let sent = self
+            .peer
+            .block_on(async { tokio::time::timeout(STREAM_TIMEOUT, tx.send(frame)).await });
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::other(format!(
+                "peer {} closed the shard stream",
+                self.peer.name
+            ))),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer {} stalled the shard stream", self.peer.name),
+            )),
+        }
+    }
+}
+
+impl Write for RemoteWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(Ok(Frame::data(Bytes::copy_from_slice(buf))))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DataWriter for RemoteWriter {
+    fn commit(mut self: Box<Self>) -> io::Result<()> {
+        let mut trailers = HeaderMap::new();
+        trailers.insert(COMMIT_TRAILER, HeaderValue::from_static("1"));
+        self.send(Ok(Frame::trailers(trailers)))?;
+        self.tx = None;
+        let done = self.done.take().expect("committed once");
+        let result = self
+            .peer
+            .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, done).await });
+        match result {
+            Ok(Ok(r)) => r.map_err(io_err),
+            Ok(Err(_)) => Err(io::Error::other("shard upload task ended")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer {} did not commit in time", self.peer.name),
+            )),
+        }
+    }
+}
+
+impl Drop for RemoteWriter {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            // An error frame resets the stream: the peer must not take a partial file.
+            if tx
+                .try_send(Err(io::Error::other("shard write abandoned")))
+                .is_err()
+            {
+                // The channel is full or closed; dropping the sender with no commit trailer
+                // is enough for the peer to discard the file.
+            }
+        }
+    }
+}
+
+/// A shard file streaming from a peer, from some offset on.
+struct RemoteReader {
+    drive: Arc<RemoteDrive>,
+    id: String,
+    body: Option<Incoming>,
+    /// File offset of `buf[0]`.
+    pos: u64,
+    buf: BytesMut,
+}
+
+impl RemoteReader {
+    fn open(drive: Arc<RemoteDrive>, id: &str, offset: u64) -> io::Result<RemoteReader> {
+        let mut r = RemoteReader {
+            drive,
+            id: id.to_string(),
+            body: None,
+            pos: offset,
+            buf: BytesMut::new(),
+        };
+        r.start(offset)?;
+        Ok(r)
+    }
+
+    fn start(&mut self, offset: u64) -> io::Result<()> {
+        let d = &self.drive;
+        if !d.peer.reachable() {
+            return Err(d.offline());
+        }
+        let path = d.path(&format!("data/{}?offset={offset}", self.id));
+        let resp = d.peer.block_on(async {
+            tokio::time::timeout(
+                STREAM_TIMEOUT,
+                d.peer.send(Method::GET, &path, full(Bytes::new())),
+            )
+            .await
+        });
+        let resp = match resp {
+            Ok(r) => r.map_err(io_err)?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer read timed out",
+                ))
+            }
+        };
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such shard file",
+                ))
+            }
+            s => return Err(io::Error::other(format!("peer read: {s}"))),
+        }
+        self.body = Some(resp.into_body());
+        self.pos = offset;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Pulls the next data chunk of the stream into `buf`; false at the end.
+    fn pull(&mut self) -> io::Result<bool> {
+        let Some(body) = self.body.as_mut() else {
+            return Ok(false);
+        };
+        let peer = self.drive.peer.clone();
+        loop {
+            let frame = peer
+                .block_on(async { tokio::time::timeout(STREAM_TIMEOUT, body.frame()).await })
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer read stalled"))?;
+            match frame {
+                None => return Ok(false),
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        self.buf.extend_from_slice(&data);
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl DataReader for RemoteReader {
+    fn read_exact_at(&mut self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        if offset < self.pos {
+            self.start(offset)?;
+        }
+        // Skip forward within the stream (reads move forward block by block).
+        while self.pos + (self.buf.len() as u64) < offset + out.len() as u64 {
+            if offset > self.pos + self.buf.len() as u64 + (8 << 20) {
+                self.start(offset)?;
+                continue;
+            }
+            if !self.pull()? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "shard file ends early",
+                ));
+            }
+        }
+        let skip = (offset - self.pos) as usize;
+        let _ = self.buf.split_to(skip);
+        self.pos = offset;
+        out.copy_from_slice(&self.buf[..out.len()]);
+        let _ = self.buf.split_to(out.len());
+        self.pos += out.len() as u64;
+        Ok(())
+    }
+}
+
+/// A remote drive shared by the readers it opens.
+#[derive(Clone)]
+pub struct SharedRemoteDrive(pub Arc<RemoteDrive>);
+
+impl Drive for SharedRemoteDrive {
+    fn root(&self) -> &Path {
+        &self.0.label
+    }
+
+    fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
+        let d = &self.0;
+        if !d.peer.reachable() {
+            return Err(d.offline());
+        }
+        let (tx, rx) = mpsc::channel::<FrameResult>(4);
+        let (done_tx, done_rx) = oneshot::channel();
+        let peer = d.peer.clone();
+        let path = d.path(&format!("data/{id}"));
+        d.peer.handle().spawn(async move {
+            let stream = tokio_stream_from(rx);
+            let body = StreamBody::new(stream).boxed();
+            let result = async {
+                let resp = peer.send(Method::PUT, &path, body).await?;
+                let status = resp.status();
+                let text = resp.into_body().collect().await.ok().map(|b| b.to_bytes());
+                if status == StatusCode::OK {
+                    Ok(())
+                } else {
+                    Err(StoreError::Io(io::Error::other(format!(
+                        "peer {}: shard upload: {status}: {}",
+                        peer.name,
+                        text.map(|t| String::from_utf8_lossy(&t).to_string())
+                            .unwrap_or_default()
+                    ))))
+                }
+            }
+            .await;
+            let _ = done_tx.send(result);
+        });
+        Ok(Box::new(RemoteWriter {
+            peer: d.peer.clone(),
+            tx: Some(tx),
+            done: Some(done_rx),
+        }))
+    }
+
+    fn open_at(&self, id: &str, offset: u64) -> io::Result<Box<dyn DataReader>> {
+        Ok(Box::new(RemoteReader::open(self.0.clone(), id, offset)?))
+    }
+
+    fn size(&self, id: &str) -> io::Result<u64> {
+        let d = &self.0;
+        let path = d.path(&format!("data/{id}"));
+        let resp = d
+            .peer
+            .block_on(async {
+                tokio::time::timeout(
+                    STREAM_TIMEOUT,
+                    d.peer.send(Method::HEAD, &path, full(Bytes::new())),
+                )
+                .await
+            })
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stat timed out"))?
+            .map_err(io_err)?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no such shard file",
+            ));
+        }
+        resp.headers()
+            .get(SIZE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other("peer stat without a size"))
+    }
+
+    fn remove(&self, id: &str) -> io::Result<()> {
+        let d = &self.0;
+        let path = d.path(&format!("data/{id}"));
+        d.peer
+            .block_on(d.peer.call_ok(Method::DELETE, &path, Vec::new()))
+            .map(|_| ())
+            .map_err(io_err)
+    }
+
+    fn clear_tmp(&self) -> io::Result<()> {
+        // The drive's own server clears it.
+        Ok(())
+    }
+}
+
+impl RemoteRecords for RemoteDrive {
+    fn write(&self, ops: Vec<WireOp>) -> Result<(), StoreError> {
+        let body = postcard::to_stdvec(&ops).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.peer
+            .block_on(
+                self.peer
+                    .call_ok(Method::POST, &self.path("records/write"), body),
+            )
+            .map(|_| ())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let (status, bytes) = self.peer.block_on(self.peer.call(
+            Method::POST,
+            &self.path("records/get"),
+            key.to_vec(),
+        ))?;
+        match status {
+            StatusCode::OK => Ok(Some(bytes.to_vec())),
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(StoreError::Io(io::Error::other(format!(
+                "peer {}: record read: {s}",
+                self.peer.name
+            )))),
+        }
+    }
+
+    fn page(
+        &self,
+        from: &[u8],
+        inclusive: bool,
+        limit: usize,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError> {
+        let req = PageRequest {
+            from: from.to_vec(),
+            inclusive,
+            limit: limit as u32,
+        };
+        let body = postcard::to_stdvec(&req).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let bytes = self.peer.block_on(self.peer.call_ok(
+            Method::POST,
+            &self.path("records/page"),
+            body,
+        ))?;
+        let page: Page =
+            postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok((
+            page.records
+                .into_iter()
+                .map(|(k, v)| (k.into_vec(), v.into_vec()))
+                .collect(),
+            page.more,
+        ))
+    }
+
+    fn reachable(&self) -> bool {
+        self.peer.reachable()
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<FrameResult>,
+) -> impl futures_util::Stream<Item = FrameResult> + Send + Sync + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,174 @@
+//! Quorum locks: a key is locked cluster-wide when a majority of the servers granted it to one
+//! owner. Each server keeps its votes in a [`LockTable`] with a lease, so a lock of a server
+//! that died is free again once its lease runs out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+
+use super::client::PeerClient;
+use super::LockRequest;
+use crate::store::{KeyLocker, StoreError};
+
+/// A lock's lease: longer than any commit holds it.
+const LEASE: Duration = Duration::from_secs(60);
+/// A writer gives up (503 SlowDown) after waiting this long for a key.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One server's votes: resource → (owner, lease end).
+#[derive(Default)]
+pub struct LockTable {
+    held: Mutex<HashMap<String, (u128, Instant)>>,
+}
+
+impl LockTable {
+    /// Grants `resource` to `owner` unless another owner holds an unexpired lease.
+    pub fn try_lock(&self, resource: &str, owner: u128, ttl: Duration) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if held.len() > 10_000 {
+            held.retain(|_, (_, until)| *until > now);
+        }
+        match held.get(resource) {
+            Some((o, until)) if *o != owner && *until > now => false,
+            _ => {
+                held.insert(resource.to_string(), (owner, now + ttl));
+                true
+            }
+        }
+    }
+
+    pub fn unlock(&self, resource: &str, owner: u128) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.get(resource).is_some_and(|(o, _)| *o == owner) {
+            held.remove(resource);
+        }
+    }
+}
+
+/// Takes locks on a majority of the cluster's servers: this one and its peers.
+pub struct QuorumLocker {
+    pub table: Arc<LockTable>,
+    pub peers: Vec<Arc<PeerClient>>,
+}
+
+struct Held {
+    resource: String,
+    owner: u128,
+    table: Arc<LockTable>,
+    granted: Vec<Arc<PeerClient>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.table.unlock(&self.resource, self.owner);
+        release(&self.granted, &self.resource, self.owner);
+    }
+}
+
+fn request(resource: &str, owner: u128) -> Vec<u8> {
+    postcard::to_stdvec(&LockRequest {
+        resource: resource.to_string(),
+        owner,
+        ttl_ms: LEASE.as_millis() as u64,
+    })
+    .expect("a lock request serializes")
+}
+
+/// Gives back votes, without waiting for the answers.
+fn release(peers: &[Arc<PeerClient>], resource: &str, owner: u128) {
+    for p in peers {
+        let (p, body) = (p.clone(), request(resource, owner));
+        p.handle().clone().spawn(async move {
+            let _ = p.call(Method::POST, "/peer/v1/unlock", body).await;
+        });
+    }
+}
+
+impl QuorumLocker {
+    fn majority(&self) -> usize {
+        (self.peers.len() + 1) / 2 + 1
+    }
+
+    fn attempt(&self, resource: &str, owner: u128) -> Option<Held> {
+        let local = self.table.try_lock(resource, owner, LEASE);
+        let body = request(resource, owner);
+        let handle = self.peers.first().map(|p| p.handle().clone());
+        let votes: Vec<bool> = match handle {
+            None => Vec::new(),
+            Some(h) => super::client::block_on(
+                &h,
+                futures_util::future::join_all(self.peers.iter().map(|p| {
+                    let body = body.clone();
+                    async move {
+                        matches!(
+                            p.call(Method::POST, "/peer/v1/lock", body).await,
+                            Ok((StatusCode::OK, _))
+                        )
+                    }
+                })),
+            ),
+        };
+        let granted: Vec<Arc<PeerClient>> = self
+            .peers
+            .iter()
+            .zip(&votes)
+            .filter(|(_, &v)| v)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let count = granted.len() + usize::from(local);
+        let held = Held {
+            resource: resource.to_string(),
+            owner,
+            table: self.table.clone(),
+            granted,
+        };
+        if count >= self.majority() {
+            Some(held)
+        } else {
+            None // dropping `held` gives the votes back
+        }
+    }
+}
+
+impl KeyLocker for QuorumLocker {
+    fn lock(&self, resource: &str) -> Result<Box<dyn Send>, StoreError> {
+        let owner: u128 = rand::random();
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(2);
+        loop {
+            if let Some(held) = self.attempt(resource, owner) {
+                return Ok(Box::new(held));
+            }
+            if start.elapsed() > WAIT {
+                return Err(StoreError::Busy(format!(
+                    "could not lock {resource} on a majority of servers"
+                )));
+            }
+            let jitter = Duration::from_micros(rand::random::<u64>() % 2000);
+            std::thread::sleep(backoff + jitter);
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_is_exclusive_until_unlocked_or_expired() {
+        let t = LockTable::default();
+        assert!(t.try_lock("b/k", 1, LEASE));
+        assert!(!t.try_lock("b/k", 2, LEASE));
+        assert!(t.try_lock("b/other", 2, LEASE));
+        t.unlock("b/k", 2); // not the owner: no effect
+        assert!(!t.try_lock("b/k", 2, LEASE));
+        t.unlock("b/k", 1);
+        assert!(t.try_lock("b/k", 2, Duration::from_millis(0)));
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(t.try_lock("b/k", 3, LEASE), "an expired lease is free");
+    }
+}

@@ -1,0 +1,337 @@
+//! The server side of peer RPC: serves this server's drives, lock votes and notices to the
+//! other servers of the cluster (routes in the module documentation of `peer`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::client::{full, PeerBody};
+use super::locks::LockTable;
+use super::{LockRequest, Notice, Page, PageRequest, AUTH_HEADER, COMMIT_TRAILER, SIZE_HEADER};
+use crate::store::drive::{Drive, LocalDrive};
+use crate::store::set::{apply_wire, DriveSet, WireOp};
+
+/// A page of records answers with about this many bytes at most.
+const PAGE_BYTES: usize = 4 << 20;
+
+/// What the peer RPC listener serves.
+pub struct PeerService {
+    pub node: String,
+    pub secret: Arc<Vec<u8>>,
+    pub set: Arc<DriveSet>,
+    /// This server's drives by their index in its `drives` list: the set slot and the folder.
+    pub drives: Vec<(usize, LocalDrive)>,
+    pub locks: Arc<LockTable>,
+    /// Called with every notice another server sends.
+    pub notify: Box<dyn Fn(Notice) + Send + Sync>,
+}
+
+type Resp = Response<PeerBody>;
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r
+}
+
+fn bad(why: impl std::fmt::Display) -> Resp {
+    reply(StatusCode::BAD_REQUEST, why.to_string())
+}
+
+fn internal(why: impl std::fmt::Display) -> Resp {
+    reply(StatusCode::INTERNAL_SERVER_ERROR, why.to_string())
+}
+
+/// Serves peer RPC on `listener` until the task is dropped.
+pub fn serve(listener: tokio::net::TcpListener, svc: Arc<PeerService>) {
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "peer accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let svc = svc.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&svc, req).await) }
+                });
+                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                builder
+                    .timer(TokioTimer::new())
+                    .initial_stream_window_size(4 << 20)
+                    .initial_connection_window_size(16 << 20)
+                    .max_concurrent_streams(1024);
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "peer connection ended");
+                }
+            });
+        }
+    });
+}
+
+async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let auth = req
+        .headers()
+        .get(AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Err(why) = super::verify(&svc.secret, auth, req.method().as_str(), &path_and_query) {
+        tracing::warn!(path = %path_and_query, why, "peer request refused");
+        return reply(StatusCode::FORBIDDEN, why);
+    }
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (req.method().clone(), parts.as_slice()) {
+        (Method::GET, ["peer", "v1", "health"]) => reply(StatusCode::OK, svc.node.clone()),
+        (Method::POST, ["peer", "v1", "lock"]) => match read_msg::<LockRequest>(req).await {
+            Ok(l) => {
+                let ttl = std::time::Duration::from_millis(l.ttl_ms);
+                if svc.locks.try_lock(&l.resource, l.owner, ttl) {
+                    reply(StatusCode::OK, "")
+                } else {
+                    reply(StatusCode::CONFLICT, "held")
+                }
+            }
+            Err(r) => r,
+        },
+        (Method::POST, ["peer", "v1", "unlock"]) => match read_msg::<LockRequest>(req).await {
+            Ok(l) => {
+                svc.locks.unlock(&l.resource, l.owner);
+                reply(StatusCode::OK, "")
+            }
+            Err(r) => r,
+        },
+        (Method::POST, ["peer", "v1", "notify"]) => match read_msg::<Notice>(req).await {
+            Ok(n) => {
+                (svc.notify)(n);
+                reply(StatusCode::OK, "")
+            }
+            Err(r) => r,
+        },
+        (method, ["peer", "v1", "drive", d, rest @ ..]) => {
+            let Some((slot, drive)) = d.parse::<usize>().ok().and_then(|d| svc.drives.get(d))
+            else {
+                return reply(StatusCode::NOT_FOUND, "no such drive");
+            };
+            match (method, rest) {
+                (Method::POST, ["records", op]) => records(svc, *slot, op, req).await,
+                (Method::PUT, ["data", id]) => put_data(drive, id, req).await,
+                (Method::GET, ["data", id]) => {
+                    let offset = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.strip_prefix("offset="))
+                        .and_then(|o| o.parse().ok())
+                        .unwrap_or(0);
+                    get_data(drive, id, offset).await
+                }
+                (Method::HEAD, ["data", id]) => match valid_id(id) {
+                    Err(r) => r,
+                    Ok(()) => match tokio::fs::metadata(drive_file(drive, id)).await {
+                        Ok(m) => {
+                            let mut r = reply(StatusCode::OK, "");
+                            r.headers_mut().insert(SIZE_HEADER, m.len().into());
+                            r
+                        }
+                        Err(_) => reply(StatusCode::NOT_FOUND, ""),
+                    },
+                },
+                (Method::DELETE, ["data", id]) => match valid_id(id) {
+                    Err(r) => r,
+                    Ok(()) => {
+                        let (drive, id) = (drive.root().to_path_buf(), id.to_string());
+                        let result = tokio::task::spawn_blocking(move || {
+                            LocalDrive::open(&drive)?.remove(&id)
+                        })
+                        .await;
+                        match result {
+                            Ok(Ok(())) => reply(StatusCode::OK, ""),
+                            Ok(Err(e)) => internal(e),
+                            Err(e) => internal(e),
+                        }
+                    }
+                },
+                _ => reply(StatusCode::NOT_FOUND, "no such route"),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+/// Data ids are hex (and `.`-free): never a path.
+fn valid_id(id: &str) -> Result<(), Resp> {
+    if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(bad("malformed data id"))
+    }
+}
+
+fn drive_file(drive: &LocalDrive, id: &str) -> std::path::PathBuf {
+    let shard = id.get(..2).unwrap_or("00");
+    drive.root().join("data").join(shard).join(id)
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(bad)
+}
+
+async fn read_msg<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+    let body = read_body(req).await?;
+    postcard::from_bytes(&body).map_err(bad)
+}
+
+async fn records(svc: &PeerService, slot: usize, op: &str, req: Request<Incoming>) -> Resp {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let set = svc.set.clone();
+    let op = op.to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<Resp, String> {
+        let db = set.slots[slot]
+            .as_ref()
+            .and_then(|s| s.local_db())
+            .ok_or("drive is not local")?;
+        match op.as_str() {
+            "write" => {
+                let ops: Vec<WireOp> = postcard::from_bytes(&body).map_err(|e| e.to_string())?;
+                apply_wire(db, &ops).map_err(|e| e.to_string())?;
+                Ok(reply(StatusCode::OK, ""))
+            }
+            "get" => match db.get(&body).map_err(|e| e.to_string())? {
+                Some(v) => Ok(reply(StatusCode::OK, v)),
+                None => Ok(reply(StatusCode::NOT_FOUND, "")),
+            },
+            "page" => {
+                let req: PageRequest = postcard::from_bytes(&body).map_err(|e| e.to_string())?;
+                let mut it = db.raw_iterator();
+                it.seek(&req.from);
+                if !req.inclusive && it.key() == Some(req.from.as_slice()) {
+                    it.next();
+                }
+                let mut page = Page::default();
+                let mut bytes = 0;
+                while it.valid() && page.records.len() < req.limit as usize && bytes < PAGE_BYTES {
+                    let (k, v) = (it.key().unwrap_or_default(), it.value().unwrap_or_default());
+                    bytes += k.len() + v.len();
+                    page.records.push((k.to_vec().into(), v.to_vec().into()));
+                    it.next();
+                }
+                it.status().map_err(|e| e.to_string())?;
+                page.more = it.valid();
+                let out = postcard::to_stdvec(&page).map_err(|e| e.to_string())?;
+                Ok(reply(StatusCode::OK, out))
+            }
+            _ => Ok(reply(StatusCode::NOT_FOUND, "no such records call")),
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+/// Receives a shard file into the drive's temporary area; installs it only when the stream
+/// ends with the commit trailer.
+async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp {
+    if let Err(r) = valid_id(id) {
+        return r;
+    }
+    let tmp = drive.tmp_path(id);
+    let result = receive(&tmp, req.into_body()).await;
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return bad("shard stream ended without commit");
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return bad(format!("shard stream failed: {e}"));
+        }
+    }
+    let (root, id) = (drive.root().to_path_buf(), id.to_string());
+    let installed = tokio::task::spawn_blocking(move || {
+        let drive = LocalDrive::open(&root)?;
+        let r = drive.install(&tmp, &id);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r
+    })
+    .await;
+    match installed {
+        Ok(Ok(())) => reply(StatusCode::OK, ""),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+async fn receive(tmp: &Path, mut body: Incoming) -> std::io::Result<bool> {
+    let mut file = tokio::fs::File::create(tmp).await?;
+    let mut committed = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(std::io::Error::other)?;
+        match frame.into_data() {
+            Ok(data) => file.write_all(&data).await?,
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    committed = trailers.contains_key(COMMIT_TRAILER);
+                }
+            }
+        }
+    }
+    if committed {
+        file.flush().await?;
+        file.sync_data().await?;
+    }
+    Ok(committed)
+}
+
+async fn get_data(drive: &LocalDrive, id: &str, offset: u64) -> Resp {
+    if let Err(r) = valid_id(id) {
+        return r;
+    }
+    let mut file = match tokio::fs::File::open(drive_file(drive, id)).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return reply(StatusCode::NOT_FOUND, "")
+        }
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await {
+        return internal(e);
+    }
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(file, 256 << 10).map(|r| r.map(Frame::data));
+    Response::new(BodyExt::boxed(StreamBody::new(stream)))
+}
