@@ -129,6 +129,13 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     Ok(())
 }
 
+/// The coffer-server binary, rebuilt first under `cargo run` so nobody runs a
+/// stale one.
+pub fn fresh_coffer_binary() -> Result<std::path::PathBuf> {
+    build_coffer_server()?;
+    crate::server::coffer_binary()
+}
+
 /// Under `cargo run`, rebuilds coffer-server first so the benchmark never
 /// measures a stale binary. (`cargo run` holds no build lock while the
 /// program runs.)

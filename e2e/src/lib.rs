@@ -5,6 +5,7 @@
 //! tests live in `tests/compat.rs` with their scripts in `compat/`.
 
 pub mod bench;
+pub mod cluster;
 pub mod go_tools;
 pub mod report;
 pub mod server;

@@ -35,6 +35,19 @@ enum Cmd {
     },
     /// Build (or find in the cache) warp and MinIO and print their paths.
     Tools,
+    /// Start a cluster of coffer-server processes on loopback and run until interrupted.
+    LocalCluster {
+        /// Number of servers.
+        #[arg(long, default_value_t = 4)]
+        servers: usize,
+        /// Drive folders per server.
+        #[arg(long, default_value_t = 1)]
+        drives: usize,
+        /// Folder for the topology, drives and logs (kept; a second run reuses its drives
+        /// only if the topology is the same, so use a fresh folder per cluster).
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -50,6 +63,26 @@ fn main() -> Result<()> {
             scratch: scratch.unwrap_or_else(std::env::temp_dir),
             write_report: !no_write,
         }),
+        Cmd::LocalCluster {
+            servers,
+            drives,
+            dir,
+        } => {
+            let binary = coffer_e2e::bench::fresh_coffer_binary()?;
+            let mut cluster =
+                coffer_e2e::cluster::LocalCluster::start(&binary, servers, drives, &dir)?;
+            for e in cluster.endpoints() {
+                println!("endpoint={e}");
+            }
+            println!("COFFER_ROOT_USER={}", cluster.creds.access_key);
+            println!("COFFER_ROOT_PASSWORD={}", cluster.creds.secret_key);
+            println!(
+                "topology={} logs={}/node-*.log (Ctrl-C stops every server)",
+                dir.join("topology.json").display(),
+                dir.display()
+            );
+            cluster.wait()
+        }
         Cmd::Tools => {
             for tool in [&coffer_e2e::go_tools::WARP, &coffer_e2e::go_tools::MINIO] {
                 println!("{}", tool.ensure_built()?.display());

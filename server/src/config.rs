@@ -164,6 +164,19 @@ pub struct ServeArgs {
     /// Root secret key.
     #[arg(long, env = "COFFER_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
+    /// Join a cluster: the topology file (docs/topology.md) the operator writes into the
+    /// store's ConfigMap. Needs --node and COFFER_CLUSTER_SECRET.
+    #[arg(long, env = "COFFER_TOPOLOGY", requires = "node")]
+    pub topology: Option<PathBuf>,
+    /// This server's name in the topology file.
+    #[arg(long, env = "COFFER_NODE", requires = "topology")]
+    pub node: Option<String>,
+    /// Peer RPC listener (default: all interfaces, on the port of this server's `rpc` entry).
+    #[arg(long, env = "COFFER_RPC_ADDRESS")]
+    pub rpc_address: Option<SocketAddr>,
+    /// The secret every server of the cluster shares (at least 16 characters).
+    #[arg(long, env = "COFFER_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
 }
 
 impl Default for ServeArgs {
@@ -192,6 +205,9 @@ pub struct Running {
 }
 
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
+    if args.topology.is_some() {
+        return start_clustered(args).await;
+    }
     let first = args
         .drives
         .first()
@@ -217,6 +233,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         _ => anyhow::bail!("set both COFFER_ROOT_USER and COFFER_ROOT_PASSWORD, or neither"),
     };
     let (root, root_source) = Credential::load_root(env_root, first)?;
+    check_drive_count(args)?;
     let roots: Vec<&std::path::Path> = args.drives.iter().map(PathBuf::as_path).collect();
     for r in &roots {
         std::fs::create_dir_all(r)?;
@@ -232,6 +249,31 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
         });
     }
+    let (handle, _) = serve_store(args, store, root.clone(), None).await?;
+    Ok(Running {
+        handle,
+        root,
+        root_source,
+    })
+}
+
+fn check_drive_count(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.drives.len() > crate::store::erasure::MAX_SET_SIZE {
+        anyhow::bail!(
+            "at most {} drives per server are supported",
+            crate::store::erasure::MAX_SET_SIZE
+        );
+    }
+    Ok(())
+}
+
+/// The S3 side of a server over an opened store: scanner, identities, listener.
+async fn serve_store(
+    args: &ServeArgs,
+    store: Arc<Store>,
+    root: Credential,
+    cluster: Option<Arc<crate::cluster::node::Cluster>>,
+) -> anyhow::Result<(ServerHandle, Arc<Context>)> {
     let heal = Arc::new(crate::heal::HealStatus::default());
     crate::heal::spawn_scanner(
         store.clone(),
@@ -241,8 +283,12 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             interval: std::time::Duration::from_secs(args.heal_interval),
         },
     );
-    let iam =
-        Iam::load(root.clone(), &store).map_err(|e| anyhow::anyhow!("loading access keys: {e}"))?;
+    let iam = {
+        let (root, store) = (root.clone(), store.clone());
+        tokio::task::spawn_blocking(move || Iam::load(root, &store))
+            .await?
+            .map_err(|e| anyhow::anyhow!("loading access keys: {e}"))?
+    };
     let iam = Arc::new(iam);
     let ctx = Arc::new(Context {
         heal,
@@ -252,12 +298,162 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         domains: args.domains.clone(),
         policies: Default::default(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        cluster,
     });
+    if ctx.cluster.is_some() {
+        tokio::spawn(refresh_metadata(Arc::downgrade(&ctx)));
+    }
     let listener = tokio::net::TcpListener::bind(args.address).await?;
-    let handle = crate::http::serve(listener, ctx).await?;
+    Ok((crate::http::serve(listener, ctx.clone()).await?, ctx))
+}
+
+/// How often a cluster server re-reads access keys (notices from peers make changes take
+/// effect at once; this catches up on a notice that was missed).
+const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn refresh_metadata(ctx: std::sync::Weak<Context>) {
+    loop {
+        tokio::time::sleep(METADATA_REFRESH).await;
+        let Some(ctx) = ctx.upgrade() else { return };
+        apply_notice(&ctx, crate::cluster::peer::Notice::AccessKeys).await;
+        ctx.policies.forget_all();
+    }
+}
+
+/// Re-reads what another server changed.
+pub async fn apply_notice(ctx: &Arc<Context>, notice: crate::cluster::peer::Notice) {
+    use crate::cluster::peer::Notice;
+    match notice {
+        Notice::AccessKeys => {
+            let (iam, store) = (ctx.iam.clone(), ctx.store.clone());
+            match tokio::task::spawn_blocking(move || iam.reload(&store)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "re-reading access keys failed"),
+                Err(e) => tracing::warn!(error = %e, "re-reading access keys failed"),
+            }
+        }
+        Notice::BucketPolicy(bucket) => ctx.policies.forget(&bucket),
+    }
+}
+
+/// A server of a cluster: `--topology FILE --node NAME`.
+async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
+    let path = args.topology.as_ref().expect("checked by the caller");
+    let node = args
+        .node
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--topology needs --node NAME"))?;
+    let topology = crate::cluster::Topology::load(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let me = topology.server(node).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let default_drives = args.drives == [PathBuf::from("./data")];
+    if !default_drives && args.drives != me.spec.drives {
+        anyhow::bail!(
+            "the drives given ({}) are not node {node}'s drives in the topology ({})",
+            args.drives
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            me.spec
+                .drives
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let secret = match &args.cluster_secret {
+        Some(s) if s.len() >= 16 => Arc::new(s.as_bytes().to_vec()),
+        Some(_) => anyhow::bail!("COFFER_CLUSTER_SECRET needs at least 16 characters"),
+        None => {
+            anyhow::bail!("a cluster server needs COFFER_CLUSTER_SECRET (the same on every server)")
+        }
+    };
+    let root = match (&args.root_user, &args.root_password) {
+        (Some(u), Some(p)) if u.len() >= 3 && p.len() >= 8 => Credential {
+            access_key: u.clone(),
+            secret_key: p.clone(),
+        },
+        _ => anyhow::bail!(
+            "a cluster server needs COFFER_ROOT_USER (3+ characters) and COFFER_ROOT_PASSWORD (8+), the same on every server"
+        ),
+    };
+    let rpc_address = match args.rpc_address {
+        Some(a) => a,
+        None => {
+            let port = me
+                .spec
+                .rpc
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(|| anyhow::anyhow!("node {node}: rpc {} has no port", me.spec.rpc))?;
+            SocketAddr::from(([0, 0, 0, 0], port))
+        }
+    };
+    let rpc_listener = tokio::net::TcpListener::bind(rpc_address)
+        .await
+        .map_err(|e| anyhow::anyhow!("peer RPC listener {rpc_address}: {e}"))?;
+    let (store, cluster) = {
+        let (topology, node, secret, region) = (
+            topology.clone(),
+            node.to_string(),
+            secret.clone(),
+            args.region.clone(),
+        );
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _enter = handle.enter();
+            crate::cluster::node::open(&topology, &node, secret, &region)
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("opening drives: {e}"))?
+    };
+    let store = Arc::new(store);
+    let cluster = Arc::new(cluster);
+    let ctx_slot: Arc<std::sync::OnceLock<std::sync::Weak<Context>>> = Default::default();
+    let notify = {
+        let slot = ctx_slot.clone();
+        Box::new(move |notice| {
+            if let Some(ctx) = slot.get().and_then(std::sync::Weak::upgrade) {
+                tokio::spawn(async move { apply_notice(&ctx, notice).await });
+            }
+        })
+    };
+    let service = cluster
+        .service(&store, secret, notify)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::cluster::peer::serve(rpc_listener, Arc::new(service));
+    let quorum = store.drive_set().read_quorum();
+    if !cluster
+        .wait_for_drives(&store, quorum, std::time::Duration::from_secs(60))
+        .await
+    {
+        tracing::warn!("not enough peers answered within a minute; serving anyway (requests fail until they do)");
+    }
+    {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.collect_garbage() {
+                tracing::warn!(error = %e, "removing replaced data files failed");
+            }
+        });
+    }
+    // Catch up: whatever this server's drives missed while it was away (or all of it, for
+    // empty drives) is copied and rebuilt from the others, in the background.
+    {
+        let (store, local) = (store.clone(), cluster.local_slots.clone());
+        tokio::task::spawn_blocking(move || match store.heal_drives(&local) {
+            Ok(report) => tracing::info!(?report, "caught up with the cluster"),
+            Err(e) => tracing::error!(error = %e, "catching up with the cluster failed"),
+        });
+    }
+    let (handle, ctx) = serve_store(args, store, root.clone(), Some(cluster)).await?;
+    let _ = ctx_slot.set(Arc::downgrade(&ctx));
     Ok(Running {
         handle,
         root,
-        root_source,
+        root_source: RootSource::Environment,
     })
 }

@@ -154,7 +154,7 @@ pub async fn handle(ctx: &Context, method: &Method, rest: &str) -> Result<Respon
             .map_err(|e| e.with("BucketName", *name))?;
             // The bucket's policy went with it; a bucket made later under this name starts
             // without one (as S3 DeleteBucket does).
-            ctx.policies.forget(name);
+            ctx.forget_policy(name).await;
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::NO_CONTENT;
             Ok(r)

@@ -109,6 +109,21 @@ pub async fn handle(
     rest: &str,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
+    let response = serve(ctx, method, rest, body).await;
+    if method != Method::GET && response.is_ok() {
+        // Every server must honour the change before the caller hears it is done.
+        ctx.broadcast(crate::cluster::peer::Notice::AccessKeys)
+            .await;
+    }
+    response
+}
+
+async fn serve(
+    ctx: &Context,
+    method: &Method,
+    rest: &str,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
         (&Method::POST, ["keys"]) => create(ctx, body).await,

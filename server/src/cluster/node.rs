@@ -141,7 +141,7 @@ pub fn open(
             peers: peers.clone(),
         }) as Arc<dyn crate::store::KeyLocker>
     });
-    let store = Store::assemble(set, locker, region)?;
+    let store = Store::assemble(set, locker, region);
     Ok((
         store,
         Cluster {

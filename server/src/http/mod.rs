@@ -37,6 +37,26 @@ pub struct Context {
     pub policies: s3::policy::BucketPolicies,
     /// Request counters and state gauges served at `/_coffer/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// This server's cluster (peers to notify of metadata changes); `None` when standalone.
+    pub cluster: Option<Arc<crate::cluster::node::Cluster>>,
+}
+
+impl Context {
+    /// Drops the cached policy of `bucket` here and on every other server.
+    pub async fn forget_policy(&self, bucket: &str) {
+        self.policies.forget(bucket);
+        self.broadcast(crate::cluster::peer::Notice::BucketPolicy(
+            bucket.to_string(),
+        ))
+        .await;
+    }
+
+    /// Tells the other servers of the cluster to re-read what changed.
+    pub async fn broadcast(&self, notice: crate::cluster::peer::Notice) {
+        if let Some(c) = &self.cluster {
+            c.broadcast(notice).await;
+        }
+    }
 }
 
 fn request_id() -> String {

@@ -112,7 +112,7 @@ pub async fn delete_bucket(ctx: &Context, route: &Route) -> Result<Response<Body
         .await
         .map_err(|e| e.with("BucketName", name.clone()))?;
     // The bucket's policy went with it; a bucket made later under this name starts without.
-    ctx.policies.forget(&name);
+    ctx.forget_policy(&name).await;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -66,6 +66,13 @@ impl BucketPolicies {
         cache.policies.insert(bucket.to_string(), policy);
     }
 
+    /// Drops every cached policy (a periodic refresh in a cluster).
+    pub fn forget_all(&self) {
+        let mut cache = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        cache.generation += 1;
+        cache.policies.clear();
+    }
+
     /// Drops what is known about `bucket`'s policy (it was put, deleted, or the bucket went).
     pub fn forget(&self, bucket: &str) {
         let mut cache = self.inner.write().unwrap_or_else(|p| p.into_inner());
@@ -291,7 +298,7 @@ pub async fn put_bucket_policy(
     let document = String::from_utf8(document.to_vec()).map_err(|_| PolicyError::InvalidJson)?;
     let b = bucket.clone();
     let stored = blocking(ctx, move |s| s.put_bucket_policy(&b, document)).await;
-    ctx.policies.forget(&bucket);
+    ctx.forget_policy(&bucket).await;
     stored.map_err(|e| e.with("BucketName", bucket))?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -318,7 +325,7 @@ pub async fn delete_bucket_policy(ctx: &Context, route: &Route) -> Result<Respon
     let bucket = route.bucket().to_string();
     let b = bucket.clone();
     let deleted = blocking(ctx, move |s| s.delete_bucket_policy(&b)).await;
-    ctx.policies.forget(&bucket);
+    ctx.forget_policy(&bucket).await;
     deleted.map_err(|e| e.with("BucketName", bucket))?;
     Ok(empty(StatusCode::NO_CONTENT))
 }

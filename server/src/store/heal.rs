@@ -301,7 +301,11 @@ impl Store {
         let Some(codec) = set.codec else {
             return Ok(report);
         };
-        let online: Vec<usize> = set.online().map(|(i, _)| i).collect();
+        let online: Vec<usize> = set
+            .online()
+            .filter(|(_, s)| s.reachable())
+            .map(|(i, _)| i)
+            .collect();
         let missing_record: Vec<usize> = online
             .iter()
             .copied()

@@ -191,25 +191,25 @@ impl Store {
     }
 
     fn with_set(set: DriveSet, region: &str) -> Result<Store, StoreError> {
-        Store::assemble(Arc::new(set), None, region)
+        let store = Store::assemble(Arc::new(set), None, region);
+        store.collect_garbage()?;
+        Ok(store)
     }
 
     /// A store over an assembled drive set (local and remote drives) whose writers lock keys
-    /// with `cluster_locks` as well.
+    /// with `cluster_locks` as well. Call [`Store::collect_garbage`] once the drives answer.
     pub fn assemble(
         set: Arc<DriveSet>,
         cluster_locks: Option<Arc<dyn KeyLocker>>,
         region: &str,
-    ) -> Result<Store, StoreError> {
-        let store = Store {
+    ) -> Store {
+        Store {
             set,
             cluster_locks,
             locks: (0..256).map(|_| Mutex::new(())).collect(),
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
-        };
-        store.collect_garbage()?;
-        Ok(store)
+        }
     }
 
     /// The drives of this server's erasure set.
@@ -244,7 +244,7 @@ impl Store {
     }
 
     /// Removes data files whose records were replaced or deleted.
-    fn collect_garbage(&self) -> Result<(), StoreError> {
+    pub fn collect_garbage(&self) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         for (k, _) in self.set.scan(&[keys::GARBAGE])? {
             let id = String::from_utf8_lossy(&k[1..]).to_string();
