@@ -225,6 +225,9 @@ impl Drop for LocalCluster {
         for i in 0..self.children.len() {
             self.kill(i);
         }
+        if std::thread::panicking() {
+            self.dump_logs(40);
+        }
     }
 }
 

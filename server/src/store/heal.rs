@@ -63,7 +63,11 @@ pub fn heal_data_file(
         .as_ref()
         .ok_or_else(|| StoreError::Internal("nothing to heal without erasure coding".into()))?;
     let total = codec.geometry().total();
-    let targets: Vec<usize> = (0..total).filter(|i| drives.contains(&order[*i])).collect();
+    // Drives that cannot be reached now are healed when they are back (catch-up, scanner).
+    let targets: Vec<usize> = (0..total)
+        .filter(|i| drives.contains(&order[*i]))
+        .filter(|i| set.slots[order[*i]].as_ref().is_some_and(|s| s.reachable()))
+        .collect();
     if targets.is_empty() {
         return Ok(0);
     }

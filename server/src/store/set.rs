@@ -47,6 +47,16 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+    /// Deletes of every record this batch puts.
+    fn undo_puts(&self) -> Batch {
+        let mut undo = Batch::default();
+        for op in &self.ops {
+            if let Op::Put(k, _) | Op::PutPerDrive(k, _) = op {
+                undo.delete(k);
+            }
+        }
+        undo
+    }
     fn for_drive(&self, drive: usize) -> WriteBatch {
         let mut b = WriteBatch::default();
         for op in &self.ops {
@@ -380,6 +390,17 @@ impl DriveSet {
 
     /// Applies `batch` (synced) on every online drive; fails unless a write quorum did.
     pub fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Known to be short of a quorum: write nothing rather than a change that must be undone.
+        let reachable = self.reachable_count();
+        if reachable < self.write_quorum() {
+            return Err(StoreError::QuorumLost {
+                have: reachable,
+                need: self.write_quorum(),
+            });
+        }
         let all: Vec<usize> = (0..self.slots.len()).collect();
         let results: Vec<Result<(), StoreError>> = self.parallel(&all, |i, slot| match slot {
             Some(s) if s.reachable() => s.write_batch(batch, i),
@@ -388,6 +409,23 @@ impl DriveSet {
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok >= self.write_quorum() {
             return Ok(());
+        }
+        // Too few drives took the change: take back the records it added where it landed, so
+        // a failed write is not visible (removals it made stay; they only hide older data
+        // the client was replacing anyway).
+        let undo = batch.undo_puts();
+        let landed: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| results[i].is_ok())
+            .collect();
+        for r in self.parallel(&landed, |i, slot| match slot {
+            Some(s) => s.write_batch(&undo, i),
+            None => Ok(()),
+        }) {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "could not undo a write that missed its quorum");
+            }
         }
         let first = results.into_iter().find_map(Result::err);
         match first {

@@ -126,7 +126,11 @@ impl PeerClient {
             .body(body)
             .map_err(|e| peer_error(&self.name, e))?;
         self.http.request(req).await.map_err(|e| {
-            self.mark_down();
+            // Only a failure to reach the peer says it is down; a request whose body the
+            // caller abandoned (an upload that lost its quorum) says nothing about the peer.
+            if e.is_connect() {
+                self.mark_down();
+            }
             peer_error(&self.name, e)
         })
     }

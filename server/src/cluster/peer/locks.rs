@@ -135,6 +135,13 @@ impl QuorumLocker {
 
 impl KeyLocker for QuorumLocker {
     fn lock(&self, resource: &str) -> Result<Box<dyn Send>, StoreError> {
+        let reachable = 1 + self.peers.iter().filter(|p| p.reachable()).count();
+        if reachable < self.majority() {
+            return Err(StoreError::QuorumLost {
+                have: reachable,
+                need: self.majority(),
+            });
+        }
         let owner: u128 = rand::random();
         let start = Instant::now();
         let mut backoff = Duration::from_millis(2);

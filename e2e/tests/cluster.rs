@@ -1,0 +1,606 @@
+//! Clusters of real `coffer-server` processes on loopback (the `local-cluster` harness), driven
+//! with the AWS SDK: consistency through any server, `kill -9` under load, healing of a
+//! restarted server, a wiped drive and flipped bytes, concurrent writers on different servers,
+//! and writes without quorum.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use coffer_e2e::cluster::LocalCluster;
+use md5::{Digest, Md5};
+
+/// A cluster in a temporary folder; the folder goes after the cluster (whose drop prints the
+/// servers' logs when the test fails).
+struct TestCluster {
+    cluster: LocalCluster,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestCluster {
+    type Target = LocalCluster;
+    fn deref(&self) -> &LocalCluster {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for TestCluster {
+    fn deref_mut(&mut self) -> &mut LocalCluster {
+        &mut self.cluster
+    }
+}
+
+fn start(servers: usize, drives: usize) -> TestCluster {
+    let binary = coffer_e2e::server::coffer_binary().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(&binary, servers, drives, dir.path())
+        .unwrap_or_else(|e| panic!("starting the cluster: {e:#}"));
+    TestCluster { cluster, _dir: dir }
+}
+
+fn client(cluster: &LocalCluster, i: usize) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &cluster.creds.access_key,
+            &cluster.creds.secret_key,
+            None,
+            None,
+            "cluster-tests",
+        ))
+        .endpoint_url(cluster.endpoint(i))
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    Client::from_conf(conf)
+}
+
+fn body(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+async fn get(c: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    match c.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+        Err(e) => {
+            let code = e
+                .as_service_error()
+                .map(|s| s.is_no_such_key())
+                .unwrap_or(false);
+            assert!(code, "GET {key}: {e:?}");
+            None
+        }
+    }
+}
+
+async fn put(c: &Client, bucket: &str, key: &str, data: Vec<u8>) {
+    c.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {key}: {e:?}"));
+}
+
+async fn list(c: &Client, bucket: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token)
+            .max_keys(100)
+            .send()
+            .await
+            .unwrap();
+        for o in page.contents() {
+            out.push((o.key().unwrap().to_string(), o.e_tag().unwrap().to_string()));
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+/// Data files (shards) on one drive folder, by name with their sizes.
+fn shard_files(drive: &Path) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    let Ok(dirs) = std::fs::read_dir(drive.join("data")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            out.insert(f.file_name().to_string_lossy().to_string(), len);
+        }
+    }
+    out
+}
+
+/// Waits (bounded) until `drive` holds the same shard files, with the same sizes, as
+/// `reference`.
+fn wait_for_same_shards(drive: &Path, reference: &Path, what: &str) {
+    let start = Instant::now();
+    loop {
+        let (have, want) = (shard_files(drive), shard_files(reference));
+        if have == want && !want.is_empty() {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let missing = want.keys().filter(|k| have.get(*k) != want.get(*k)).count();
+            panic!(
+                "{what}: {} has {} shard files, {missing} of {} missing or short after 90 s",
+                drive.display(),
+                have.len(),
+                want.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn all_drives(cluster: &LocalCluster, drives: usize) -> Vec<PathBuf> {
+    (0..cluster.len())
+        .flat_map(|i| (0..drives).map(move |j| (i, j)))
+        .map(|(i, j)| cluster.drive(i, j))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_server_serves_the_whole_namespace_consistently() {
+    let cluster = start(4, 1);
+    let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
+    clients[0]
+        .create_bucket()
+        .bucket("shared")
+        .send()
+        .await
+        .unwrap();
+    // The bucket exists on every server at once.
+    for c in &clients {
+        c.head_bucket().bucket("shared").send().await.unwrap();
+    }
+    // Small (inline) and large (shard files) objects, each written through another server,
+    // read back byte for byte through every server.
+    let sizes = [0usize, 1, 1000, 200_000, 3 << 20];
+    for (n, size) in sizes.iter().enumerate() {
+        put(
+            &clients[n % 4],
+            "shared",
+            &format!("obj-{n}"),
+            body(n as u64, *size),
+        )
+        .await;
+        for c in &clients {
+            assert_eq!(
+                get(c, "shared", &format!("obj-{n}")).await,
+                Some(body(n as u64, *size))
+            );
+        }
+    }
+    // Read after overwrite and after delete, through other servers.
+    put(&clients[1], "shared", "obj-4", body(99, 2 << 20)).await;
+    for c in &clients {
+        assert_eq!(get(c, "shared", "obj-4").await, Some(body(99, 2 << 20)));
+    }
+    clients[2]
+        .delete_object()
+        .bucket("shared")
+        .key("obj-3")
+        .send()
+        .await
+        .unwrap();
+    for c in &clients {
+        assert_eq!(get(c, "shared", "obj-3").await, None);
+    }
+    // List after write: every server lists the same keys and ETags.
+    let first = list(&clients[0], "shared").await;
+    assert_eq!(first.len(), sizes.len() - 1);
+    for c in &clients[1..] {
+        assert_eq!(list(c, "shared").await, first);
+    }
+    // A multipart upload spread over the servers: created on one, parts on two others,
+    // completed on the fourth.
+    let up = clients[0]
+        .create_multipart_upload()
+        .bucket("shared")
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for p in 1..=2 {
+        let part = clients[p]
+            .upload_part()
+            .bucket("shared")
+            .key("multi")
+            .upload_id(id)
+            .part_number(p as i32)
+            .body(ByteStream::from(body(p as u64 + 100, 5 << 20)))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(p as i32)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    clients[3]
+        .complete_multipart_upload()
+        .bucket("shared")
+        .key("multi")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut whole = body(101, 5 << 20);
+    whole.extend(body(102, 5 << 20));
+    for c in &clients {
+        assert_eq!(get(c, "shared", "multi").await.as_deref(), Some(&whole[..]));
+    }
+    // Scoped keys made through one server work through every other at once.
+    let status = std::process::Command::new(coffer_e2e::server::coffer_binary().unwrap())
+        .args(["admin", "bucket", "list"])
+        .env("COFFER_ENDPOINT", cluster.endpoint(3))
+        .env("COFFER_ROOT_USER", &cluster.creds.access_key)
+        .env("COFFER_ROOT_PASSWORD", &cluster.creds.secret_key)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("shared"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_nine_under_load_loses_no_acknowledged_write_and_healing_restores_the_server() {
+    let mut cluster = start(4, 2);
+    let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
+    clients[0]
+        .create_bucket()
+        .bucket("load")
+        .send()
+        .await
+        .unwrap();
+    let acked: Arc<Mutex<HashMap<String, String>>> = Default::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..6u64 {
+        let (c, acked, stop) = (
+            clients[(w % 4) as usize].clone(),
+            acked.clone(),
+            stop.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let (mut writes, mut reads) = (0u64, 0u64);
+            for n in 0..400u64 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let size = [3_000usize, 150_000, 1 << 20][(n % 3) as usize];
+                let key = format!("w{w}/k{n}");
+                let data = body(w * 10_000 + n, size);
+                let sum = md5_hex(&data);
+                // Errors are expected while a server dies; only acknowledged writes count.
+                if c.put_object()
+                    .bucket("load")
+                    .key(&key)
+                    .body(ByteStream::from(data))
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    acked.lock().unwrap().insert(key.clone(), sum);
+                    writes += 1;
+                }
+                if let Ok(o) = c.get_object().bucket("load").key(&key).send().await {
+                    if o.body.collect().await.is_ok() {
+                        reads += 1;
+                    }
+                }
+            }
+            (writes, reads)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_kill = acked.lock().unwrap().len();
+    cluster.kill(3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_kill_start = acked.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut totals = (0, 0);
+    for w in workers {
+        let (wr, rd) = w.await.unwrap();
+        totals.0 += wr;
+        totals.1 += rd;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(before_kill > 0, "no write was acknowledged before the kill");
+    assert!(
+        acked.len() > after_kill_start,
+        "writes stopped with one server down ({after_kill_start} before, {} after)",
+        acked.len()
+    );
+    assert!(totals.1 > 0, "no read succeeded under load");
+    let verify = |c: Client, acked: HashMap<String, String>, what: &'static str| async move {
+        for (key, sum) in &acked {
+            let got = get(&c, "load", key).await;
+            assert_eq!(
+                got.as_deref().map(md5_hex).as_deref(),
+                Some(sum.as_str()),
+                "{what}: acknowledged {key} is not readable byte for byte"
+            );
+        }
+    };
+    // Every acknowledged write is readable with one server down (4 × 2 drives: 5 data + 3
+    // parity shards, so a server's two drives may be lost).
+    verify(clients[0].clone(), acked.clone(), "one server down").await;
+
+    // The killed server comes back and catches up: every shard the others hold is rebuilt
+    // on its drives.
+    cluster.spawn(3).unwrap();
+    cluster.wait_ready(3).unwrap();
+    for j in 0..2 {
+        wait_for_same_shards(&cluster.drive(3, j), &cluster.drive(0, j), "after restart");
+    }
+    // With a server that never died gone, the healed one (and its shards) serves every
+    // object.
+    cluster.kill(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    verify(
+        clients[3].clone(),
+        acked.clone(),
+        "served with the healed server",
+    )
+    .await;
+    let listed: HashSet<String> = list(&clients[3], "load")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for key in acked.keys() {
+        assert!(listed.contains(key), "{key} missing from the listing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_drive_and_flipped_bytes_are_healed() {
+    let mut cluster = start(4, 1);
+    let c0 = client(&cluster, 0);
+    c0.create_bucket().bucket("heal").send().await.unwrap();
+    for n in 0..12u64 {
+        put(
+            &c0,
+            "heal",
+            &format!("o{n}"),
+            body(n, 300_000 + n as usize * 1000),
+        )
+        .await;
+    }
+    put(&c0, "heal", "small", body(77, 5000)).await;
+
+    // Flip bytes in the shard files on two drives: reads still return the right bytes, and
+    // the shards are rewritten.
+    let victims: Vec<(PathBuf, Vec<u8>)> = [0, 1]
+        .iter()
+        .map(|&i| {
+            let files = shard_files(&cluster.drive(i, 0));
+            let name = files.keys().min().unwrap().clone();
+            let path = cluster
+                .drive(i, 0)
+                .join("data")
+                .join(&name[..2])
+                .join(&name);
+            let good = std::fs::read(&path).unwrap();
+            let mut bad = good.clone();
+            for b in bad.iter_mut().skip(100).step_by(4096) {
+                *b ^= 0x5a;
+            }
+            std::fs::write(&path, &bad).unwrap();
+            (path, good)
+        })
+        .collect();
+    let c2 = client(&cluster, 2);
+    for n in 0..12u64 {
+        assert_eq!(
+            get(&c2, "heal", &format!("o{n}")).await,
+            Some(body(n, 300_000 + n as usize * 1000)),
+            "o{n} after flipped bytes"
+        );
+    }
+    let start = Instant::now();
+    for (path, good) in &victims {
+        while std::fs::read(path).unwrap() != *good {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{} was not healed",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Wipe a drive: its server comes back with an empty folder and is made whole.
+    cluster.kill(1);
+    std::fs::remove_dir_all(cluster.drive(1, 0)).unwrap();
+    cluster.spawn(1).unwrap();
+    cluster.wait_ready(1).unwrap();
+    wait_for_same_shards(&cluster.drive(1, 0), &cluster.drive(0, 0), "wiped drive");
+    // The rebuilt drive serves reads together with one other: the other two are down.
+    cluster.kill(2);
+    cluster.kill(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c1 = client(&cluster, 1);
+    for n in 0..12u64 {
+        assert_eq!(
+            get(&c1, "heal", &format!("o{n}")).await,
+            Some(body(n, 300_000 + n as usize * 1000))
+        );
+    }
+    assert_eq!(get(&c1, "heal", "small").await, Some(body(77, 5000)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_overwrites_and_deletes_through_different_servers_agree_and_leak_nothing() {
+    let cluster = start(4, 1);
+    let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
+    clients[0]
+        .create_bucket()
+        .bucket("race")
+        .send()
+        .await
+        .unwrap();
+    let written: Arc<Mutex<HashMap<String, HashSet<String>>>> = Default::default();
+    let mut tasks = Vec::new();
+    for (w, c) in clients.iter().enumerate() {
+        let (c, written) = (c.clone(), written.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..25u64 {
+                let key = format!("k{}", n % 4);
+                if (n + w as u64) % 5 == 0 {
+                    c.delete_object()
+                        .bucket("race")
+                        .key(&key)
+                        .send()
+                        .await
+                        .unwrap();
+                } else {
+                    let data = body(w as u64 * 1000 + n, 140_000 + w * 10 + n as usize);
+                    written
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(md5_hex(&data));
+                    put(&c, "race", &key, data).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let written = written.lock().unwrap().clone();
+    let listing = list(&clients[0], "race").await;
+    for c in &clients[1..] {
+        assert_eq!(list(c, "race").await, listing, "servers list differently");
+    }
+    let mut live = 0;
+    for k in 0..4 {
+        let key = format!("k{k}");
+        let seen: Vec<Option<String>> = {
+            let mut v = Vec::new();
+            for c in &clients {
+                v.push(get(c, "race", &key).await.map(|b| md5_hex(&b)));
+            }
+            v
+        };
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{key}: {seen:?}");
+        if let Some(sum) = &seen[0] {
+            assert!(
+                written[&key].contains(sum),
+                "{key} holds a value never written"
+            );
+            live += 1;
+        }
+        assert_eq!(
+            listing.iter().any(|(k, _)| *k == key),
+            seen[0].is_some(),
+            "{key}: listing and GET disagree"
+        );
+    }
+    // No orphans: each live object (above the inline size) has exactly one shard file per
+    // drive, and nothing else is left.
+    for d in all_drives(&cluster, 1) {
+        assert_eq!(
+            shard_files(&d).len(),
+            live,
+            "{} holds shard files of replaced or deleted objects",
+            d.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_without_quorum_fails_and_leaves_nothing_visible() {
+    let mut cluster = start(4, 1);
+    let c0 = client(&cluster, 0);
+    c0.create_bucket().bucket("quorum").send().await.unwrap();
+    put(&c0, "quorum", "before", body(1, 200_000)).await;
+    cluster.kill(2);
+    cluster.kill(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (key, size) in [("big", 300_000usize), ("small", 100)] {
+        let err = c0
+            .put_object()
+            .bucket("quorum")
+            .key(key)
+            .body(ByteStream::from(body(2, size)))
+            .send()
+            .await
+            .expect_err("a write with 2 of 4 servers must fail (write quorum 3)");
+        assert_eq!(
+            err.raw_response().map(|r| r.status().as_u16()),
+            Some(503),
+            "{err:?}"
+        );
+    }
+    // Reads still work with M = 2 servers down.
+    assert_eq!(get(&c0, "quorum", "before").await, Some(body(1, 200_000)));
+    cluster.spawn(2).unwrap();
+    cluster.spawn(3).unwrap();
+    cluster.wait_ready(2).unwrap();
+    cluster.wait_ready(3).unwrap();
+    for i in 0..4 {
+        let c = client(&cluster, i);
+        assert_eq!(get(&c, "quorum", "big").await, None);
+        assert_eq!(get(&c, "quorum", "small").await, None);
+        let keys: Vec<String> = list(&c, "quorum")
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["before".to_string()]);
+    }
+    for d in all_drives(&cluster, 1) {
+        assert!(
+            shard_files(&d).len() <= 1,
+            "{}: the failed write left shard files",
+            d.display()
+        );
+    }
+}
