@@ -54,11 +54,27 @@ impl LocalCluster {
     /// Writes the topology for `servers` × `drives` under `dir` and starts every server; returns
     /// once all are ready.
     pub fn start(binary: &Path, servers: usize, drives: usize, dir: &Path) -> Result<LocalCluster> {
+        Self::start_with_parity(binary, servers, drives, dir, None)
+    }
+
+    /// Like [`LocalCluster::start`], with the pool's parity set in the topology (`None`: the
+    /// default for the set size).
+    pub fn start_with_parity(
+        binary: &Path,
+        servers: usize,
+        drives: usize,
+        dir: &Path,
+        parity: Option<usize>,
+    ) -> Result<LocalCluster> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let base = free_base_port(servers)?;
-        let topology = Topology::local_cluster(servers, drives, &dir, base)
+        let mut topology = Topology::local_cluster(servers, drives, &dir, base)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if parity.is_some() {
+            topology.pools[0].parity = parity;
+            topology.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
         let topology_path = dir.join("topology.json");
         std::fs::write(
             &topology_path,
@@ -182,6 +198,30 @@ impl LocalCluster {
 
     pub fn is_running(&self, i: usize) -> bool {
         self.children[i].is_some()
+    }
+
+    /// The process ids of the running servers, by server index (`None`: not running).
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.children
+            .iter()
+            .map(|c| c.as_ref().map(Child::id))
+            .collect()
+    }
+
+    /// Fails when a server has exited (crashed, or killed from outside) since it started.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        for (i, c) in self.children.iter_mut().enumerate() {
+            match c {
+                None => bail!("node-{i} is not running"),
+                Some(child) => {
+                    if let Some(status) = child.try_wait()? {
+                        *c = None;
+                        bail!("node-{i} is no longer running: exited with {status}");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The last `n` lines of server `i`'s log.

@@ -244,7 +244,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     if !fresh.is_empty() {
         tracing::info!(drives = ?fresh, "empty drives joined the set; healing them");
         let s = store.clone();
-        tokio::task::spawn_blocking(move || match s.heal_drives(&fresh) {
+        tokio::task::spawn_blocking(move || match s.heal_drives(0, &fresh) {
             Ok(report) => tracing::info!(?report, "healed empty drives"),
             Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
         });
@@ -425,9 +425,8 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
         .service(&store, secret, notify)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     crate::cluster::peer::serve(rpc_listener, Arc::new(service));
-    let quorum = store.drive_set().read_quorum();
     if !cluster
-        .wait_for_drives(&store, quorum, std::time::Duration::from_secs(60))
+        .wait_for_drives(&store, std::time::Duration::from_secs(60))
         .await
     {
         tracing::warn!("not enough peers answered within a minute; serving anyway (requests fail until they do)");
@@ -444,9 +443,23 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
     // empty drives) is copied and rebuilt from the others, in the background.
     {
         let (store, local) = (store.clone(), cluster.local_slots.clone());
-        tokio::task::spawn_blocking(move || match store.heal_drives(&local) {
-            Ok(report) => tracing::info!(?report, "caught up with the cluster"),
-            Err(e) => tracing::error!(error = %e, "catching up with the cluster failed"),
+        tokio::task::spawn_blocking(move || {
+            for set in 0..store.sets().len() {
+                let drives: Vec<usize> = local
+                    .iter()
+                    .filter(|(s, _)| *s == set)
+                    .map(|(_, d)| *d)
+                    .collect();
+                if drives.is_empty() {
+                    continue;
+                }
+                match store.heal_drives(set, &drives) {
+                    Ok(report) => tracing::info!(set, ?report, "caught up with the cluster"),
+                    Err(e) => {
+                        tracing::error!(set, error = %e, "catching up with the cluster failed")
+                    }
+                }
+            }
         });
     }
     let (handle, ctx) = serve_store(args, store, root.clone(), Some(cluster)).await?;

@@ -110,12 +110,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = running.handle.local_addr;
     {
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "Coffer S3 server on http://{addr} (drive {}, region {})",
-            args.drives[0].display(),
-            args.region
-        )?;
+        match (&args.topology, &args.node) {
+            (Some(topology), Some(node)) => writeln!(
+                out,
+                "Coffer S3 server on http://{addr} (node {node} of the cluster in {}, region {})",
+                topology.display(),
+                args.region
+            )?,
+            _ => writeln!(
+                out,
+                "Coffer S3 server on http://{addr} ({} {}, region {})",
+                if args.drives.len() == 1 {
+                    "drive"
+                } else {
+                    "drives"
+                },
+                args.drives
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                args.region
+            )?,
+        }
         writeln!(out, "endpoint=http://{addr}")?;
         match running.root_source {
             RootSource::Generated => {

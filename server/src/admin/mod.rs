@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 #[derive(Serialize)]
 struct DriveStatus {
+    set: usize,
     index: usize,
     path: String,
     online: bool,
@@ -52,6 +53,7 @@ struct ServerStatus {
     parity_shards: usize,
     write_quorum: usize,
     read_quorum: usize,
+    sets: usize,
     drives: Vec<DriveStatus>,
 }
 
@@ -114,11 +116,14 @@ async fn route(
     match (method, rest) {
         (&Method::GET, "status") => {
             let set = ctx.store.drive_set();
-            let drives = set
-                .slots
+            let drives = ctx
+                .store
+                .sets()
                 .iter()
                 .enumerate()
-                .map(|(i, s)| DriveStatus {
+                .flat_map(|(n, set)| set.slots.iter().enumerate().map(move |(i, s)| (n, i, s)))
+                .map(|(n, i, s)| DriveStatus {
+                    set: n,
                     index: i,
                     path: s
                         .as_ref()
@@ -134,6 +139,7 @@ async fn route(
                 parity_shards: set.geometry.parity,
                 write_quorum: set.write_quorum(),
                 read_quorum: set.read_quorum(),
+                sets: ctx.store.sets().len(),
                 drives,
             })
         }

@@ -19,10 +19,11 @@ pub struct Cluster {
     pub node: String,
     pub peers: Vec<Arc<PeerClient>>,
     pub locks: Arc<LockTable>,
-    /// Set slots of this server's drives, by the drive's index in its `drives` list.
-    pub local_slots: Vec<usize>,
-    /// Local drives that were found empty (set slots): they are healed from the others.
-    pub fresh: Vec<usize>,
+    /// (set, slot in the set) of this server's drives, by the drive's index in its `drives`
+    /// list.
+    pub local_slots: Vec<(usize, usize)>,
+    /// Local drives that were found empty, as (set, slot): they are healed from the others.
+    pub fresh: Vec<(usize, usize)>,
     /// This server's drive folders, by index.
     pub drive_paths: Vec<PathBuf>,
 }
@@ -47,17 +48,6 @@ pub fn open(
     }
     let pool = &topology.pools[me.pool];
     let layout = pool.layout().map_err(|e| config(e.to_string()))?;
-    if layout.set_count() != 1 {
-        return Err(config(format!(
-            "this server version serves pools of one erasure set; {} servers × {} drives in \
-             sets of {} make {}",
-            layout.servers,
-            layout.drives_per_server,
-            layout.set_size,
-            layout.set_count()
-        )));
-    }
-    let set_layout = &layout.sets()[0];
     let geometry = layout.geometry;
     let peers: Vec<Option<Arc<PeerClient>>> = pool
         .servers
@@ -67,25 +57,32 @@ pub fn open(
             (i != me.server).then(|| PeerClient::new(&s.name, &s.rpc, node, secret.clone()))
         })
         .collect();
-    let mut slots = Vec::with_capacity(set_layout.drives.len());
-    let mut local_slots = vec![usize::MAX; me.spec.drives.len()];
+    let codec = (geometry.total() > 1)
+        .then(|| ErasureCodec::with_default_block_size(geometry))
+        .transpose()
+        .map_err(|e| config(e.to_string()))?;
+    let mut local_slots = vec![(usize::MAX, usize::MAX); me.spec.drives.len()];
     let mut fresh = Vec::new();
-    for (i, pos) in set_layout.drives.iter().enumerate() {
-        let path = &pool.servers[pos.server].drives[pos.drive];
-        match &peers[pos.server] {
-            None => {
-                std::fs::create_dir_all(path)?;
-                let drive = LocalDrive::open(path)?;
-                let wanted = DriveFormat {
-                    format: DRIVE_FORMAT_V1,
-                    deployment_id: topology.cluster_id.clone(),
-                    pool: me.pool as u32,
-                    set: 0,
-                    drive: i as u32,
-                    set_size: (geometry.total() > 1).then_some(geometry.total() as u32),
-                    parity: (geometry.parity > 0).then_some(geometry.parity as u32),
-                };
-                match drive.read_format()? {
+    let mut sets = Vec::new();
+    for set_layout in layout.sets() {
+        let set_index = set_layout.index;
+        let mut slots = Vec::with_capacity(set_layout.drives.len());
+        for (i, pos) in set_layout.drives.iter().enumerate() {
+            let path = &pool.servers[pos.server].drives[pos.drive];
+            match &peers[pos.server] {
+                None => {
+                    std::fs::create_dir_all(path)?;
+                    let drive = LocalDrive::open(path)?;
+                    let wanted = DriveFormat {
+                        format: DRIVE_FORMAT_V1,
+                        deployment_id: topology.cluster_id.clone(),
+                        pool: me.pool as u32,
+                        set: set_index as u32,
+                        drive: i as u32,
+                        set_size: (geometry.total() > 1).then_some(geometry.total() as u32),
+                        parity: (geometry.parity > 0).then_some(geometry.parity as u32),
+                    };
+                    match drive.read_format()? {
                     Some(f) if f == wanted => {}
                     Some(f) if f.deployment_id != wanted.deployment_id => {
                         return Err(config(format!(
@@ -98,7 +95,7 @@ pub fn open(
                     Some(f) => {
                         return Err(config(format!(
                             "drive {} was pool {} set {} drive {} of {} (parity {}); the topology \
-                             makes it pool {} set 0 drive {i} of {} (parity {})",
+                             makes it pool {} set {set_index} drive {i} of {} (parity {})",
                             path.display(),
                             f.pool,
                             f.set,
@@ -112,27 +109,24 @@ pub fn open(
                     }
                     None => {
                         drive.write_format(&wanted)?;
-                        fresh.push(i);
+                        fresh.push((set_index, i));
                     }
                 }
-                let meta = drive.meta_path();
-                slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
-                local_slots[pos.drive] = i;
-            }
-            Some(peer) => {
-                let remote = Arc::new(RemoteDrive::new(peer.clone(), pos.drive, path));
-                slots.push(Some(Slot::remote(
-                    Arc::new(super::peer::SharedRemoteDrive(remote.clone())),
-                    remote,
-                )));
+                    let meta = drive.meta_path();
+                    slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
+                    local_slots[pos.drive] = (set_index, i);
+                }
+                Some(peer) => {
+                    let remote = Arc::new(RemoteDrive::new(peer.clone(), pos.drive, path));
+                    slots.push(Some(Slot::remote(
+                        Arc::new(super::peer::SharedRemoteDrive(remote.clone())),
+                        remote,
+                    )));
+                }
             }
         }
+        sets.push(Arc::new(DriveSet::assemble(slots, geometry, codec)));
     }
-    let codec = (geometry.total() > 1)
-        .then(|| ErasureCodec::with_default_block_size(geometry))
-        .transpose()
-        .map_err(|e| config(e.to_string()))?;
-    let set = Arc::new(DriveSet::assemble(slots, geometry, codec));
     let peers: Vec<Arc<PeerClient>> = peers.into_iter().flatten().collect();
     let locks = Arc::new(LockTable::default());
     let locker = (!peers.is_empty()).then(|| {
@@ -141,7 +135,7 @@ pub fn open(
             peers: peers.clone(),
         }) as Arc<dyn crate::store::KeyLocker>
     });
-    let store = Store::assemble(set, locker, region);
+    let store = Store::assemble(sets, locker, region);
     Ok((
         store,
         Cluster {
@@ -172,20 +166,25 @@ impl Cluster {
         Ok(PeerService {
             node: self.node.clone(),
             secret,
-            set: store.shared_set(),
+            sets: store.sets().to_vec(),
             drives,
             locks: self.locks.clone(),
             notify,
         })
     }
 
-    /// Waits until at least `need` drives of the set answer, or `limit` passed. Returns
+    /// Waits until a read quorum of drives of every set answers, or `limit` passed. Returns
     /// whether they do.
-    pub async fn wait_for_drives(&self, store: &Store, need: usize, limit: Duration) -> bool {
+    pub async fn wait_for_drives(&self, store: &Store, limit: Duration) -> bool {
         let start = Instant::now();
         let mut last_log = Instant::now();
         loop {
-            let have = store.drive_set().reachable_count();
+            let (have, need) = store
+                .sets()
+                .iter()
+                .map(|s| (s.reachable_count(), s.read_quorum()))
+                .min_by_key(|(have, need)| *have as isize - *need as isize)
+                .expect("a store has a set");
             if have >= need {
                 return true;
             }

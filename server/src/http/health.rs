@@ -62,8 +62,15 @@ pub fn handle(ctx: &Context, endpoint: Endpoint) -> Response<Body> {
     match endpoint {
         Endpoint::Live => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
         Endpoint::Ready => {
-            let set = ctx.store.drive_set();
-            match readiness(set.reachable_count(), set.write_quorum()) {
+            // Ready when every set can take writes: the worst set decides.
+            let (online, quorum) = ctx
+                .store
+                .sets()
+                .iter()
+                .map(|s| (s.reachable_count(), s.write_quorum()))
+                .min_by_key(|(online, quorum)| *online as isize - *quorum as isize)
+                .expect("a store has a set");
+            match readiness(online, quorum) {
                 Ok(()) => text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n".into()),
                 Err(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -86,10 +93,14 @@ pub fn handle(ctx: &Context, endpoint: Endpoint) -> Response<Body> {
 
 /// The state gauges, read from the drive set, the scanner and the process.
 fn sample(ctx: &Context) -> StateSample {
-    let set = ctx.store.drive_set();
-    let online = set.reachable_count();
-    let rocksdb_live_bytes = set
-        .online()
+    let sets = ctx.store.sets();
+    let online: usize = sets.iter().map(|s| s.reachable_count()).sum();
+    let total: usize = sets.iter().map(|s| s.len()).sum();
+    let set_size = sets[0].len();
+    let rocksdb_live_bytes = sets
+        .iter()
+        .enumerate()
+        .flat_map(|(n, set)| set.online().map(move |(i, slot)| (n * set_size + i, slot)))
         .filter_map(|(i, slot)| {
             match slot
                 .local_db()?
@@ -106,8 +117,8 @@ fn sample(ctx: &Context) -> StateSample {
         .collect();
     StateSample {
         drives_online: online as u64,
-        drives_offline: (set.len() - online) as u64,
-        write_quorum: set.write_quorum() as u64,
+        drives_offline: (total - online) as u64,
+        write_quorum: sets[0].write_quorum() as u64,
         heal: Some(ctx.heal.report()),
         rocksdb_live_bytes,
         resident_bytes: crate::metrics::resident_bytes(),

@@ -137,8 +137,12 @@ impl Store {
     /// Makes drives that came back empty whole: every record present on a quorum of the other
     /// drives is written to them (with their own inline shard), and every shard file they
     /// should hold is rebuilt.
-    pub fn heal_drives(&self, drives: &[usize]) -> Result<HealReport, StoreError> {
-        let set = &self.set;
+    pub fn heal_drives(
+        &self,
+        set_index: usize,
+        drives: &[usize],
+    ) -> Result<HealReport, StoreError> {
+        let set = &self.sets[set_index];
         let mut report = HealReport::default();
         // Part records are keyed by upload id only: their shard order comes from the upload's
         // bucket and key, looked up here once rather than by a scan per part.
@@ -160,7 +164,9 @@ impl Store {
                 .collect();
             if !missing.is_empty() {
                 // One damaged record must not stop the rest from healing.
-                if let Err(e) = self.heal_record(&key, &values, &missing, &uploads, &mut report) {
+                if let Err(e) =
+                    self.heal_record(set, &key, &values, &missing, &uploads, &mut report)
+                {
                     tracing::warn!(error = %e, "could not heal a record; continuing");
                     report.errors += 1;
                 }
@@ -173,13 +179,13 @@ impl Store {
 
     fn heal_record(
         &self,
+        set: &DriveSet,
         key: &[u8],
         values: &[Option<Vec<u8>>],
         missing: &[usize],
         uploads: &HashMap<String, Vec<usize>>,
         report: &mut HealReport,
     ) -> Result<(), StoreError> {
-        let set = &self.set;
         let any = values
             .iter()
             .flatten()
@@ -253,6 +259,8 @@ fn split_version_key(raw: &[u8]) -> Option<(String, String)> {
 
 /// One object version seen by the scanner.
 pub struct ScannedVersion {
+    /// The erasure set holding it.
+    pub set: usize,
     pub raw_key: Vec<u8>,
     pub values: super::set::DriveValues,
 }
@@ -265,7 +273,7 @@ impl Store {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<(Vec<ScannedVersion>, Option<Vec<u8>>), StoreError> {
-        let mut it = self.set.merged_iter();
+        let mut it = self.object_iter();
         match after {
             Some(a) => {
                 it.seek(a);
@@ -282,6 +290,7 @@ impl Store {
                 break;
             }
             out.push(ScannedVersion {
+                set: it.set().expect("valid"),
                 raw_key: key.to_vec(),
                 values: it.values(),
             });
@@ -297,7 +306,7 @@ impl Store {
     /// Checks one version on every drive (record present, shard files present with the
     /// expected size) and rebuilds what is missing. Returns what it found and did.
     pub fn heal_version(&self, v: &ScannedVersion) -> Result<HealReport, StoreError> {
-        let set = &self.set;
+        let set = &self.sets[v.set];
         let mut report = HealReport {
             records_scanned: 1,
             ..Default::default()
@@ -318,6 +327,7 @@ impl Store {
         if !missing_record.is_empty() {
             // heal_record copies the record and rebuilds every shard of those drives.
             self.heal_record(
+                set,
                 &v.raw_key,
                 &v.values,
                 &missing_record,
@@ -339,10 +349,20 @@ impl Store {
                     .copied()
                     .filter(|&d| {
                         let slot = set.slots[d].as_ref().expect("online");
-                        slot.drive
+                        let size_ok = slot
+                            .drive
                             .size(&p.data_id)
-                            .map(|len| len != expected)
-                            .unwrap_or(true)
+                            .map(|len| len == expected)
+                            .unwrap_or(false);
+                        // Deep check of this server's own shards (every server scans its own
+                        // drives): each block's bitrot hash, so damage in a shard no read
+                        // touches (a parity shard) is found too.
+                        let shard = order.iter().position(|&o| o == d);
+                        !size_ok
+                            || (slot.is_local()
+                                && shard.is_some_and(|i| {
+                                    !shard_file_intact(&codec, slot, &p.data_id, p.size, i)
+                                }))
                     })
                     .collect();
                 if !bad.is_empty() {
@@ -354,4 +374,23 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Whether every block of shard `shard` of a part (`part_size` bytes) in data file `data_id`
+/// reads back and passes its bitrot check.
+fn shard_file_intact(
+    codec: &super::erasure::ErasureCodec,
+    slot: &super::set::Slot,
+    data_id: &str,
+    part_size: u64,
+    shard: usize,
+) -> bool {
+    let Ok(mut file) = slot.drive.open(data_id) else {
+        return false;
+    };
+    (0..codec.block_count(part_size)).all(|block| {
+        let len = codec.framed_len(codec.block_len(part_size, block));
+        ecio::read_frame(file.as_mut(), codec.shard_file_offset(block), len)
+            .is_ok_and(|frame| verify_shard_block(DEFAULT_BITROT, shard, block, &frame).is_ok())
+    })
 }

@@ -74,7 +74,7 @@ impl Store {
         {
             start = resume_at.unwrap_or_else(|| keys::after_key(kind, bucket, after));
         }
-        let mut it = self.set.merged_iter();
+        let mut it = self.object_iter();
         it.seek(&start);
         let mut page = ListPage {
             entries: Vec::new(),

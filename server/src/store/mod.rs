@@ -145,7 +145,11 @@ pub struct DeleteOutcome {
 }
 
 pub struct Store {
+    /// Set 0: global records (buckets, policies, access keys) live here.
     set: Arc<DriveSet>,
+    /// Every erasure set of the pool; an object's records and data live in the set its key
+    /// hashes to (`erasure::set_for_key`).
+    sets: Vec<Arc<DriveSet>>,
     locks: Vec<Mutex<()>>,
     cluster_locks: Option<Arc<dyn KeyLocker>>,
     inline_limit: usize,
@@ -191,7 +195,7 @@ impl Store {
     }
 
     fn with_set(set: DriveSet, region: &str) -> Result<Store, StoreError> {
-        let store = Store::assemble(Arc::new(set), None, region);
+        let store = Store::assemble(vec![Arc::new(set)], None, region);
         store.collect_garbage()?;
         Ok(store)
     }
@@ -199,12 +203,14 @@ impl Store {
     /// A store over an assembled drive set (local and remote drives) whose writers lock keys
     /// with `cluster_locks` as well. Call [`Store::collect_garbage`] once the drives answer.
     pub fn assemble(
-        set: Arc<DriveSet>,
+        sets: Vec<Arc<DriveSet>>,
         cluster_locks: Option<Arc<dyn KeyLocker>>,
         region: &str,
     ) -> Store {
+        assert!(!sets.is_empty(), "a store has at least one erasure set");
         Store {
-            set,
+            set: sets[0].clone(),
+            sets,
             cluster_locks,
             locks: (0..256).map(|_| Mutex::new(())).collect(),
             inline_limit: DEFAULT_INLINE_LIMIT,
@@ -238,20 +244,36 @@ impl Store {
         })
     }
 
-    /// The drive set, shared (peer RPC serves its local drives).
-    pub fn shared_set(&self) -> Arc<DriveSet> {
-        self.set.clone()
+    /// Every erasure set, in set order (peer RPC serves their local drives).
+    pub fn sets(&self) -> &[Arc<DriveSet>] {
+        &self.sets
+    }
+
+    /// The set holding the records and data of `bucket/key`.
+    pub(crate) fn set_of(&self, bucket: &str, key: &str) -> &Arc<DriveSet> {
+        if self.sets.len() == 1 {
+            return &self.sets[0];
+        }
+        &self.sets[erasure::set_for_key(bucket, key, self.sets.len())]
+    }
+
+    /// Records of the object space (versions, uploads) of every set, merged in key order.
+    pub(crate) fn object_iter(&self) -> set::SetsIter<'_> {
+        set::SetsIter::new(&self.sets)
     }
 
     /// Removes data files whose records were replaced or deleted.
     pub fn collect_garbage(&self) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        for (k, _) in self.set.scan(&[keys::GARBAGE])? {
-            let id = String::from_utf8_lossy(&k[1..]).to_string();
-            self.set.remove_data(&id)?;
-            batch.delete(&k);
+        for set in &self.sets {
+            let mut batch = Batch::default();
+            for (k, _) in set.scan(&[keys::GARBAGE])? {
+                let id = String::from_utf8_lossy(&k[1..]).to_string();
+                set.remove_data(&id)?;
+                batch.delete(&k);
+            }
+            set.write(&batch)?;
         }
-        self.set.write(&batch)
+        Ok(())
     }
 
     /// Queues data files for removal in `batch`; they are removed once the batch is durable.
@@ -261,15 +283,15 @@ impl Store {
         }
     }
 
-    fn remove_garbage(&self, ids: &[String]) {
+    fn remove_garbage(set: &DriveSet, ids: &[String]) {
         let mut done = Batch::default();
         for id in ids {
-            match self.set.remove_data(id) {
+            match set.remove_data(id) {
                 Ok(()) => done.delete(keys::garbage(id)),
                 Err(e) => tracing::warn!(data_id = %id, error = %e, "could not remove data file"),
             }
         }
-        if let Err(e) = self.set.write(&done) {
+        if let Err(e) = set.write(&done) {
             tracing::warn!(error = %e, "could not clear garbage records");
         }
     }
@@ -322,30 +344,34 @@ impl Store {
         let _g = self.lock_for(name, "")?;
         self.bucket(name)?;
         let prefix = keys::bucket_prefix(keys::VERSION, name);
-        let mut it = self.set.merged_iter();
+        let mut it = self.object_iter();
         it.seek(&prefix);
         if it.key().is_some_and(|k| k.starts_with(&prefix)) {
             return Err(StoreError::BucketNotEmpty);
         }
         it.status()?;
         drop(it);
-        // Unfinished multipart uploads go with the bucket.
-        let mut batch = Batch::default();
-        let mut garbage = Vec::new();
+        // Unfinished multipart uploads go with the bucket, from whichever set holds them.
         let uploads = keys::bucket_prefix(keys::UPLOAD, name);
-        for (k, v) in self.set.scan(&uploads)? {
-            let upload: record::UploadRecord = record::decode(&v)?;
-            for part in self.parts_of(&upload.upload_id)? {
-                batch.delete(keys::part(&upload.upload_id, part.number));
-                garbage.push(part.data_id);
+        for set in &self.sets {
+            let mut batch = Batch::default();
+            let mut garbage = Vec::new();
+            for (k, v) in set.scan(&uploads)? {
+                let upload: record::UploadRecord = record::decode(&v)?;
+                for part in Self::parts_in(set, &upload.upload_id)? {
+                    batch.delete(keys::part(&upload.upload_id, part.number));
+                    garbage.push(part.data_id);
+                }
+                batch.delete(&k);
             }
-            batch.delete(&k);
+            Self::add_garbage(&mut batch, &garbage);
+            set.write(&batch)?;
+            Self::remove_garbage(set, &garbage);
         }
-        Self::add_garbage(&mut batch, &garbage);
+        let mut batch = Batch::default();
         batch.delete(keys::bucket(name));
         batch.delete(keys::policy(name));
         self.set.write(&batch)?;
-        self.remove_garbage(&garbage);
         Ok(())
     }
 
@@ -355,7 +381,7 @@ impl Store {
     /// [`Store::put_object`].
     pub fn stage(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
         StagingWriter::new(
-            self.set.clone(),
+            self.set_of(bucket, key).clone(),
             self.order(bucket, key),
             request,
             self.inline_limit,
@@ -364,7 +390,12 @@ impl Store {
 
     /// Like [`Store::stage`] but always to data files (multipart parts are never inline).
     pub fn stage_file(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
-        StagingWriter::new(self.set.clone(), self.order(bucket, key), request, 0)
+        StagingWriter::new(
+            self.set_of(bucket, key).clone(),
+            self.order(bucket, key),
+            request,
+            0,
+        )
     }
 
     /// Which drive of the set holds each shard of `bucket/key`.
@@ -418,7 +449,7 @@ impl Store {
         key: &str,
     ) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        self.set
+        self.set_of(bucket, key)
             .scan_all(&prefix)?
             .into_iter()
             .map(|(k, values)| Ok((k, self.merge_record(bucket, key, &values)?)))
@@ -427,7 +458,7 @@ impl Store {
 
     fn latest(&self, bucket: &str, key: &str) -> Result<Option<VersionRecord>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let mut it = self.set.merged_iter();
+        let mut it = self.set_of(bucket, key).merged_iter();
         it.seek(&prefix);
         if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
             it.status()?;
@@ -512,8 +543,9 @@ impl Store {
             None => batch.put(record_key, record::encode(&record)),
         }
         Self::add_garbage(&mut batch, &garbage);
-        self.set.write(&batch)?;
-        self.remove_garbage(&garbage);
+        let set = self.set_of(&bucket.name, key);
+        set.write(&batch)?;
+        Self::remove_garbage(set, &garbage);
         Ok(record)
     }
 
@@ -625,8 +657,9 @@ impl Store {
                 garbage.extend(r.data_ids());
             }
             Self::add_garbage(&mut batch, &garbage);
-            self.set.write(&batch)?;
-            self.remove_garbage(&garbage);
+            let set = self.set_of(&bucket.name, key);
+            set.write(&batch)?;
+            Self::remove_garbage(set, &garbage);
             return Ok(outcome);
         }
         match bucket.versioning {
@@ -636,8 +669,9 @@ impl Store {
                     garbage.extend(r.data_ids());
                 }
                 Self::add_garbage(&mut batch, &garbage);
-                self.set.write(&batch)?;
-                self.remove_garbage(&garbage);
+                let set = self.set_of(&bucket.name, key);
+                set.write(&batch)?;
+                Self::remove_garbage(set, &garbage);
                 Ok(DeleteOutcome::default())
             }
             Versioning::Enabled | Versioning::Suspended => {
@@ -724,7 +758,7 @@ impl Store {
             }
             (DataLayout::Parts { .. }, None) => {
                 let segments = segments();
-                let set = self.set.clone();
+                let set = self.set_of(bucket, key).clone();
                 let files = tokio::task::spawn_blocking(move || {
                     let (_, slot) = set
                         .online()
@@ -747,7 +781,7 @@ impl Store {
             }
             (DataLayout::Parts { .. }, Some(_)) => {
                 let segments = segments();
-                let set = self.set.clone();
+                let set = self.set_of(bucket, key).clone();
                 let order = self.order(bucket, key);
                 let opened = tokio::task::spawn_blocking(move || {
                     ecio::open_segments(&set, &order, segments).map(|o| (set, o))

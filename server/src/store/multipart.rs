@@ -45,7 +45,7 @@ impl Store {
             keys::upload(bucket, key, &upload.upload_id),
             record::encode(&upload),
         );
-        self.set.write(&batch)?;
+        self.set_of(bucket, key).write(&batch)?;
         Ok(upload)
     }
 
@@ -56,16 +56,32 @@ impl Store {
         upload_id: &str,
     ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
-        match self.set.get(&keys::upload(bucket, key, upload_id))? {
+        match self
+            .set_of(bucket, key)
+            .get(&keys::upload(bucket, key, upload_id))?
+        {
             Some(v) => Ok(record::decode(&v)?),
             None => Err(StoreError::NoSuchUpload),
         }
     }
 
-    pub(crate) fn parts_of(&self, upload_id: &str) -> Result<Vec<PartRecord>, StoreError> {
+    /// The parts of an upload of `bucket/key`.
+    pub(crate) fn parts_of(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartRecord>, StoreError> {
+        Self::parts_in(self.set_of(bucket, key), upload_id)
+    }
+
+    /// The parts of an upload whose records live in `set`.
+    pub(crate) fn parts_in(
+        set: &super::set::DriveSet,
+        upload_id: &str,
+    ) -> Result<Vec<PartRecord>, StoreError> {
         let prefix = keys::part_prefix(upload_id);
-        self.set
-            .scan(&prefix)?
+        set.scan(&prefix)?
             .iter()
             .map(|(_, v)| Ok(record::decode(v)?))
             .collect()
@@ -82,7 +98,7 @@ impl Store {
     ) -> Result<(UploadRecord, Vec<PartRecord>, bool), StoreError> {
         let upload = self.upload(bucket, key, upload_id)?;
         let mut parts: Vec<PartRecord> = self
-            .parts_of(upload_id)?
+            .parts_of(bucket, key, upload_id)?
             .into_iter()
             .filter(|p| p.number > marker)
             .collect();
@@ -118,15 +134,16 @@ impl Store {
         };
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
-        if let Some(old) = self.set.get(&keys::part(upload_id, number))? {
+        let set = self.set_of(bucket, key);
+        if let Some(old) = set.get(&keys::part(upload_id, number))? {
             let old: PartRecord = record::decode(&old)?;
             garbage.push(old.data_id);
         }
         batch.put(keys::part(upload_id, number), record::encode(&part));
         Self::add_garbage(&mut batch, &garbage);
-        self.set.write(&batch)?;
+        set.write(&batch)?;
         staged.into_committed();
-        self.remove_garbage(&garbage);
+        Self::remove_garbage(set, &garbage);
         Ok(part)
     }
 
@@ -135,14 +152,15 @@ impl Store {
         self.upload(bucket, key, upload_id)?;
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
-        for p in self.parts_of(upload_id)? {
+        for p in self.parts_of(bucket, key, upload_id)? {
             batch.delete(keys::part(upload_id, p.number));
             garbage.push(p.data_id);
         }
         batch.delete(keys::upload(bucket, key, upload_id));
         Self::add_garbage(&mut batch, &garbage);
-        self.set.write(&batch)?;
-        self.remove_garbage(&garbage);
+        let set = self.set_of(bucket, key);
+        set.write(&batch)?;
+        Self::remove_garbage(set, &garbage);
         Ok(())
     }
 
@@ -161,7 +179,7 @@ impl Store {
         if requested.is_empty() {
             return Err(StoreError::InvalidPart("the upload lists no parts".into()));
         }
-        let stored = self.parts_of(upload_id)?;
+        let stored = self.parts_of(bucket, key, upload_id)?;
         let mut chosen: Vec<&PartRecord> = Vec::with_capacity(requested.len());
         let mut previous = 0u32;
         for want in requested {

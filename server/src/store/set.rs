@@ -103,6 +103,9 @@ pub fn apply_wire(db: &DB, ops: &[WireOp]) -> Result<(), StoreError> {
     Ok(db.write_opt(b, &synced())?)
 }
 
+/// Records of a page of a remote scan, in key order, and whether more follow.
+pub type RecordPage = (Vec<(Vec<u8>, Vec<u8>)>, bool);
+
 /// The records of a drive on another server.
 pub trait RemoteRecords: Send + Sync {
     /// Applies one synced batch.
@@ -110,12 +113,7 @@ pub trait RemoteRecords: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records from `from` (inclusive or not) in key order: at most `limit` of them and about
     /// `max_bytes`, and whether more follow.
-    fn page(
-        &self,
-        from: &[u8],
-        inclusive: bool,
-        limit: usize,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError>;
+    fn page(&self, from: &[u8], inclusive: bool, limit: usize) -> Result<RecordPage, StoreError>;
     /// Whether the drive's server answered lately (a down peer is skipped without waiting).
     fn reachable(&self) -> bool;
 }
@@ -801,5 +799,76 @@ impl PagedIter {
 
     fn value(&self) -> Option<&[u8]> {
         self.page.get(self.pos).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The merge of several sets' record streams (objects of a pool live in one set each): yields
+/// records in key order from whichever set holds them.
+pub struct SetsIter<'a> {
+    iters: Vec<MergedIter<'a>>,
+    current: Option<usize>,
+}
+
+impl<'a> SetsIter<'a> {
+    pub fn new(sets: &'a [Arc<DriveSet>]) -> SetsIter<'a> {
+        SetsIter {
+            iters: sets.iter().map(|s| s.merged_iter()).collect(),
+            current: None,
+        }
+    }
+
+    fn settle(&mut self) {
+        self.current = self
+            .iters
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.valid())
+            .min_by(|(_, a), (_, b)| a.key().cmp(&b.key()))
+            .map(|(i, _)| i);
+    }
+
+    pub fn seek(&mut self, key: &[u8]) {
+        for it in &mut self.iters {
+            it.seek(key);
+        }
+        self.settle();
+    }
+
+    pub fn next(&mut self) {
+        if let Some(i) = self.current {
+            self.iters[i].next();
+        }
+        self.settle();
+    }
+
+    pub fn valid(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The set the current record comes from.
+    pub fn set(&self) -> Option<usize> {
+        self.current
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.iters[self.current?].key()
+    }
+
+    pub fn value(&self) -> Option<&[u8]> {
+        self.iters[self.current?].value()
+    }
+
+    pub fn values(&self) -> DriveValues {
+        match self.current {
+            Some(i) => self.iters[i].values(),
+            None => Vec::new(),
+        }
+    }
+
+    pub fn status(&self) -> Result<(), StoreError> {
+        for it in &self.iters {
+            it.status()?;
+        }
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::client::{full, PeerClient};
 use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
 use crate::store::drive::{DataReader, DataWriter, Drive};
-use crate::store::set::{RemoteRecords, WireOp};
+use crate::store::set::{RecordPage, RemoteRecords, WireOp};
 use crate::store::StoreError;
 
 /// A shard stream may stall this long between two chunks before the drive is given up.
@@ -364,12 +364,7 @@ impl RemoteRecords for RemoteDrive {
         }
     }
 
-    fn page(
-        &self,
-        from: &[u8],
-        inclusive: bool,
-        limit: usize,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, bool), StoreError> {
+    fn page(&self, from: &[u8], inclusive: bool, limit: usize) -> Result<RecordPage, StoreError> {
         let req = PageRequest {
             from: from.to_vec(),
             inclusive,

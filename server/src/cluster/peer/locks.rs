@@ -89,7 +89,8 @@ fn release(peers: &[Arc<PeerClient>], resource: &str, owner: u128) {
 
 impl QuorumLocker {
     fn majority(&self) -> usize {
-        (self.peers.len() + 1) / 2 + 1
+        let servers = self.peers.len() + 1;
+        servers / 2 + 1
     }
 
     fn attempt(&self, resource: &str, owner: u128) -> Option<Held> {

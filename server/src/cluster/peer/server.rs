@@ -26,9 +26,10 @@ const PAGE_BYTES: usize = 4 << 20;
 pub struct PeerService {
     pub node: String,
     pub secret: Arc<Vec<u8>>,
-    pub set: Arc<DriveSet>,
-    /// This server's drives by their index in its `drives` list: the set slot and the folder.
-    pub drives: Vec<(usize, LocalDrive)>,
+    pub sets: Vec<Arc<DriveSet>>,
+    /// This server's drives by their index in its `drives` list: (set, slot in the set) and
+    /// the folder.
+    pub drives: Vec<((usize, usize), LocalDrive)>,
     pub locks: Arc<LockTable>,
     /// Called with every notice another server sends.
     pub notify: Box<dyn Fn(Notice) + Send + Sync>,
@@ -148,7 +149,7 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                     get_data(drive, id, offset).await
                 }
                 (Method::HEAD, ["data", id]) => match valid_id(id) {
-                    Err(r) => r,
+                    Err(r) => *r,
                     Ok(()) => match tokio::fs::metadata(drive_file(drive, id)).await {
                         Ok(m) => {
                             let mut r = reply(StatusCode::OK, "");
@@ -159,7 +160,7 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                     },
                 },
                 (Method::DELETE, ["data", id]) => match valid_id(id) {
-                    Err(r) => r,
+                    Err(r) => *r,
                     Ok(()) => {
                         let (drive, id) = (drive.root().to_path_buf(), id.to_string());
                         let result = tokio::task::spawn_blocking(move || {
@@ -181,11 +182,11 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
 }
 
 /// Data ids are hex (and `.`-free): never a path.
-fn valid_id(id: &str) -> Result<(), Resp> {
+fn valid_id(id: &str) -> Result<(), Box<Resp>> {
     if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
-        Err(bad("malformed data id"))
+        Err(Box::new(bad("malformed data id")))
     }
 }
 
@@ -207,12 +208,17 @@ async fn read_msg<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Res
     postcard::from_bytes(&body).map_err(bad)
 }
 
-async fn records(svc: &PeerService, slot: usize, op: &str, req: Request<Incoming>) -> Resp {
+async fn records(
+    svc: &PeerService,
+    (set, slot): (usize, usize),
+    op: &str,
+    req: Request<Incoming>,
+) -> Resp {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let set = svc.set.clone();
+    let set = svc.sets[set].clone();
     let op = op.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<Resp, String> {
         let db = set.slots[slot]
@@ -264,7 +270,7 @@ async fn records(svc: &PeerService, slot: usize, op: &str, req: Request<Incoming
 /// ends with the commit trailer.
 async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp {
     if let Err(r) = valid_id(id) {
-        return r;
+        return *r;
     }
     let tmp = drive.tmp_path(id);
     let result = receive(&tmp, req.into_body()).await;
@@ -319,7 +325,7 @@ async fn receive(tmp: &Path, mut body: Incoming) -> std::io::Result<bool> {
 
 async fn get_data(drive: &LocalDrive, id: &str, offset: u64) -> Resp {
     if let Err(r) = valid_id(id) {
-        return r;
+        return *r;
     }
     let mut file = match tokio::fs::File::open(drive_file(drive, id)).await {
         Ok(f) => f,
