@@ -56,6 +56,12 @@ pub struct AdminArgs {
         global = true
     )]
     pub root_password: Option<String>,
+    /// Print JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// PEM CA certificate(s) to trust for an https endpoint (default: the system's roots).
+    #[arg(long, env = "COFFER_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -164,6 +170,13 @@ pub struct ServeArgs {
     /// Root secret key.
     #[arg(long, env = "COFFER_ROOT_PASSWORD", hide_env_values = true)]
     pub root_password: Option<String>,
+    /// PEM certificate chain: the listener speaks HTTPS (with --tls-key). Both files are
+    /// reloaded when they change.
+    #[arg(long, env = "COFFER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "COFFER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeArgs {
@@ -189,6 +202,8 @@ pub struct Running {
     pub handle: ServerHandle,
     pub root: Credential,
     pub root_source: RootSource,
+    /// Whether the listener speaks HTTPS.
+    pub tls: bool,
 }
 
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
@@ -253,11 +268,24 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         policies: Default::default(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
     });
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let resolver =
+                crate::http::tls::spawn_reloader(files, crate::http::tls::RELOAD_INTERVAL)?;
+            Some(Arc::new(crate::http::tls::server_config(resolver)?))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.address).await?;
-    let handle = crate::http::serve(listener, ctx).await?;
+    let handle = crate::http::serve_with_tls(listener, ctx, tls.clone()).await?;
     Ok(Running {
         handle,
         root,
         root_source,
+        tls: tls.is_some(),
     })
 }

@@ -37,6 +37,7 @@ async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
         access_key: user,
         secret_key: password,
         region: args.region,
+        ca_cert: args.ca_cert,
     };
     let value = match args.command {
         config::AdminCommand::Status => client.call(http::Method::GET, "status").await?,
@@ -108,15 +109,16 @@ async fn admin_key(
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = config::start(&args).await?;
     let addr = running.handle.local_addr;
+    let scheme = if running.tls { "https" } else { "http" };
     {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "Coffer S3 server on http://{addr} (drive {}, region {})",
+            "Coffer S3 server on {scheme}://{addr} (drive {}, region {})",
             args.drives[0].display(),
             args.region
         )?;
-        writeln!(out, "endpoint=http://{addr}")?;
+        writeln!(out, "endpoint={scheme}://{addr}")?;
         match running.root_source {
             RootSource::Generated => {
                 writeln!(
@@ -137,7 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, scheme, "serving");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.handle.shutdown(Duration::from_secs(30)).await;

@@ -23,6 +23,7 @@ fn admin(server: &TestServer) -> AdminClient {
         access_key: ACCESS_KEY.into(),
         secret_key: SECRET_KEY.into(),
         region: REGION.into(),
+        ca_cert: None,
     }
 }
 

@@ -166,6 +166,42 @@ pub struct AdminClient {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// PEM CA certificate(s) trusted for an `https` endpoint instead of the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// The TLS client configuration for an `https` endpoint: the CA certificates in `ca_cert`,
+/// or the system's trusted roots (loaded only when `https`: a plain endpoint needs none).
+fn client_tls(
+    ca_cert: Option<&std::path::Path>,
+    https: bool,
+) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_cert {
+        Some(path) => {
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+            {
+                let cert = cert.map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                roots.add(cert)?;
+            }
+            if roots.is_empty() {
+                anyhow::bail!("{} holds no certificate", path.display());
+            }
+        }
+        None if !https => {}
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 impl AdminClient {
@@ -221,9 +257,17 @@ impl AdminClient {
             .uri(uri)
             .body(http_body_util::Full::new(bytes::Bytes::from(payload)))?;
         *req.headers_mut() = headers;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_tls(
+                self.ca_cert.as_deref(),
+                self.endpoint.scheme_str() == Some("https"),
+            )?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+                .build(connector);
         let resp = client.request(req).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
