@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn parses_the_three_condition_forms() {
         let p = policy(
-            r#"[{"acl":"public-read","Bucket":"b"},["starts-with","$Key","user/"],
+            r#"[{"acl":"public-read"},{"Bucket":"b"},["starts-with","$Key","user/"],
                 ["content-length-range", 1, "100"],["EQ","$x-amz-meta-a","1"]]"#,
         );
         assert_eq!(
