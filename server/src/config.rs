@@ -91,8 +91,13 @@ pub enum AdminCommand {
 pub enum BucketCommand {
     /// Creates the bucket, or describes it when it exists already.
     Create { name: String },
-    /// Deletes the bucket (it must be empty); succeeds when it is absent already.
-    Delete { name: String },
+    /// Deletes the bucket (it must be empty unless --force); succeeds when it is absent already.
+    Delete {
+        name: String,
+        /// Delete every object (all versions) and unfinished upload first. Irreversible.
+        #[arg(long)]
+        force: bool,
+    },
     /// Every bucket with its usage.
     List,
     /// One bucket with its usage.

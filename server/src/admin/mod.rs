@@ -12,6 +12,7 @@ use crate::http::{Context, ErrorCode, RequestBody, S3Error};
 
 mod buckets;
 mod keys;
+pub mod output;
 pub use keys::{BucketGrant, CreateKey};
 
 /// Path prefix of every admin endpoint.
@@ -86,16 +87,18 @@ fn json_error(err: &S3Error, path: &str) -> Response<Body> {
     r
 }
 
-/// Serves an admin request from `principal` (an access key id; only root may use the API).
+/// Serves an admin request from `principal` (an access key id; only root may use the API);
+/// `query` is the raw query string (`DELETE buckets/{name}?force=true`).
 /// Errors are answered as JSON documents (see [`json_error`]), not S3 XML.
 pub async fn handle(
     ctx: &Context,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     principal: &str,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
-    Ok(route(ctx, method, path, principal, body)
+    Ok(route(ctx, method, path, query, principal, body)
         .await
         .unwrap_or_else(|e| json_error(&e, path)))
 }
@@ -104,6 +107,7 @@ async fn route(
     ctx: &Context,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     principal: &str,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
@@ -140,7 +144,8 @@ async fn route(
         (&Method::GET, "heal/status") => json(&ctx.heal.report()),
         (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
         (_, r) if r == "buckets" || r.starts_with("buckets/") => {
-            buckets::handle(ctx, method, r).await
+            let query = crate::http::router::parse_query(query);
+            buckets::handle(ctx, method, r, &query).await
         }
         (&Method::POST, "heal/start") => {
             let (store, status) = (ctx.store.clone(), ctx.heal.clone());
@@ -205,8 +210,8 @@ fn client_tls(
 }
 
 impl AdminClient {
-    /// Calls `method` on admin endpoint `name` and returns the JSON body (`null` for an empty
-    /// one, as a 204 has).
+    /// Calls `method` on admin endpoint `name` (which may end in `?query`) and returns the
+    /// JSON body (`null` for an empty one, as a 204 has).
     pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
         self.call_with_body(method, name, None).await
     }
@@ -228,6 +233,10 @@ impl AdminClient {
             .authority()
             .ok_or_else(|| anyhow::anyhow!("the endpoint has no host: {}", self.endpoint))?
             .clone();
+        let (name, query) = match name.split_once('?') {
+            Some((n, q)) => (n, Some(q)),
+            None => (name, None),
+        };
         let path = format!("{PREFIX}{name}");
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -237,7 +246,7 @@ impl AdminClient {
         crate::auth::sign::sign_request(
             method.as_str(),
             &path,
-            None,
+            query,
             &mut headers,
             &payload,
             &self.access_key,
@@ -246,10 +255,11 @@ impl AdminClient {
             SystemTime::now(),
         );
         let uri: http::Uri = format!(
-            "{}://{}{}",
+            "{}://{}{}{}",
             self.endpoint.scheme_str().unwrap_or("http"),
             authority,
-            path
+            path,
+            query.map(|q| format!("?{q}")).unwrap_or_default()
         )
         .parse()?;
         let mut req = http::Request::builder()

@@ -150,7 +150,8 @@ async fn dispatch(
         if let PayloadCheck::Sha256(hash) = auth.payload {
             body.expected_sha256 = Some(hash);
         }
-        return crate::admin::handle(ctx, &parts.method, raw_path, &principal, body).await;
+        return crate::admin::handle(ctx, &parts.method, raw_path, raw_query, &principal, body)
+            .await;
     }
     let route = router::route(
         &parts.method,
