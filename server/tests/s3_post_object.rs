@@ -449,7 +449,8 @@ async fn refused_forms_get_the_s3_error_and_store_nothing() {
         .await
         .assert_error(400, "InvalidPolicyDocument");
 
-    // No file, no key, not a form, a form posted to a missing bucket, a broken body.
+    // No file, no key, not a form, a form the root signed for a missing bucket (only an
+    // authorized sender learns it is missing), a broken body.
     let a = post(&server, B, &root_v4(base(), &[("key", "in/nofile")])).await;
     a.assert_error(400, "InvalidArgument");
     assert_eq!(a.xml("ArgumentName").as_deref(), Some("file"));
@@ -462,7 +463,14 @@ async fn refused_forms_get_the_s3_error_and_store_nothing() {
     post(
         &server,
         "no-such-bucket",
-        &root_v4(base(), &[("key", "in/x")]).file("f", file()),
+        &root_v4(
+            vec![
+                json!({ "bucket": "no-such-bucket" }),
+                json!(["starts-with", "$key", ""]),
+            ],
+            &[("key", "in/x")],
+        )
+        .file("f", file()),
     )
     .await
     .assert_error(404, "NoSuchBucket");
@@ -562,6 +570,18 @@ async fn key_scopes_and_bucket_policies_apply_as_for_put_object() {
             .await
             .assert_error(403, "AccessDenied");
     }
+
+    // No existence oracle: a missing bucket looks like any other bucket outside the scope,
+    // to a scoped key and to an anonymous form alike.
+    let (ak, sk) = create_key(&server, B, "ReadWrite").await;
+    let form = signed_v4(conds("missing"), 600, &ak, &sk, &[("key", "k")]).file("f", b"k".to_vec());
+    post(&server, "missing", &form)
+        .await
+        .assert_error(403, "AccessDenied");
+    let form = Form::new().field("key", "k").file("f", b"k".to_vec());
+    post(&server, "missing", &form)
+        .await
+        .assert_error(403, "AccessDenied");
 
     // Anonymous forms (no policy) need a bucket policy allowing s3:PutObject.
     let anonymous = || {

@@ -161,9 +161,6 @@ pub async fn post_object(
                 "Bucket POST must be of the enclosure-type multipart/form-data",
             )
         })?;
-    let b = bucket.clone();
-    blocking(ctx, move |s| s.bucket(&b)).await?;
-
     let stream = body.into_data_stream();
     let mut form = multer::Multipart::new(stream, boundary);
     let mut fields = FormFields::new();
@@ -219,6 +216,10 @@ pub async fn post_object(
             .map_err(|_| S3Error::from(ErrorCode::AccessDenied))?;
     }
     super::policy::authorize(ctx, &object_route, &principal, headers, connection).await?;
+    // Only now, as for every request: nothing tells an unauthorized sender whether the bucket
+    // exists. Checked before the file is read.
+    let b = bucket.clone();
+    blocking(ctx, move |s| s.bucket(&b)).await?;
 
     let meta = headers::object_meta(&meta_headers(&fields)?)?;
     let (min, max) = policy
