@@ -100,3 +100,8 @@ fn rclone() {
 fn s3cmd() {
     run_client("s3cmd.sh");
 }
+
+#[test]
+fn boto3_presigned_post() {
+    run_client("boto3_post.py");
+}

@@ -56,6 +56,12 @@ pub struct AdminArgs {
         global = true
     )]
     pub root_password: Option<String>,
+    /// Print JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// PEM CA certificate(s) to trust for an https endpoint (default: the system's roots).
+    #[arg(long, env = "COFFER_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -85,8 +91,13 @@ pub enum AdminCommand {
 pub enum BucketCommand {
     /// Creates the bucket, or describes it when it exists already.
     Create { name: String },
-    /// Deletes the bucket (it must be empty); succeeds when it is absent already.
-    Delete { name: String },
+    /// Deletes the bucket (it must be empty unless --force); succeeds when it is absent already.
+    Delete {
+        name: String,
+        /// Delete every object (all versions) and unfinished upload first. Irreversible.
+        #[arg(long)]
+        force: bool,
+    },
     /// Every bucket with its usage.
     List,
     /// One bucket with its usage.
@@ -177,6 +188,13 @@ pub struct ServeArgs {
     /// The secret every server of the cluster shares (at least 16 characters).
     #[arg(long, env = "COFFER_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// PEM certificate chain: the listener speaks HTTPS (with --tls-key). Both files are
+    /// reloaded when they change.
+    #[arg(long, env = "COFFER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "COFFER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServeArgs {
@@ -202,6 +220,8 @@ pub struct Running {
     pub handle: ServerHandle,
     pub root: Credential,
     pub root_source: RootSource,
+    /// Whether the listener speaks HTTPS.
+    pub tls: bool,
 }
 
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
@@ -249,11 +269,12 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
         });
     }
-    let (handle, _) = serve_store(args, store, root.clone(), None).await?;
+    let (handle, _, tls) = serve_store(args, store, root.clone(), None).await?;
     Ok(Running {
         handle,
         root,
         root_source,
+        tls,
     })
 }
 
@@ -273,7 +294,7 @@ async fn serve_store(
     store: Arc<Store>,
     root: Credential,
     cluster: Option<Arc<crate::cluster::node::Cluster>>,
-) -> anyhow::Result<(ServerHandle, Arc<Context>)> {
+) -> anyhow::Result<(ServerHandle, Arc<Context>, bool)> {
     let heal = Arc::new(crate::heal::HealStatus::default());
     crate::heal::spawn_scanner(
         store.clone(),
@@ -303,8 +324,21 @@ async fn serve_store(
     if ctx.cluster.is_some() {
         tokio::spawn(refresh_metadata(Arc::downgrade(&ctx)));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let resolver =
+                crate::http::tls::spawn_reloader(files, crate::http::tls::RELOAD_INTERVAL)?;
+            Some(Arc::new(crate::http::tls::server_config(resolver)?))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.address).await?;
-    Ok((crate::http::serve(listener, ctx.clone()).await?, ctx))
+    let handle = crate::http::serve_with_tls(listener, ctx.clone(), tls.clone()).await?;
+    Ok((handle, ctx, tls.is_some()))
 }
 
 /// How often a cluster server re-reads access keys (notices from peers make changes take
@@ -462,11 +496,12 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
             }
         });
     }
-    let (handle, ctx) = serve_store(args, store, root.clone(), Some(cluster)).await?;
+    let (handle, ctx, tls) = serve_store(args, store, root.clone(), Some(cluster)).await?;
     let _ = ctx_slot.set(Arc::downgrade(&ctx));
     Ok(Running {
         handle,
         root,
         root_source: RootSource::Environment,
+        tls,
     })
 }

@@ -37,43 +37,62 @@ async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
         access_key: user,
         secret_key: password,
         region: args.region,
+        ca_cert: args.ca_cert,
     };
-    let value = match args.command {
-        config::AdminCommand::Status => client.call(http::Method::GET, "status").await?,
-        config::AdminCommand::Heal { action } if action == "start" => {
-            client.call(http::Method::POST, "heal/start").await?
-        }
-        config::AdminCommand::Heal { .. } => client.call(http::Method::GET, "heal/status").await?,
+    use coffer_server::admin::output::{render, View};
+    let (view, value) = match args.command {
+        config::AdminCommand::Status => (
+            View::Status,
+            client.call(http::Method::GET, "status").await?,
+        ),
+        config::AdminCommand::Heal { action } if action == "start" => (
+            View::Heal,
+            client.call(http::Method::POST, "heal/start").await?,
+        ),
+        config::AdminCommand::Heal { .. } => (
+            View::Heal,
+            client.call(http::Method::GET, "heal/status").await?,
+        ),
         config::AdminCommand::Key { action } => admin_key(&client, action).await?,
         config::AdminCommand::Bucket { action } => {
             use config::BucketCommand as B;
             use http::Method;
             match action {
-                B::Create { name } => client.call(Method::PUT, &format!("buckets/{name}")).await?,
-                B::Delete { name } => {
-                    client
-                        .call(Method::DELETE, &format!("buckets/{name}"))
-                        .await?;
-                    serde_json::json!({ "deleted": name })
+                B::Create { name } => (
+                    View::Bucket,
+                    client.call(Method::PUT, &format!("buckets/{name}")).await?,
+                ),
+                B::Delete { name, force } => {
+                    let path = format!("buckets/{name}{}", if force { "?force=true" } else { "" });
+                    let answer = client.call(Method::DELETE, &path).await?;
+                    // The JSON of a plain delete (204, no body) names the bucket for scripts.
+                    let answer = if answer.is_null() {
+                        serde_json::json!({ "deleted": name })
+                    } else {
+                        answer
+                    };
+                    (View::BucketDeleted { name }, answer)
                 }
-                B::List => client.call(Method::GET, "buckets").await?,
-                B::Describe { name } => {
-                    client.call(Method::GET, &format!("buckets/{name}")).await?
-                }
+                B::List => (View::BucketList, client.call(Method::GET, "buckets").await?),
+                B::Describe { name } => (
+                    View::Bucket,
+                    client.call(Method::GET, &format!("buckets/{name}")).await?,
+                ),
             }
         }
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    print!("{}", render(&view, &value, args.json));
     Ok(())
 }
 
 async fn admin_key(
     client: &coffer_server::admin::AdminClient,
     action: config::KeyCommand,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<(coffer_server::admin::output::View, serde_json::Value)> {
+    use coffer_server::admin::output::View;
     use config::KeyCommand as K;
     use http::Method;
-    let (method, path) = match action {
+    let (view, method, path) = match action {
         K::Create {
             buckets,
             expires,
@@ -91,35 +110,41 @@ async fn admin_key(
                 description,
             };
             let body = serde_json::to_value(&body)?;
-            return client
+            let answer = client
                 .call_with_body(Method::POST, "keys", Some(&body))
-                .await;
+                .await?;
+            return Ok((View::Key, answer));
         }
-        K::List => (Method::GET, "keys".to_string()),
-        K::Describe { id } => (Method::GET, format!("keys/{id}")),
-        K::Delete { id } => (Method::DELETE, format!("keys/{id}")),
-        K::Disable { id } => (Method::POST, format!("keys/{id}/disable")),
-        K::Enable { id } => (Method::POST, format!("keys/{id}/enable")),
-        K::Rotate { id } => (Method::POST, format!("keys/{id}/rotate")),
+        K::List => (View::KeyList, Method::GET, "keys".to_string()),
+        K::Describe { id } => (View::Key, Method::GET, format!("keys/{id}")),
+        K::Delete { id } => (
+            View::KeyDeleted { id: id.clone() },
+            Method::DELETE,
+            format!("keys/{id}"),
+        ),
+        K::Disable { id } => (View::Key, Method::POST, format!("keys/{id}/disable")),
+        K::Enable { id } => (View::Key, Method::POST, format!("keys/{id}/enable")),
+        K::Rotate { id } => (View::Key, Method::POST, format!("keys/{id}/rotate")),
     };
-    client.call(method, &path).await
+    Ok((view, client.call(method, &path).await?))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let running = config::start(&args).await?;
     let addr = running.handle.local_addr;
+    let scheme = if running.tls { "https" } else { "http" };
     {
         let mut out = std::io::stdout().lock();
         match (&args.topology, &args.node) {
             (Some(topology), Some(node)) => writeln!(
                 out,
-                "Coffer S3 server on http://{addr} (node {node} of the cluster in {}, region {})",
+                "Coffer S3 server on {scheme}://{addr} (node {node} of the cluster in {}, region {})",
                 topology.display(),
                 args.region
             )?,
             _ => writeln!(
                 out,
-                "Coffer S3 server on http://{addr} ({} {}, region {})",
+                "Coffer S3 server on {scheme}://{addr} ({} {}, region {})",
                 if args.drives.len() == 1 {
                     "drive"
                 } else {
@@ -133,7 +158,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 args.region
             )?,
         }
-        writeln!(out, "endpoint=http://{addr}")?;
+        writeln!(out, "endpoint={scheme}://{addr}")?;
         match running.root_source {
             RootSource::Generated => {
                 writeln!(
@@ -154,7 +179,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, scheme, "serving");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.handle.shutdown(Duration::from_secs(30)).await;

@@ -1,6 +1,7 @@
 //! The admin API's bucket endpoints through the real server (idempotent create and delete,
-//! list and describe with usage, JSON errors, root only), the `admin bucket` CLI, and the
-//! OpenAPI document matching the endpoints the server serves.
+//! list and describe with usage, forced deletion of a full bucket, JSON errors, root only),
+//! the `admin` CLI (tables by default, JSON with `--json`), and the OpenAPI document matching
+//! the endpoints the server serves.
 
 mod common;
 
@@ -17,6 +18,7 @@ fn admin(server: &TestServer) -> AdminClient {
         access_key: ACCESS_KEY.into(),
         secret_key: SECRET_KEY.into(),
         region: REGION.into(),
+        ca_cert: None,
     }
 }
 
@@ -166,7 +168,7 @@ fn the_cli_creates_lists_describes_and_deletes_buckets() {
     let server = TestServer::start();
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-server"))
-            .args(["admin", "bucket"])
+            .args(["admin", "--json", "bucket"])
             .args(args)
             .args(["--endpoint", &server.endpoint])
             .env("COFFER_ROOT_USER", ACCESS_KEY)
@@ -178,7 +180,7 @@ fn the_cli_creates_lists_describes_and_deletes_buckets() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<Value>(&out.stdout).expect("the CLI prints JSON")
+        serde_json::from_slice::<Value>(&out.stdout).expect("the CLI prints JSON with --json")
     };
     assert_eq!(cli(&["create", "cli-made"])["name"], "cli-made");
     assert_eq!(cli(&["create", "cli-made"])["name"], "cli-made");
@@ -187,6 +189,156 @@ fn the_cli_creates_lists_describes_and_deletes_buckets() {
     assert_eq!(cli(&["delete", "cli-made"])["deleted"], "cli-made");
     assert_eq!(cli(&["delete", "cli-made"])["deleted"], "cli-made");
     assert_eq!(cli(&["list"])["buckets"], json!([]));
+}
+
+/// Runs `coffer-server admin ARGS --endpoint …`; returns (success, stdout, stderr).
+fn admin_cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-server"))
+        .arg("admin")
+        .args(args)
+        .args(["--endpoint", &server.endpoint])
+        .env("COFFER_ROOT_USER", ACCESS_KEY)
+        .env("COFFER_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("the CLI runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_prints_tables_for_people_by_default() {
+    let server = TestServer::start();
+    let client = server.bucket("photos").await;
+    put_bytes(&client, "photos", "a", vec![1u8; 2048]).await;
+    put_bytes(&client, "photos", "b", vec![2u8; 1024]).await;
+
+    let (ok, out, err) = admin_cli(&server, &["bucket", "list"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one bucket:\n{out}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["NAME", "OBJECTS", "SIZE", "VERSIONING", "CREATED"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..4], ["photos", "2", "3.0", "KiB"], "{out}");
+    assert!(
+        serde_json::from_str::<Value>(&out).is_err(),
+        "not JSON: {out}"
+    );
+
+    let (ok, out, err) = admin_cli(&server, &["status"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1/1 drives online"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("DRIVE")), "{out}");
+
+    let (ok, out, err) = admin_cli(&server, &["key", "create", "--bucket", "photos:ReadOnly"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("secret key:"), "{out}");
+    assert!(out.contains("photos:ReadOnly"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("access key:"))
+        .expect("the new key's id is printed")
+        .trim()
+        .to_string();
+    let (ok, out, err) = admin_cli(&server, &["key", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ACCESS KEY"), "{out}");
+    let row = out.lines().nth(1).expect("one key row");
+    assert!(row.starts_with(&id) && row.contains("yes") && row.contains("photos:ReadOnly"));
+    assert!(!out.contains("secret"), "no secret in a listing: {out}");
+
+    // The same commands with --json print the API's documents.
+    let (ok, out, _) = admin_cli(&server, &["--json", "bucket", "list"]);
+    assert!(ok);
+    let v: Value = serde_json::from_str(&out).expect("JSON with --json");
+    assert_eq!(v["buckets"][0]["usage"]["objects"], 2);
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn force_delete_empties_the_bucket_then_deletes_it() {
+    let server = TestServer::start();
+    let client = server.bucket("doomed").await;
+    for i in 0..1203 {
+        put_bytes(&client, "doomed", &format!("small/{i:05}"), vec![7u8; 10]).await;
+    }
+    // Big enough to live in data files, not inline in the records.
+    put_bytes(&client, "doomed", "big", vec![9u8; 3 * 1024 * 1024]).await;
+    let upload = client
+        .create_multipart_upload()
+        .bucket("doomed")
+        .key("unfinished")
+        .send()
+        .await
+        .unwrap();
+    client
+        .upload_part()
+        .bucket("doomed")
+        .key("unfinished")
+        .upload_id(upload.upload_id().unwrap())
+        .part_number(1)
+        .body(vec![1u8; 5 * 1024 * 1024].into())
+        .send()
+        .await
+        .unwrap();
+    assert!(!files_under(&server.drive().join("data")).is_empty());
+
+    // Without --force a bucket with objects stays.
+    let (ok, _, err) = admin_cli(&server, &["bucket", "delete", "doomed"]);
+    assert!(!ok, "a non-empty bucket is not deleted without --force");
+    assert!(err.contains("BucketNotEmpty"), "{err}");
+
+    let (ok, out, err) = admin_cli(&server, &["bucket", "delete", "doomed", "--force"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "deleted bucket doomed and 1204 object version(s) in it\n"
+    );
+    let gone = client.head_bucket().bucket("doomed").send().await;
+    assert_eq!(common::s3_error(&gone.unwrap_err()).0, 404);
+    // Object data and the unfinished upload's part are gone from the drive too.
+    let leftover = files_under(&server.drive().join("data"));
+    assert!(leftover.is_empty(), "data files left behind: {leftover:?}");
+
+    // Idempotent: forcing the delete of a missing bucket succeeds and says so.
+    let v = admin(&server)
+        .call(Method::DELETE, "buckets/doomed?force=true")
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        json!({ "name": "doomed", "existed": false, "deletedObjects": 0 })
+    );
+    // A bucket made again under the name starts empty.
+    client
+        .create_bucket()
+        .bucket("doomed")
+        .send()
+        .await
+        .unwrap();
+    let listed = client
+        .list_objects_v2()
+        .bucket("doomed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(0));
 }
 
 /// (method, path template) of every operation in `docs/admin-api.yaml`, read by plain line

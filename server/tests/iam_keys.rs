@@ -23,6 +23,7 @@ fn admin(server: &TestServer) -> AdminClient {
         access_key: ACCESS_KEY.into(),
         secret_key: SECRET_KEY.into(),
         region: REGION.into(),
+        ca_cert: None,
     }
 }
 
@@ -482,7 +483,7 @@ fn the_cli_creates_and_lists_keys() {
     rt.block_on(server.bucket("own"));
     let cli = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_coffer-server"))
-            .arg("admin")
+            .args(["admin", "--json"])
             .args(args)
             .args(["--endpoint", &server.endpoint])
             .env("COFFER_ROOT_USER", ACCESS_KEY)
@@ -494,7 +495,7 @@ fn the_cli_creates_and_lists_keys() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice::<Value>(&out.stdout).expect("the CLI prints JSON")
+        serde_json::from_slice::<Value>(&out.stdout).expect("the CLI prints JSON with --json")
     };
     let made = cli(&["key", "create", "--bucket", "own:ReadOnly"]);
     let id = made["accessKey"].as_str().unwrap().to_string();

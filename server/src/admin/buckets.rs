@@ -3,6 +3,10 @@
 //! description, deleting a missing one answers 204. Descriptions carry usage (objects and
 //! bytes of the current versions) counted by a bounded listing scan; `usage.complete` says
 //! whether the scan saw the whole bucket.
+//!
+//! `DELETE buckets/{name}?force=true` empties the bucket first (every object version the
+//! listing reveals, then the bucket with its unfinished multipart uploads), for the operator's
+//! `deletionPolicy: Delete` and `coffer-server admin bucket delete --force`.
 
 use axum::body::Body;
 use http::{Method, Response, StatusCode};
@@ -100,8 +104,69 @@ fn check_name(name: &str) -> Result<(), S3Error> {
     }
 }
 
+/// How many times a forced delete empties the bucket again when writers keep adding objects.
+const FORCE_ROUNDS: usize = 5;
+
+/// Removes every object version of `bucket` that listings reveal; returns how many.
+fn empty_bucket(s: &Store, bucket: &str) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    let query = ListQuery {
+        max_keys: USAGE_PAGE,
+        ..ListQuery::default()
+    };
+    let mut previous_first: Option<(String, Option<String>)> = None;
+    loop {
+        // Always from the start: a removed version may uncover an older one of the same key.
+        let page = s.list_objects(bucket, &query)?;
+        let first = page.entries.iter().find_map(|e| match e {
+            ListEntry::Item(key, v) => Some((key.clone(), v.version_id.clone())),
+            ListEntry::CommonPrefix(_) => None,
+        });
+        let Some(first) = first else {
+            return Ok(removed);
+        };
+        // A version that survives its deletion would make this loop spin forever.
+        if previous_first.as_ref() == Some(&first) {
+            return Err(StoreError::BucketNotEmpty);
+        }
+        previous_first = Some(first);
+        for entry in &page.entries {
+            if let ListEntry::Item(key, v) = entry {
+                let version = v.version_id.as_deref().unwrap_or("null");
+                s.delete_object(bucket, key, Some(version))?;
+                removed += 1;
+            }
+        }
+    }
+}
+
+/// Empties `bucket` and deletes it (its unfinished uploads go with it); `None` when it was
+/// absent already, else the number of object versions removed.
+fn force_delete(s: &Store, bucket: &str) -> Result<Option<u64>, StoreError> {
+    let mut removed = 0;
+    for _ in 0..FORCE_ROUNDS {
+        match empty_bucket(s, bucket) {
+            Ok(n) => removed += n,
+            Err(StoreError::NoSuchBucket) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        match s.delete_bucket(bucket) {
+            Ok(()) => return Ok(Some(removed)),
+            Err(StoreError::NoSuchBucket) => return Ok(None),
+            Err(StoreError::BucketNotEmpty) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::BucketNotEmpty)
+}
+
 /// Serves `rest` (the path after the admin prefix, starting with `buckets`).
-pub async fn handle(ctx: &Context, method: &Method, rest: &str) -> Result<Response<Body>, S3Error> {
+pub async fn handle(
+    ctx: &Context,
+    method: &Method,
+    rest: &str,
+    query: &std::collections::BTreeMap<String, String>,
+) -> Result<Response<Body>, S3Error> {
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
         (&Method::GET, ["buckets"]) => {
@@ -142,6 +207,21 @@ pub async fn handle(ctx: &Context, method: &Method, rest: &str) -> Result<Respon
                 *r.status_mut() = StatusCode::CREATED;
             }
             Ok(r)
+        }
+        (&Method::DELETE, ["buckets", name])
+            if query.get("force").map(String::as_str) == Some("true") =>
+        {
+            check_name(name)?;
+            let n = name.to_string();
+            let removed = blocking(ctx, move |s| force_delete(s, &n))
+                .await
+                .map_err(|e| e.with("BucketName", *name))?;
+            ctx.policies.forget(name);
+            json(&serde_json::json!({
+                "name": name,
+                "existed": removed.is_some(),
+                "deletedObjects": removed.unwrap_or(0),
+            }))
         }
         (&Method::DELETE, ["buckets", name]) => {
             check_name(name)?;

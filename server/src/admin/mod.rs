@@ -12,6 +12,7 @@ use crate::http::{Context, ErrorCode, RequestBody, S3Error};
 
 mod buckets;
 mod keys;
+pub mod output;
 pub use keys::{BucketGrant, CreateKey};
 
 /// Path prefix of every admin endpoint.
@@ -88,16 +89,18 @@ fn json_error(err: &S3Error, path: &str) -> Response<Body> {
     r
 }
 
-/// Serves an admin request from `principal` (an access key id; only root may use the API).
+/// Serves an admin request from `principal` (an access key id; only root may use the API);
+/// `query` is the raw query string (`DELETE buckets/{name}?force=true`).
 /// Errors are answered as JSON documents (see [`json_error`]), not S3 XML.
 pub async fn handle(
     ctx: &Context,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     principal: &str,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
-    Ok(route(ctx, method, path, principal, body)
+    Ok(route(ctx, method, path, query, principal, body)
         .await
         .unwrap_or_else(|e| json_error(&e, path)))
 }
@@ -106,6 +109,7 @@ async fn route(
     ctx: &Context,
     method: &Method,
     path: &str,
+    query: Option<&str>,
     principal: &str,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
@@ -146,7 +150,8 @@ async fn route(
         (&Method::GET, "heal/status") => json(&ctx.heal.report()),
         (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
         (_, r) if r == "buckets" || r.starts_with("buckets/") => {
-            buckets::handle(ctx, method, r).await
+            let query = crate::http::router::parse_query(query);
+            buckets::handle(ctx, method, r, &query).await
         }
         (&Method::POST, "heal/start") => {
             let (store, status) = (ctx.store.clone(), ctx.heal.clone());
@@ -172,11 +177,47 @@ pub struct AdminClient {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// PEM CA certificate(s) trusted for an `https` endpoint instead of the system's roots.
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+/// The TLS client configuration for an `https` endpoint: the CA certificates in `ca_cert`,
+/// or the system's trusted roots (loaded only when `https`: a plain endpoint needs none).
+fn client_tls(
+    ca_cert: Option<&std::path::Path>,
+    https: bool,
+) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_cert {
+        Some(path) => {
+            for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+            {
+                let cert = cert.map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                roots.add(cert)?;
+            }
+            if roots.is_empty() {
+                anyhow::bail!("{} holds no certificate", path.display());
+            }
+        }
+        None if !https => {}
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 impl AdminClient {
-    /// Calls `method` on admin endpoint `name` and returns the JSON body (`null` for an empty
-    /// one, as a 204 has).
+    /// Calls `method` on admin endpoint `name` (which may end in `?query`) and returns the
+    /// JSON body (`null` for an empty one, as a 204 has).
     pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
         self.call_with_body(method, name, None).await
     }
@@ -198,6 +239,10 @@ impl AdminClient {
             .authority()
             .ok_or_else(|| anyhow::anyhow!("the endpoint has no host: {}", self.endpoint))?
             .clone();
+        let (name, query) = match name.split_once('?') {
+            Some((n, q)) => (n, Some(q)),
+            None => (name, None),
+        };
         let path = format!("{PREFIX}{name}");
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -207,7 +252,7 @@ impl AdminClient {
         crate::auth::sign::sign_request(
             method.as_str(),
             &path,
-            None,
+            query,
             &mut headers,
             &payload,
             &self.access_key,
@@ -216,10 +261,11 @@ impl AdminClient {
             SystemTime::now(),
         );
         let uri: http::Uri = format!(
-            "{}://{}{}",
+            "{}://{}{}{}",
             self.endpoint.scheme_str().unwrap_or("http"),
             authority,
-            path
+            path,
+            query.map(|q| format!("?{q}")).unwrap_or_default()
         )
         .parse()?;
         let mut req = http::Request::builder()
@@ -227,9 +273,17 @@ impl AdminClient {
             .uri(uri)
             .body(http_body_util::Full::new(bytes::Bytes::from(payload)))?;
         *req.headers_mut() = headers;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_tls(
+                self.ca_cert.as_deref(),
+                self.endpoint.scheme_str() == Some("https"),
+            )?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+                .build(connector);
         let resp = client.request(req).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();

@@ -35,6 +35,9 @@ pub enum AuthError {
     /// A known but unsupported scheme: SigV4A (ECDSA).
     #[error("{0}")]
     NotImplemented(String),
+    /// A POST upload's policy document is not valid Base64, JSON or policy grammar.
+    #[error("{0}")]
+    InvalidPolicyDocument(String),
 }
 
 impl AuthError {
@@ -52,6 +55,7 @@ impl AuthError {
             AuthError::InvalidRequest(_) => "InvalidRequest",
             AuthError::IncompleteBody(_) => "IncompleteBody",
             AuthError::NotImplemented(_) => "NotImplemented",
+            AuthError::InvalidPolicyDocument(_) => "InvalidPolicyDocument",
         }
     }
 
@@ -68,7 +72,8 @@ impl AuthError {
             | AuthError::XAmzContentSHA256Mismatch
             | AuthError::InvalidArgument(_)
             | AuthError::InvalidRequest(_)
-            | AuthError::IncompleteBody(_) => 400,
+            | AuthError::IncompleteBody(_)
+            | AuthError::InvalidPolicyDocument(_) => 400,
             AuthError::NotImplemented(_) => 501,
         }
     }

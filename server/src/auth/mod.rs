@@ -1,5 +1,6 @@
-//! Request authentication: AWS Signature Version 4 as S3 speaks it, server side, and the
-//! legacy Signature Version 2 that old clients and boto3's default presigner still send.
+//! Request authentication: AWS Signature Version 4 as S3 speaks it, server side, the legacy
+//! Signature Version 2 that old clients and boto3's default presigner still send, and the
+//! signed policy documents of browser-based POST uploads ([`post_policy`]).
 //!
 //! This module owns turning an incoming request (method, raw path, raw query, headers) into
 //! an [`Authenticated`] principal plus what remains to be checked about the body
@@ -19,6 +20,7 @@
 
 mod chunked;
 mod error;
+pub mod post_policy;
 pub mod sign;
 pub mod sigv2;
 pub mod sigv4;

@@ -58,3 +58,49 @@ pub fn sign_request(
         HeaderValue::from_str(&auth).expect("the authorization value is ASCII"),
     );
 }
+
+/// The SigV4 form fields that sign a browser-upload policy (`policy_base64`, the Base64 of the
+/// policy document): `x-amz-algorithm`, `x-amz-credential`, `x-amz-date`, `x-amz-signature`.
+/// The policy should carry conditions on the first three (they are form fields too).
+pub fn post_policy_v4_fields(
+    policy_base64: &str,
+    access_key: &str,
+    secret_key: &str,
+    region: &str,
+    now: SystemTime,
+) -> Vec<(&'static str, String)> {
+    let (stamp, credential) = post_policy_v4_credential(access_key, region, now);
+    let key = SigningKey::derive(secret_key, &stamp[..8], region, S3_SERVICE);
+    let signature = hex::encode(key.sign(policy_base64.as_bytes()));
+    vec![
+        ("x-amz-algorithm", ALGORITHM.to_string()),
+        ("x-amz-credential", credential),
+        ("x-amz-date", stamp),
+        ("x-amz-signature", signature),
+    ]
+}
+
+/// The `x-amz-date` and `x-amz-credential` values of a SigV4 POST form signed at `now`, for
+/// the policy's conditions (sign it with [`post_policy_v4_fields`] at the same `now`).
+pub fn post_policy_v4_credential(
+    access_key: &str,
+    region: &str,
+    now: SystemTime,
+) -> (String, String) {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = OffsetDateTime::from(now)
+        .format(&fmt)
+        .expect("a UTC timestamp always formats");
+    let credential = format!(
+        "{access_key}/{}/{region}/{S3_SERVICE}/aws4_request",
+        &stamp[..8]
+    );
+    (stamp, credential)
+}
+
+/// The SigV2 `signature` form field of a browser-upload policy: Base64(HMAC-SHA1).
+pub fn post_policy_v2_signature(policy_base64: &str, secret_key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(super::sigv2::sign(secret_key, policy_base64.as_bytes()))
+}

@@ -286,7 +286,7 @@ impl Credential {
     }
 
     /// The S3 checks on the scope: the server's region and service `s3`.
-    fn check_scope(&self, region: &str) -> Result<(), String> {
+    pub(crate) fn check_scope(&self, region: &str) -> Result<(), String> {
         if self.service != S3_SERVICE {
             return Err(format!(
                 "incorrect service '{}'. This endpoint belongs to '{S3_SERVICE}'.",

@@ -51,6 +51,9 @@ pub enum ErrorCode {
     SlowDown,
     MalformedPolicy,
     NoSuchBucketPolicy,
+    InvalidPolicyDocument,
+    MalformedPOSTRequest,
+    MaxPostPreDataLengthExceeded,
 }
 
 impl ErrorCode {
@@ -97,6 +100,9 @@ impl ErrorCode {
             ErrorCode::SlowDown => "SlowDown",
             ErrorCode::MalformedPolicy => "MalformedPolicy",
             ErrorCode::NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            ErrorCode::InvalidPolicyDocument => "InvalidPolicyDocument",
+            ErrorCode::MalformedPOSTRequest => "MalformedPOSTRequest",
+            ErrorCode::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
         }
     }
 
@@ -156,6 +162,9 @@ impl ErrorCode {
             ServiceUnavailable | SlowDown => "Please reduce your request rate.",
             NoSuchBucketPolicy => "The bucket policy does not exist",
             MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
+            InvalidPolicyDocument => "The content of the form does not meet the conditions specified in the policy document.",
+            MalformedPOSTRequest => "The body of your POST request is not well-formed multipart/form-data.",
+            MaxPostPreDataLengthExceeded => "Your POST request fields preceding the upload file were too large.",
             _ => "The request is not valid.",
         }
     }
@@ -268,6 +277,7 @@ impl From<AuthError> for S3Error {
             "NotImplemented" => ErrorCode::NotImplemented,
             "MissingSecurityHeader" => ErrorCode::MissingSecurityHeader,
             "InvalidRequest" => ErrorCode::InvalidRequest,
+            "InvalidPolicyDocument" => ErrorCode::InvalidPolicyDocument,
             _ => ErrorCode::InvalidArgument,
         };
         S3Error::msg(code, e.to_string())

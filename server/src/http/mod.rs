@@ -6,6 +6,7 @@ pub mod error;
 pub mod health;
 pub mod router;
 mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -17,7 +18,7 @@ use http::{HeaderValue, Request, Response};
 pub use body::RequestBody;
 pub use error::{ErrorCode, S3Error};
 pub use router::{Operation, Route};
-pub use server::{serve, ClientConnection, ServerHandle};
+pub use server::{serve, serve_with_tls, ClientConnection, ServerHandle};
 
 use crate::auth::{self, AuthRequest, ChunkedBody, PayloadCheck, Principal};
 use crate::iam::Iam;
@@ -169,7 +170,8 @@ async fn dispatch(
         if let PayloadCheck::Sha256(hash) = auth.payload {
             body.expected_sha256 = Some(hash);
         }
-        return crate::admin::handle(ctx, &parts.method, raw_path, &principal, body).await;
+        return crate::admin::handle(ctx, &parts.method, raw_path, raw_query, &principal, body)
+            .await;
     }
     let route = router::route(
         &parts.method,
@@ -179,6 +181,12 @@ async fn dispatch(
         &ctx.domains,
     )?;
     *operation = Some(format!("{:?}", route.op));
+    let connection = parts.extensions.get::<ClientConnection>();
+    if route.op == Operation::PostObject {
+        // The form, not the request, carries the credential: the handler authenticates
+        // and authorizes once it has read the fields.
+        return s3::post_object::post_object(ctx, &route, &parts.headers, body, connection).await;
+    }
     if let Principal::AccessKey(principal) = &auth.principal {
         // Scoped keys: their buckets and modes only; copies also need read on the source.
         // Checked before bucket policies so nothing tells a key whether another bucket exists.
@@ -196,7 +204,6 @@ async fn dispatch(
         }
     }
     // Bucket policies: an anonymous request needs an Allow; an explicit Deny refuses anyone.
-    let connection = parts.extensions.get::<ClientConnection>();
     s3::policy::authorize(ctx, &route, &auth.principal, &parts.headers, connection).await?;
     let content_length = parts
         .headers

@@ -25,6 +25,8 @@ pub enum Operation {
     ListMultipartUploads,
     DeleteObjects,
     PutObject,
+    /// `POST /bucket` with a multipart/form-data body: a browser-based upload.
+    PostObject,
     CopyObject,
     GetObject,
     HeadObject,
@@ -158,6 +160,7 @@ pub fn route(
             Method::PUT => Operation::CreateBucket,
             Method::HEAD => Operation::HeadBucket,
             Method::DELETE => Operation::DeleteBucket,
+            Method::POST => Operation::PostObject,
             _ => return Err(ErrorCode::MethodNotAllowed.into()),
         },
         (Some(_), Some(_)) => match *method {
@@ -271,6 +274,15 @@ mod tests {
         assert_eq!(
             op(Method::GET, "/examplebucket", Some("uploads")),
             Operation::ListMultipartUploads
+        );
+        // POST Object: `POST / HTTP/1.1` on the bucket's host, or the bucket path.
+        assert_eq!(
+            op(Method::POST, "/examplebucket", None),
+            Operation::PostObject
+        );
+        assert_eq!(
+            op(Method::POST, "/examplebucket/", None),
+            Operation::PostObject
         );
         assert_eq!(
             op(

@@ -1,5 +1,6 @@
-//! The listener: accepts connections, serves HTTP/1.1 and HTTP/2 with bounded header sizes,
-//! and shuts down gracefully (in-flight requests finish) when asked.
+//! The listener: accepts connections (plain TCP, or TLS when given a rustls configuration),
+//! serves HTTP/1.1 and HTTP/2 with bounded header sizes, and shuts down gracefully (in-flight
+//! requests finish) when asked.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use super::Context;
 
 /// Largest request head (request line plus headers) we accept.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the client reached this server, attached to every request as an extension: bucket
 /// policies test `aws:SourceIp` and `aws:SecureTransport` against it.
@@ -39,6 +43,17 @@ impl ServerHandle {
 }
 
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<ServerHandle> {
+    serve_with_tls(listener, ctx, None).await
+}
+
+/// Like [`serve`]; with `tls`, every connection is TLS (HTTP/1.1 or h2 by ALPN) and its
+/// requests carry `ClientConnection { tls: true }`.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<ServerHandle> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let local_addr = listener.local_addr()?;
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -69,7 +84,10 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
             };
             let _ = stream.set_nodelay(true);
             let ctx = ctx.clone();
-            let connection = ClientConnection { peer, tls: false };
+            let connection = ClientConnection {
+                peer,
+                tls: acceptor.is_some(),
+            };
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let ctx = ctx.clone();
@@ -77,12 +95,41 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) -> std::io::Result<
                     req.extensions_mut().insert(connection);
                     async move { Ok::<_, std::convert::Infallible>(super::handle(ctx, req).await) }
                 });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let acceptor = acceptor.clone();
+            // The handshake runs in the connection's task so a slow client never holds up
+            // the accept loop.
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                let result = match acceptor {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream = match tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });

@@ -143,6 +143,7 @@ fn need(op: &Operation) -> Need {
         | O::HeadObject
         | O::ListParts => Need::Read,
         O::PutObject
+        | O::PostObject
         | O::DeleteObject
         | O::DeleteObjects
         | O::CreateMultipartUpload

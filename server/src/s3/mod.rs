@@ -7,6 +7,7 @@ mod list;
 mod multipart;
 pub(crate) mod object;
 pub(crate) mod policy;
+pub(crate) mod post_object;
 pub mod xml;
 
 use std::sync::Arc;
@@ -43,6 +44,9 @@ pub async fn dispatch(
         O::ListMultipartUploads => list::list_uploads(ctx, route).await,
         O::DeleteObjects => object::delete_objects(ctx, route, headers, body).await,
         O::PutObject => object::put_object(ctx, route, headers, body).await,
+        O::PostObject => Err(S3Error::internal(
+            "POST Object is served by s3::post_object before the body is decoded",
+        )),
         O::CopyObject => object::copy_object(ctx, route, headers).await,
         O::GetObject => object::get_object(ctx, route, headers, false).await,
         O::HeadObject => object::get_object(ctx, route, headers, true).await,

@@ -117,7 +117,8 @@ fn operation_name(op: &Operation) -> &'static str {
         O::ListObjectsV2 => "ListObjectsV2",
         O::ListMultipartUploads => "ListMultipartUploads",
         O::DeleteObjects => "DeleteObjects",
-        O::PutObject => "PutObject",
+        // A browser upload is a PutObject to a policy: same action, same resource.
+        O::PutObject | O::PostObject => "PutObject",
         O::CopyObject => "CopyObject",
         O::GetObject => "GetObject",
         O::HeadObject => "HeadObject",

@@ -309,6 +309,20 @@ pub struct CompleteMultipartUpload {
     pub parts: Vec<CompletePart>,
 }
 
+/// The answer to a POST Object upload with `success_action_status` 201.
+#[derive(Serialize)]
+#[serde(rename = "PostResponse")]
+pub struct PostResponse {
+    #[serde(rename = "Location")]
+    pub location: String,
+    #[serde(rename = "Bucket")]
+    pub bucket: String,
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
 #[derive(Serialize)]
 #[serde(rename = "CompleteMultipartUploadResult")]
 pub struct CompleteMultipartUploadResult {
