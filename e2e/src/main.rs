@@ -32,6 +32,10 @@ enum Cmd {
         /// Drive folders per server, the same for both (4: erasure coding 2+2 on each).
         #[arg(long, default_value_t = 1)]
         drives: usize,
+        /// Server processes per side (more than 1: a Coffer cluster against a distributed
+        /// MinIO, parity 2 on both).
+        #[arg(long, default_value_t = 1)]
+        servers: usize,
     },
     /// Build (or find in the cache) warp and MinIO and print their paths.
     Tools,
@@ -57,8 +61,10 @@ fn main() -> Result<()> {
             scratch,
             no_write,
             drives,
+            servers,
         } => coffer_e2e::bench::run(&coffer_e2e::bench::BenchOptions {
             drives,
+            servers,
             quick,
             scratch: scratch.unwrap_or_else(std::env::temp_dir),
             write_report: !no_write,

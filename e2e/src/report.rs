@@ -63,6 +63,46 @@ pub struct Context<'a> {
     pub command: &'a str,
     pub tools: &'a str,
     pub warp_example: &'a str,
+    /// What ran on each side (processes, drives, parity), when more than the heading says.
+    pub setup: Option<&'a str>,
+    /// Peak memory of every server process, as the table's last row.
+    pub memory: Option<&'a PeakRss>,
+}
+
+/// Peak resident set size (`VmHWM`, KiB) of each server process at the end of the run;
+/// `None` for a process that was gone by then.
+pub struct PeakRss {
+    pub coffer_kib: Vec<Option<u64>>,
+    pub minio_kib: Vec<Option<u64>>,
+}
+
+fn rss_cell(kib: &[Option<u64>]) -> String {
+    kib.iter()
+        .map(|k| k.map_or("gone".into(), |k| format!("{:.0}", k as f64 / 1024.0)))
+        .collect::<Vec<_>>()
+        .join(" / ")
+        + " MiB"
+}
+
+/// The peak-RSS table row: each process, and the ratio of the totals.
+pub fn memory_row(rss: &PeakRss) -> String {
+    let total = |v: &[Option<u64>]| v.iter().map(|k| k.unwrap_or(0)).sum::<u64>();
+    let (c, m) = (total(&rss.coffer_kib), total(&rss.minio_kib));
+    let ratio = if m > 0 && c > 0 {
+        format!("{:.2}", c as f64 / m as f64)
+    } else {
+        "–".into()
+    };
+    let label = if rss.coffer_kib.len() > 1 {
+        "peak RSS per server process (VmHWM; ratio of the sums)"
+    } else {
+        "peak RSS (VmHWM)"
+    };
+    format!(
+        "| {label} | {} | {} | {ratio} |\n",
+        rss_cell(&rss.coffer_kib),
+        rss_cell(&rss.minio_kib)
+    )
 }
 
 fn cell(result: &Result<Throughput, String>, is_list: bool) -> String {
@@ -140,6 +180,7 @@ They are never part of `cargo test`.
 ```
 cargo run -p coffer-e2e --release -- bench            # ~10 minutes
 cargo run -p coffer-e2e --release -- bench --quick    # ~5 minutes, to check the setup
+cargo run -p coffer-e2e --release -- bench --servers 4 --drives 2   # clusters, ~25 minutes
 cargo run -p coffer-e2e --release -- tools            # only build warp and MinIO, print their paths
 ```
 
@@ -153,8 +194,18 @@ Both servers run at the same time on 127.0.0.1 (one drive each, in fresh folders
 system temp folder or `--scratch DIR`, so on the same filesystem) with the same root
 credentials; every workload runs against Coffer, then against MinIO, with the same warp flags
 (`--concurrent 16`; 20 s windows, 40 s for 64 MiB objects; `--quick`: 5 s and 30 s, fewer
-objects). Traffic never leaves the loopback interface. Each run rewrites the results below;
-`--no-write` only prints the table.
+objects). Traffic never leaves the loopback interface. Each run rewrites its own section
+below (by heading: drive layout, cluster or not) and keeps the others; `--no-write` only
+prints the table. The last row is the peak resident memory (`VmHWM` from `/proc/PID/status`)
+of every server process at the end of the run.
+
+With `--servers N` (N > 1) each side is a cluster on loopback: Coffer as N `coffer-server`
+processes joined by a generated topology (`coffer_e2e::cluster::LocalCluster`, as
+`coffer-e2e local-cluster`), MinIO as N `minio server` processes given the same list of
+N × `--drives` endpoints (distributed mode, one erasure set). Both use parity 2 (EC:2), and warp
+sends its requests to all N endpoints of a side (`--host h1:p1,h2:p2,…`). All 2N servers and
+warp share the machine's CPUs, so on a small machine this measures CPU per request more than
+scaling.
 
 The ratio is Coffer's objects/s over MinIO's (objects have one size per workload, so it is
 also the ratio of MiB/s); above 1 means Coffer is faster. warp runs on the same machine and
@@ -187,7 +238,8 @@ pub fn write_markdown(path: &Path, heading: &str, ctx: &Context, rows: &[Row]) -
          - Machine: {} CPUs ({}), {:.1} GiB memory, Linux {}; load average {} at the start\n\
          - Command: `{}`\n\
          - Tools: {}\n\
-         - Each workload: `{}`\n\n{}",
+         {}\
+         - Each workload: `{}`\n\n{}{}",
         ctx.date,
         m.cpus,
         m.cpu_model,
@@ -196,8 +248,12 @@ pub fn write_markdown(path: &Path, heading: &str, ctx: &Context, rows: &[Row]) -
         m.load_at_start,
         ctx.command,
         ctx.tools,
+        ctx.setup
+            .map(|s| format!("- Setup: {s}\n"))
+            .unwrap_or_default(),
         ctx.warp_example,
-        table(rows)
+        table(rows),
+        ctx.memory.map(memory_row).unwrap_or_default()
     );
     let failed = failures(rows);
     if !failed.is_empty() {

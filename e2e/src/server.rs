@@ -181,6 +181,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.host_port)
@@ -210,15 +215,7 @@ impl ServerProcess {
 
     /// One plain HTTP/1.0 GET; true on a 200 answer.
     fn http_ok(&self, path: &str) -> bool {
-        let Ok(mut conn) = TcpStream::connect(&self.host_port) else {
-            return false;
-        };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.host_port);
-        let mut answer = String::new();
-        conn.write_all(request.as_bytes()).is_ok()
-            && conn.read_to_string(&mut answer).is_ok()
-            && answer.split(' ').nth(1) == Some("200")
+        http_ok(&self.host_port, path)
     }
 }
 
@@ -227,6 +224,192 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A distributed MinIO on loopback: `servers` processes, each on its own port with `drives`
+/// drive folders of its own (`DIR/nodeI/dJ`), all listed as one erasure set, the way MinIO runs
+/// on several machines. Dropping it kills every process and deletes the folder.
+pub struct MinioCluster {
+    children: Vec<Child>,
+    host_ports: Vec<String>,
+    log_paths: Vec<PathBuf>,
+    /// The parity asked for with `MINIO_STORAGE_CLASS_STANDARD` (`None`: MinIO's default).
+    pub parity: Option<usize>,
+    // Declared last so the folder outlives the processes while they are killed.
+    dir: TempDir,
+}
+
+impl MinioCluster {
+    /// Starts the processes and waits until every one answers its cluster health probe (drives
+    /// formatted, write quorum up).
+    ///
+    /// MinIO's ellipsis syntax (`http://127.0.0.1:{9001...9004}/data/d{1...2}`) expands to
+    /// the same folder paths on every port, which MinIO refuses on one address ("path can not
+    /// be served by different port on same address"), so the endpoints are listed one by one:
+    /// without any ellipsis, MinIO takes all the arguments as one pool.
+    pub fn start(
+        binary: &Path,
+        creds: &Credentials,
+        scratch: &Path,
+        servers: usize,
+        drives: usize,
+        parity: Option<usize>,
+    ) -> Result<Self> {
+        let dir = server_dir("minio-cluster", scratch)?;
+        let ports = free_ports(2 * servers)?;
+        let host_ports: Vec<String> = ports[..servers]
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let mut endpoints = Vec::new();
+        for (i, hp) in host_ports.iter().enumerate() {
+            for j in 0..drives {
+                let path = dir.path().join(format!("node{i}")).join(format!("d{j}"));
+                std::fs::create_dir_all(&path)?;
+                endpoints.push(format!("http://{hp}{}", path.display()));
+            }
+        }
+        let mut cluster = MinioCluster {
+            children: Vec::new(),
+            host_ports,
+            log_paths: Vec::new(),
+            parity,
+            dir,
+        };
+        for i in 0..servers {
+            let log_path = cluster.dir.path().join(format!("node{i}.log"));
+            let log = File::create(&log_path)?;
+            let mut cmd = Command::new(binary);
+            cmd.arg("server")
+                .args(&endpoints)
+                .args([
+                    "--address",
+                    &cluster.host_ports[i],
+                    "--console-address",
+                    &format!("127.0.0.1:{}", ports[servers + i]),
+                    "--quiet",
+                ])
+                .env("MINIO_ROOT_USER", &creds.access_key)
+                .env("MINIO_ROOT_PASSWORD", &creds.secret_key)
+                .env("MINIO_BROWSER", "off")
+                // Folders on the root filesystem (see `start_minio`).
+                .env("MINIO_CI_CD", "on")
+                // In a container (`/.dockerenv`) MinIO waits forever for endpoints that
+                // resolve to loopback, unless told which one is this process's own; the others
+                // are then taken as remote peers.
+                .env("_MINIO_SERVER_LOCAL", &cluster.host_ports[i])
+                .env("MINIO_UPDATE", "off")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log);
+            if let Some(p) = parity {
+                cmd.env("MINIO_STORAGE_CLASS_STANDARD", format!("EC:{p}"));
+            }
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("spawning {}", binary.display()))?;
+            cluster.children.push(child);
+            cluster.log_paths.push(log_path);
+        }
+        // Peers wait for each other before formatting: allow more than one server's start.
+        let deadline = Instant::now() + 2 * START_TIMEOUT;
+        for i in 0..servers {
+            while !http_ok(&cluster.host_ports[i], "/minio/health/cluster") {
+                cluster.ensure_running()?;
+                if Instant::now() > deadline {
+                    bail!(
+                        "distributed minio not ready within {:?}\n{}",
+                        2 * START_TIMEOUT,
+                        cluster.log_tail(20)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// Fails when a process has exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            if let Some(status) = child.try_wait()? {
+                bail!("minio node{i} is no longer running: exited with {status}");
+            }
+        }
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT` of every process.
+    pub fn host_ports(&self) -> &[String] {
+        &self.host_ports
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// The last `lines` lines of every process's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for (i, path) in self.log_paths.iter().enumerate() {
+            let text = strip_ansi(&std::fs::read_to_string(path).unwrap_or_default());
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            out.push_str(&format!(
+                "--- minio node{i} log (last {lines} lines) ---\n{}\n",
+                all[start..].join("\n")
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for MinioCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The peak resident set size (`VmHWM`) of process `pid` in KiB, from `/proc/PID/status`;
+/// `None` once the process is gone.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One plain HTTP/1.0 GET to `host_port`; true on a 200 answer.
+fn http_ok(host_port: &str, path: &str) -> bool {
+    let Ok(mut conn) = TcpStream::connect(host_port) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {host_port}\r\n\r\n");
+    let mut answer = String::new();
+    conn.write_all(request.as_bytes()).is_ok()
+        && conn.read_to_string(&mut answer).is_ok()
+        && answer.split(' ').nth(1) == Some("200")
+}
+
+/// `n` distinct loopback ports nobody listens on right now (all bound at once, so none
+/// repeats).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 /// Drops terminal colour sequences (`ESC [ … letter`) from a log.

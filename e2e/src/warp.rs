@@ -33,8 +33,8 @@ pub struct Throughput {
 }
 
 /// The benchmark's workloads: PUT and GET at three object sizes, then LIST
-/// over a 10 000-object bucket (`quick`: shorter and smaller).
-pub fn workloads(quick: bool) -> Vec<Workload> {
+/// over a bucket of `list_objects` objects (`quick`: shorter and fewer objects).
+pub fn workloads(quick: bool, list_objects: u32) -> Vec<Workload> {
     let duration = Duration::from_secs(if quick { 5 } else { 20 });
     // 16 concurrent 64 MiB uploads take seconds each on a small machine;
     // warp only counts requests that complete inside the window.
@@ -68,7 +68,6 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
             duration: window(size),
         });
     }
-    let list_objects = if quick { 2000 } else { 10_000 };
     out.push(Workload {
         label: format!("LIST {list_objects} objects"),
         args: vec![
