@@ -306,8 +306,8 @@ async fn every_server_serves_the_whole_namespace_consistently() {
     let key: serde_json::Value =
         serde_json::from_str(&created).unwrap_or_else(|e| panic!("{e}: {created}"));
     let (id, secret) = (
-        key["access_key"].as_str().unwrap().to_string(),
-        key["secret_key"].as_str().unwrap().to_string(),
+        key["accessKey"].as_str().unwrap().to_string(),
+        key["secretKey"].as_str().unwrap().to_string(),
     );
     for i in 0..4 {
         let c = client_as(&cluster, i, &id, &secret);
@@ -669,5 +669,101 @@ async fn a_write_without_quorum_fails_and_leaves_nothing_visible() {
             "{}: the failed write left shard files",
             d.display()
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pool_of_two_erasure_sets_places_merges_and_survives_a_server() {
+    // 4 servers × 5 drives = 20 drives: two sets of 10 (7 data + 3 parity), each spread over
+    // all four servers.
+    let mut cluster = start(4, 5);
+    let status = admin(&cluster, 0, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["sets"], 2, "{status}");
+    assert_eq!(status["drives"].as_array().unwrap().len(), 20);
+    let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
+    clients[1]
+        .create_bucket()
+        .bucket("sets")
+        .send()
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for n in 0..40u64 {
+        let key = format!("dir{}/obj-{n:02}", n % 3);
+        let size = if n % 2 == 0 { 2_000 } else { 200_000 };
+        put(&clients[(n % 4) as usize], "sets", &key, body(n, size)).await;
+        expected.push((key, n, size));
+    }
+    expected.sort();
+    // Both sets hold objects: drive 0 of server 0 is in set 0, drive 4 in set 1.
+    assert!(
+        !shard_files(&cluster.drive(0, 0)).is_empty(),
+        "set 0 got no object"
+    );
+    assert!(
+        !shard_files(&cluster.drive(0, 4)).is_empty(),
+        "set 1 got no object"
+    );
+    // Listings merge both sets in key order, page by page and by delimiter.
+    let keys: Vec<String> = list(&clients[2], "sets")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        expected
+            .iter()
+            .map(|(k, _, _)| k.clone())
+            .collect::<Vec<_>>()
+    );
+    let dirs = clients[3]
+        .list_objects_v2()
+        .bucket("sets")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let prefixes: Vec<&str> = dirs
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(prefixes, vec!["dir0/", "dir1/", "dir2/"]);
+    // With a server down (at most 3 drives of each set), everything still reads.
+    cluster.kill(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (key, n, size) in &expected {
+        assert_eq!(
+            get(&clients[0], "sets", key).await,
+            Some(body(*n, *size)),
+            "{key}"
+        );
+    }
+    // Deleting everything through the survivors empties both sets, and the bucket goes.
+    for (key, _, _) in &expected {
+        clients[1]
+            .delete_object()
+            .bucket("sets")
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(list(&clients[2], "sets").await.is_empty());
+    clients[0]
+        .delete_bucket()
+        .bucket("sets")
+        .send()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        for j in 0..5 {
+            assert!(
+                shard_files(&cluster.drive(i, j)).is_empty(),
+                "node-{i} drive-{j} kept shards"
+            );
+        }
     }
 }

@@ -296,6 +296,7 @@ async fn serve_store(
     cluster: Option<Arc<crate::cluster::node::Cluster>>,
 ) -> anyhow::Result<(ServerHandle, Arc<Context>, bool)> {
     let heal = Arc::new(crate::heal::HealStatus::default());
+    crate::heal::spawn_missed_healer(store.clone(), heal.clone());
     crate::heal::spawn_scanner(
         store.clone(),
         heal.clone(),

@@ -35,6 +35,16 @@ pub struct HealStatusReport {
 }
 
 impl HealStatus {
+    /// Counts what one heal found and did (not an object scanned by the scanner).
+    pub fn add(&self, r: &crate::store::heal::HealReport) {
+        self.shards_missing
+            .fetch_add(r.shards_missing, Ordering::Relaxed);
+        self.shards_healed
+            .fetch_add(r.shards_healed, Ordering::Relaxed);
+        self.bytes_healed
+            .fetch_add(r.bytes_healed, Ordering::Relaxed);
+    }
+
     pub fn report(&self) -> HealStatusReport {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         HealStatusReport {
@@ -86,15 +96,7 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
             match store.heal_version(v) {
                 Ok(r) => {
                     status.objects_scanned.fetch_add(1, Ordering::Relaxed);
-                    status
-                        .shards_missing
-                        .fetch_add(r.shards_missing, Ordering::Relaxed);
-                    status
-                        .shards_healed
-                        .fetch_add(r.shards_healed, Ordering::Relaxed);
-                    status
-                        .bytes_healed
-                        .fetch_add(r.bytes_healed, Ordering::Relaxed);
+                    status.add(&r);
                     if r.shards_healed > 0 {
                         tracing::info!(
                             shards = r.shards_healed,
@@ -122,6 +124,62 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
     }
     status.scanning.store(0, Ordering::Relaxed);
     status.cycles.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How often writes that missed a drive are looked at.
+const MISSED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts the healer of missed writes: records and shards a write could not put on every
+/// drive (a drive was away or failed) are rebuilt there as soon as every drive of the set
+/// answers again, rather than when the scanner next passes.
+pub fn spawn_missed_healer(store: Arc<Store>, status: Arc<HealStatus>) {
+    if store.drive_set().codec.is_none() {
+        return;
+    }
+    let store = Arc::downgrade(&store);
+    std::thread::Builder::new()
+        .name("coffer-missed".into())
+        .spawn(move || loop {
+            std::thread::sleep(MISSED_EVERY);
+            let Some(store) = store.upgrade() else { return };
+            for (index, set) in store.sets().iter().enumerate() {
+                let keys = set.take_missed();
+                if keys.is_empty() {
+                    continue;
+                }
+                if set.reachable_count() < set.len() {
+                    set.requeue_missed(keys);
+                    continue;
+                }
+                let mut retry = Vec::new();
+                for key in keys {
+                    let values = match set.get_all(&key) {
+                        Ok(v) => v,
+                        Err(_) => {
+                            retry.push(key);
+                            continue;
+                        }
+                    };
+                    if values.iter().all(Option::is_none) {
+                        continue; // deleted since
+                    }
+                    let v = crate::store::heal::ScannedVersion {
+                        set: index,
+                        raw_key: key.clone(),
+                        values,
+                    };
+                    match store.heal_version(&v) {
+                        Ok(report) => status.add(&report),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "healing a missed write failed; retrying");
+                            retry.push(key);
+                        }
+                    }
+                }
+                set.requeue_missed(retry);
+            }
+        })
+        .expect("spawning the missed-write healer");
 }
 
 /// Starts the scanner on its own thread; it runs a cycle right away, then every interval.

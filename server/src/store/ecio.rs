@@ -154,12 +154,14 @@ impl ShardFilesWriter {
         self.check_quorum()
     }
 
-    /// Writes the last block and makes every shard file durable, in parallel.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    /// Writes the last block and makes every shard file durable, in parallel. Returns whether
+    /// every drive took its shard.
+    pub fn commit(mut self) -> Result<bool, StoreError> {
         if !self.buf.is_empty() {
             self.flush_block()?;
         }
         let writers = std::mem::take(&mut self.writers);
+        let total = writers.len();
         let ok = std::thread::scope(|scope| {
             let handles: Vec<_> = writers
                 .into_iter()
@@ -178,7 +180,7 @@ impl ShardFilesWriter {
                 need: self.quorum,
             });
         }
-        Ok(())
+        Ok(ok == total)
     }
 }
 

@@ -538,13 +538,14 @@ impl Store {
                         })
                     })
                     .collect();
-                batch.put_per_drive(record_key, values);
+                batch.put_per_drive(record_key.clone(), values);
             }
-            None => batch.put(record_key, record::encode(&record)),
+            None => batch.put(record_key.clone(), record::encode(&record)),
         }
         Self::add_garbage(&mut batch, &garbage);
         let set = self.set_of(&bucket.name, key);
         set.write(&batch)?;
+        set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
         Ok(record)
     }

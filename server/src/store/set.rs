@@ -138,7 +138,20 @@ pub struct DriveSet {
     pub codec: Option<ErasureCodec>,
     /// Data files being healed right now: one heal per file at a time.
     pub healing: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Writes that succeeded without every drive: healed soon by the store's heal worker
+    /// instead of waiting for the scanner.
+    missed: std::sync::Mutex<Missed>,
 }
+
+/// Records written without every drive, and data files written without every shard.
+#[derive(Default)]
+struct Missed {
+    keys: std::collections::HashSet<Vec<u8>>,
+    data: std::collections::HashSet<String>,
+}
+
+/// At most this many missed writes are remembered; the scanner finds the rest.
+const MAX_MISSED: usize = 100_000;
 
 fn db_options() -> rocksdb::Options {
     let mut opts = rocksdb::Options::default();
@@ -330,6 +343,7 @@ impl DriveSet {
                 geometry,
                 codec,
                 healing: Default::default(),
+                missed: Default::default(),
             },
             fresh,
         ))
@@ -346,6 +360,7 @@ impl DriveSet {
             geometry,
             codec,
             healing: Default::default(),
+            missed: Default::default(),
         }
     }
 
@@ -355,6 +370,7 @@ impl DriveSet {
             geometry: ErasureGeometry::new(1, 0).expect("1+0 is a valid geometry"),
             codec: None,
             healing: Default::default(),
+            missed: Default::default(),
         }
     }
 
@@ -406,6 +422,9 @@ impl DriveSet {
         });
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok >= self.write_quorum() {
+            if ok < self.slots.len() {
+                self.note_missed(batch);
+            }
             return Ok(());
         }
         // Too few drives took the change: take back the records it added where it landed, so
@@ -432,6 +451,55 @@ impl DriveSet {
                 have: ok,
                 need: self.write_quorum(),
             }),
+        }
+    }
+
+    fn missed(&self) -> std::sync::MutexGuard<'_, Missed> {
+        self.missed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the records of a write that reached a quorum but not every drive.
+    fn note_missed(&self, batch: &Batch) {
+        let mut missed = self.missed();
+        for op in &batch.ops {
+            if let Op::Put(k, _) | Op::PutPerDrive(k, _) = op {
+                if missed.keys.len() < MAX_MISSED {
+                    missed.keys.insert(k.clone());
+                }
+            }
+        }
+    }
+
+    /// Remembers a data file written without all its shards.
+    pub fn note_degraded_data(&self, id: &str) {
+        let mut missed = self.missed();
+        if missed.data.len() < MAX_MISSED {
+            missed.data.insert(id.to_string());
+        }
+    }
+
+    /// Queues `key` for healing when any of `ids` was written without all its shards.
+    pub fn note_degraded_record(&self, key: &[u8], ids: &[String]) {
+        let mut missed = self.missed();
+        let degraded = ids.iter().any(|id| missed.data.remove(id));
+        if degraded && missed.keys.len() < MAX_MISSED {
+            missed.keys.insert(key.to_vec());
+        }
+    }
+
+    /// Takes the queued record keys (see [`DriveSet::requeue_missed`]).
+    pub fn take_missed(&self) -> Vec<Vec<u8>> {
+        self.missed().keys.drain().collect()
+    }
+
+    /// Puts back keys that could not be healed yet (a drive is still away).
+    pub fn requeue_missed(&self, keys: Vec<Vec<u8>>) {
+        let mut missed = self.missed();
+        for k in keys {
+            if missed.keys.len() >= MAX_MISSED {
+                break;
+            }
+            missed.keys.insert(k);
         }
     }
 

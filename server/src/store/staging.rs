@@ -150,7 +150,9 @@ impl StagingWriter {
                     // Dropping the writer removes its temporary files.
                     return Err(StoreError::Internal("upload cancelled".into()));
                 }
-                writer.commit()?;
+                if !writer.commit()? {
+                    set.note_degraded_data(&id);
+                }
                 return Ok((id, hasher.finish()));
             }
             let (_, slot) = set

@@ -3,7 +3,7 @@
 //! at once instead of waiting for a timeout.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a peer is pinged, and how long a ping may take.
 const PING_EVERY: Duration = Duration::from_millis(500);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// A peer that refuses connections is down at once; one that only answers slowly is down
+/// after this many pings in a row time out (a busy peer is not a dead one: writes skip a
+/// down peer, so marking it down too eagerly leaves writes on fewer drives).
+const SLOW_PINGS_DOWN: u32 = 3;
 
 pub struct PeerClient {
     /// The peer's node name.
@@ -34,6 +38,7 @@ pub struct PeerClient {
     http: Client<HttpConnector, PeerBody>,
     handle: tokio::runtime::Handle,
     up: AtomicBool,
+    slow_pings: AtomicU32,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> PeerBody {
@@ -69,12 +74,23 @@ impl PeerClient {
             http,
             handle: tokio::runtime::Handle::current(),
             up: AtomicBool::new(false),
+            slow_pings: AtomicU32::new(0),
         });
         let weak = Arc::downgrade(&client);
         client.handle.spawn(async move {
             loop {
                 let Some(c) = weak.upgrade() else { return };
-                let ok = c.ping().await;
+                let ok = match c.ping().await {
+                    Ping::Answered => {
+                        c.slow_pings.store(0, Ordering::SeqCst);
+                        true
+                    }
+                    Ping::Refused => false,
+                    Ping::Slow => {
+                        let slow = c.slow_pings.fetch_add(1, Ordering::SeqCst) + 1;
+                        slow < SLOW_PINGS_DOWN && c.up.load(Ordering::SeqCst)
+                    }
+                };
                 if ok != c.up.swap(ok, Ordering::SeqCst) {
                     if ok {
                         tracing::info!(peer = %c.name, "peer is up");
@@ -89,15 +105,34 @@ impl PeerClient {
         client
     }
 
-    async fn ping(&self) -> bool {
-        matches!(
-            tokio::time::timeout(
-                PING_TIMEOUT,
-                self.send(Method::GET, "/peer/v1/health", full(Bytes::new()))
-            )
-            .await,
-            Ok(Ok(r)) if r.status() == StatusCode::OK
+    async fn ping(&self) -> Ping {
+        let sent = tokio::time::timeout(
+            PING_TIMEOUT,
+            self.http
+                .request(self.request(Method::GET, "/peer/v1/health", full(Bytes::new()))),
         )
+        .await;
+        match sent {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => Ping::Answered,
+            Ok(Err(e)) if e.is_connect() => Ping::Refused,
+            // A wrong secret or another server at the address is as good as no peer.
+            Ok(Ok(_)) => Ping::Refused,
+            Ok(Err(_)) | Err(_) => Ping::Slow,
+        }
+    }
+
+    fn request(&self, method: Method, path: &str, body: PeerBody) -> Request<PeerBody> {
+        let auth = super::sign(&self.secret, &self.me, method.as_str(), path);
+        let mut req = Request::new(body);
+        *req.method_mut() = method;
+        *req.uri_mut() = format!("{}{path}", self.base)
+            .parse()
+            .expect("peer addresses come from a validated topology");
+        req.headers_mut().insert(
+            super::AUTH_HEADER,
+            auth.parse().expect("the signature is ASCII"),
+        );
+        req
     }
 
     /// Whether the peer answered its last ping (and no call failed since).
@@ -118,13 +153,7 @@ impl PeerClient {
         path: &str,
         body: PeerBody,
     ) -> Result<Response<Incoming>, StoreError> {
-        let auth = super::sign(&self.secret, &self.me, method.as_str(), path);
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header(super::AUTH_HEADER, auth)
-            .body(body)
-            .map_err(|e| peer_error(&self.name, e))?;
+        let req = self.request(method, path, body);
         self.http.request(req).await.map_err(|e| {
             // Only a failure to reach the peer says it is down; a request whose body the
             // caller abandoned (an upload that lost its quorum) says nothing about the peer.
@@ -198,4 +227,13 @@ pub fn block_on<F: Future>(handle: &tokio::runtime::Handle, fut: F) -> F::Output
         Ok(_) => tokio::task::block_in_place(|| handle.block_on(fut)),
         Err(_) => handle.block_on(fut),
     }
+}
+
+/// What a ping found.
+enum Ping {
+    Answered,
+    /// Nothing listens (or something that is not this cluster's peer).
+    Refused,
+    /// No answer in time.
+    Slow,
 }
