@@ -34,11 +34,18 @@ impl AdminError {
         let doc: Option<Value> = text
             .split_once(": ")
             .and_then(|(_, body)| serde_json::from_str(body).ok());
+        // Errors from the admin handlers are JSON; a request refused before it reaches them
+        // (a bad signature) gets the S3 XML error.
         let code = doc
             .as_ref()
             .and_then(|d| d.get("code"))
             .and_then(Value::as_str)
-            .map(String::from);
+            .map(String::from)
+            .or_else(|| {
+                text.split_once("<Code>")
+                    .and_then(|(_, rest)| rest.split_once("</Code>"))
+                    .map(|(code, _)| code.to_string())
+            });
         let message = match (
             &code,
             doc.as_ref()
@@ -332,10 +339,12 @@ impl Admin {
 /// admin API does not duplicate; these calls sign with the same root credential using the
 /// server crate's SigV4 signer.
 impl Admin {
-    async fn s3_policy(
+    /// A signed S3 request (`path` like `/bucket` or `/bucket/key`, already URI-encoded).
+    pub(crate) async fn s3(
         &self,
         method: Method,
-        bucket: &str,
+        path: &str,
+        query: Option<&str>,
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), AdminError> {
         use http_body_util::BodyExt;
@@ -355,7 +364,6 @@ impl Admin {
                 ))
             })?
             .clone();
-        let path = format!("/{bucket}");
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::HOST,
@@ -363,8 +371,8 @@ impl Admin {
         );
         coffer_server::auth::sign::sign_request(
             method.as_str(),
-            &path,
-            Some("policy"),
+            path,
+            query,
             &mut headers,
             body,
             &self.client.access_key,
@@ -373,10 +381,11 @@ impl Admin {
             std::time::SystemTime::now(),
         );
         let uri = format!(
-            "{}://{}{}?policy",
+            "{}://{}{}{}",
             self.client.endpoint.scheme_str().unwrap_or("http"),
             authority,
-            path
+            path,
+            query.map(|q| format!("?{q}")).unwrap_or_default()
         );
         let mut req = http::Request::builder()
             .method(method)
@@ -404,7 +413,7 @@ impl Admin {
             .await
             .map_err(|_| {
                 fail(format!(
-                    "the S3 API did not answer {bucket}?policy within {:?}",
+                    "the S3 API did not answer {path} within {:?}",
                     self.timeout
                 ))
             })?
@@ -429,7 +438,9 @@ impl Admin {
 
     /// The bucket's policy document, `None` when it has none.
     pub async fn bucket_policy(&self, bucket: &str) -> Result<Option<Value>, AdminError> {
-        let (status, body) = self.s3_policy(Method::GET, bucket, b"").await?;
+        let (status, body) = self
+            .s3(Method::GET, &format!("/{bucket}"), Some("policy"), b"")
+            .await?;
         match status {
             200 => serde_json::from_slice(&body)
                 .map(Some)
@@ -445,7 +456,12 @@ impl Admin {
 
     pub async fn put_bucket_policy(&self, bucket: &str, policy: &str) -> Result<(), AdminError> {
         let (status, body) = self
-            .s3_policy(Method::PUT, bucket, policy.as_bytes())
+            .s3(
+                Method::PUT,
+                &format!("/{bucket}"),
+                Some("policy"),
+                policy.as_bytes(),
+            )
             .await?;
         if (200..300).contains(&status) {
             Ok(())

@@ -42,7 +42,7 @@ pub async fn reconcile(key: Arc<AccessKey>, ctx: Arc<Context>) -> Result<Action>
 
 /// Marks the keys this resource issued, so a key orphaned by a crash between registering it
 /// and writing the Secret is found and revoked.
-fn description(key: &AccessKey) -> String {
+pub(crate) fn description(key: &AccessKey) -> String {
     format!(
         "coffer.dev AccessKey {}/{} uid={}",
         key.namespace().unwrap_or_default(),

@@ -183,3 +183,5 @@ pub async fn run(
     }
 }
 
+#[cfg(test)]
+mod tests;
