@@ -83,15 +83,20 @@ impl LeaderElection {
         }
     }
 
-    /// Renews the Lease until a renewal fails to keep it; then returns (the caller exits so
-    /// that two replicas never reconcile at once).
+    /// Renews the Lease until it is lost — another replica holds it, or no renewal
+    /// succeeded for a whole lease duration (another replica may have taken it) — then
+    /// returns, so the caller can stop before two replicas reconcile at once.
     pub async fn keep(&self) {
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.lease_duration / 3).await;
             match self.try_acquire().await {
-                Ok(true) => {}
+                Ok(true) => renewed = tokio::time::Instant::now(),
                 Ok(false) => return,
                 Err(e) => tracing::warn!(error = %e, "could not renew the leader Lease"),
+            }
+            if renewed.elapsed() >= self.lease_duration {
+                return;
             }
         }
     }

@@ -3,8 +3,10 @@
 //! where the admin API is involved — a real `coffer-server` process.
 
 mod access_key;
+mod admin_api;
 mod bucket;
 mod object_store;
+mod runtime;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
