@@ -24,3 +24,7 @@ fi
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace --no-fail-fast
+
+# Operator chart and manifests: Argo CD health check under Lua, helm lint/template (helm is
+# built once from its Go module into ~/.cache/coffer-e2e/go), kustomize renders.
+charts/test.sh

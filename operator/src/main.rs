@@ -31,10 +31,11 @@ struct Cli {
 enum Command {
     /// Run the controllers (the default).
     Run,
-    /// Write the CRDs (objectstore.yaml, bucket.yaml, accesskey.yaml) into a folder.
+    /// Write the CRDs (objectstore.yaml, bucket.yaml, accesskey.yaml) into folders (by
+    /// default `crds/` and the chart's `charts/coffer/crds/`).
     Crdgen {
-        #[arg(long, default_value = "crds")]
-        out: PathBuf,
+        #[arg(long, default_values = ["crds", "charts/coffer/crds"])]
+        out: Vec<PathBuf>,
     },
 }
 
@@ -77,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Crdgen { out }) => crdgen(&out),
+        Some(Command::Crdgen { out }) => out.iter().try_for_each(|dir| crdgen(dir)),
         Some(Command::Run) | None => run(cli.run).await,
     }
 }

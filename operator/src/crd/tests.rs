@@ -4,18 +4,18 @@
 use super::*;
 use kube::CustomResourceExt;
 
-fn crds_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds")
-}
-
 #[test]
 fn committed_crds_match_the_types() {
-    for (file, crd) in all() {
-        let path = crds_dir().join(file);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (dir, (file, crd)) in ["crds", "charts/coffer/crds"]
+        .into_iter()
+        .flat_map(|d| all().into_iter().map(move |c| (d, c)))
+    {
+        let path = root.join(dir).join(file);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == to_yaml(&crd),
-            "{} is stale: run `cargo run --release -p coffer-operator -- crdgen`",
+            "{} is stale: run `cargo run --release -p coffer-operator -- crdgen` at the repository root",
             path.display()
         );
     }
