@@ -419,6 +419,44 @@ impl Admin {
             })?
     }
 
+    /// Deletes the bucket's objects, at most `pages` listings of 1000 per call so one
+    /// reconcile stays short. Returns how many objects were deleted and whether the bucket
+    /// is empty now. (The admin API has no forced bucket deletion, so this walks the S3 API:
+    /// ListObjectsV2, then DeleteObject per key.)
+    pub async fn empty_bucket(
+        &self,
+        bucket: &str,
+        pages: usize,
+    ) -> Result<(usize, bool), AdminError> {
+        let mut deleted = 0;
+        for _ in 0..pages {
+            let (status, body) = self
+                .s3(
+                    Method::GET,
+                    &format!("/{bucket}"),
+                    Some("list-type=2&max-keys=1000"),
+                    b"",
+                )
+                .await?;
+            if status != 200 {
+                return Err(Self::s3_error(status, &body));
+            }
+            let keys = xml_values(&String::from_utf8_lossy(&body), "Key");
+            if keys.is_empty() {
+                return Ok((deleted, true));
+            }
+            for key in keys {
+                let path = format!("/{bucket}/{}", encode_key(&key));
+                let (status, body) = self.s3(Method::DELETE, &path, None, b"").await?;
+                if !(200..300).contains(&status) {
+                    return Err(Self::s3_error(status, &body));
+                }
+                deleted += 1;
+            }
+        }
+        Ok((deleted, false))
+    }
+
     /// An S3 XML error answer as an `AdminError` (code from `<Code>`).
     fn s3_error(status: u16, body: &[u8]) -> AdminError {
         let text = String::from_utf8_lossy(body);
@@ -471,6 +509,44 @@ impl Admin {
     }
 }
 
+/// The text of every `<tag>…</tag>` in `xml`, with the five XML entities decoded.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(
+            after[..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn encode_key_for_tests(key: &str) -> String {
+    encode_key(key)
+}
+
+/// An object key as a URI path: every byte but unreserved characters and `/` percent-encoded.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +581,12 @@ mod tests {
             description: String::new(),
         };
         assert!(!format!("{req:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn listing_keys_are_decoded_and_paths_encoded() {
+        let xml = "<ListBucketResult><Contents><Key>a &amp; b.txt</Key></Contents><Contents><Key>d/\u{fc}</Key></Contents></ListBucketResult>";
+        assert_eq!(xml_values(xml, "Key"), ["a & b.txt", "d/\u{fc}"]);
+        assert_eq!(encode_key("a & b/\u{fc}.txt"), "a%20%26%20b/%C3%BC.txt");
     }
 }

@@ -412,6 +412,32 @@ async fn cleanup(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Ac
         // Another resource manages this bucket: deleting this one never touches its data.
         return Ok(Action::await_change());
     }
+    // deletionPolicy Delete empties the bucket first, a bounded amount per pass.
+    match target.admin.empty_bucket(&name, 10).await {
+        Ok((_, true)) => {}
+        Ok((deleted, false)) => {
+            let message = format!("emptying bucket {name}: deleted {deleted} objects in this pass");
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("Emptying", message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            return Err(Error::Invalid(message));
+        }
+        Err(e) if e.is("NoSuchBucket") => {}
+        Err(e) => {
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("DeletionFailed", e.message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            return Err(e.into());
+        }
+    }
     match target.admin.delete_bucket(&name).await {
         Ok(()) => {
             ctx.event(

@@ -193,29 +193,47 @@ async fn deletion_retains_or_removes_the_bucket_as_the_policy_says() {
 }
 
 #[tokio::test]
-async fn deleting_a_bucket_that_holds_objects_is_blocked_with_a_reason() {
+async fn deletion_policy_delete_empties_the_bucket_then_removes_it() {
     let server = RealServer::start();
     let (fake, ctx) = world(
         &server,
         &[Bucket::test("full").with_deletion(BucketDeletionPolicy::Delete)],
     );
     pass(&fake, &ctx, "full").await.unwrap();
-    let (code, _) = server
-        .admin()
-        .s3(http::Method::PUT, "/full/a.txt", None, b"hello")
-        .await
-        .unwrap();
-    assert_eq!(code, 200);
+    for key in [
+        "a.txt",
+        "dir/b.txt",
+        "with space & ampersand.txt",
+        "d/\u{fc}nicode.txt",
+    ] {
+        let path = format!("/full/{}", crate::admin::encode_key_for_tests(key));
+        let (code, _) = server
+            .admin()
+            .s3(http::Method::PUT, &path, None, b"hello")
+            .await
+            .unwrap();
+        assert_eq!(code, 200, "{key}");
+    }
+    assert_eq!(
+        server
+            .admin()
+            .bucket("full")
+            .await
+            .unwrap()
+            .unwrap()
+            .usage
+            .objects,
+        4
+    );
     let b: Bucket = read(&fake, &path("full"));
     fake.put(&path("full"), b.deleting());
     fake.take_events();
-    assert!(pass(&fake, &ctx, "full").await.is_err());
-    assert_eq!(ready(&fake, "full").reason, "DeletionBlocked");
-    assert_eq!(fake.take_events(), ["DeletionBlocked"]);
-    assert!(!read::<Bucket>(&fake, &path("full"))
+    pass(&fake, &ctx, "full").await.unwrap();
+    assert!(server.admin().bucket("full").await.unwrap().is_none());
+    assert_eq!(fake.take_events(), ["BucketDeleted"]);
+    assert!(read::<Bucket>(&fake, &path("full"))
         .metadata
         .finalizers
         .unwrap_or_default()
         .is_empty());
-    assert!(server.admin().bucket("full").await.unwrap().is_some());
 }
