@@ -131,6 +131,13 @@ async fn write_status(
     let conditions = vec![
         Condition::new(READY, ready, reason, message.clone(), generation),
         Condition::new(
+            PROGRESSING,
+            !ready && !degraded,
+            if ready || degraded { "Settled" } else { reason },
+            String::new(),
+            generation,
+        ),
+        Condition::new(
             DEGRADED,
             degraded,
             if degraded { reason } else { "AsExpected" },

@@ -154,6 +154,18 @@ async fn write_status(
             outcome.message.clone(),
             generation,
         ),
+        // Waiting (for the store, the server) is progress; Ready and Degraded are settled.
+        Condition::new(
+            PROGRESSING,
+            !outcome.ready && !outcome.degraded,
+            if outcome.ready || outcome.degraded {
+                "Settled"
+            } else {
+                &outcome.reason
+            },
+            String::new(),
+            generation,
+        ),
         Condition::new(
             DEGRADED,
             outcome.degraded,

@@ -241,6 +241,15 @@ async fn a_key_reaches_only_buckets_its_namespace_manages() {
     let c = ready(&fake);
     assert!(!c.is_true());
     assert_eq!(c.reason, "BucketNotFound");
+    let progressing = status(&fake)
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == PROGRESSING)
+        .unwrap();
+    assert!(
+        progressing.is_true(),
+        "waiting for the Bucket is progress, not degradation"
+    );
     assert!(fake.get(SECRET).is_none());
     assert!(server.admin().keys().await.unwrap().is_empty());
 }

@@ -63,6 +63,19 @@ async fn a_bucket_is_created_then_left_alone_and_recreated_when_it_drifts() {
         })
     );
     assert!(ready(&fake, "photos").is_true());
+    let conditions = read::<Bucket>(&fake, &path("photos"))
+        .status
+        .unwrap()
+        .conditions;
+    let types: Vec<_> = conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.is_true()))
+        .collect();
+    assert_eq!(
+        types,
+        [(READY, true), (PROGRESSING, false), (DEGRADED, false)]
+    );
+    assert!(conditions.iter().all(|c| c.observed_generation == Some(1)));
     assert_eq!(fake.take_events(), ["BucketCreated"]);
     fake.take_writes();
 
