@@ -217,7 +217,15 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let mut statefulsets = Vec::new();
     for (pool, layout) in store.spec.pools.iter().zip(&layouts) {
-        let (sts, _) = apply_if_changed(&sts_api, &statefulset(store, pool)).await?;
+        let sts = match apply_if_changed(&sts_api, &statefulset(store, pool)).await {
+            Ok((sts, _)) => sts,
+            // The API server refuses what no retry fixes (e.g. a changed volumeClaimTemplate).
+            Err(kube::Error::Api(e)) if e.code == 422 => {
+                let message = format!("StatefulSet of pool {}: {}", pool.name, e.message);
+                return refuse(store, ctx, ns, "InvalidStatefulSet", message).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         statefulsets.push(sts);
         apply_if_changed(&pdb_api, &pod_disruption_budget(store, pool, layout)).await?;
     }

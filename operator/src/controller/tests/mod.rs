@@ -31,6 +31,9 @@ pub struct FakeApi {
     objects: Arc<Mutex<BTreeMap<String, Value>>>,
     requests: Arc<Mutex<Vec<String>>>,
     events: Arc<Mutex<Vec<Value>>>,
+    /// Writes to these paths are refused with 422 Invalid (what the API server answers, e.g.,
+    /// to a changed StatefulSet claim template).
+    invalid: Arc<Mutex<Vec<String>>>,
 }
 
 fn status(code: u16, reason: &str) -> (u16, Value) {
@@ -101,6 +104,9 @@ impl FakeApi {
         if path.contains("/events") {
             self.events.lock().unwrap().push(body.clone());
             return (201, body);
+        }
+        if method != "GET" && self.invalid.lock().unwrap().contains(&path) {
+            return status(422, "Invalid");
         }
         let segments: Vec<&str> = path.split('/').collect();
         let after_ns = segments
@@ -203,6 +209,10 @@ impl FakeApi {
             }
             _ => status(405, "MethodNotAllowed"),
         }
+    }
+
+    pub fn refuse_writes_to(&self, path: &str) {
+        self.invalid.lock().unwrap().push(path.into());
     }
 
     pub fn put(&self, path: &str, obj: impl serde::Serialize) {

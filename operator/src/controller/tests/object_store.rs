@@ -333,3 +333,25 @@ async fn deleting_a_store_keeps_or_removes_its_data_as_the_policy_says() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_change_the_api_server_refuses_makes_the_store_degraded() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+    let mut store: ObjectStore = read(&fake, STORE);
+    store.spec.pools[0].volume_claim_template.storage_class_name = Some("fast".into());
+    store.metadata.generation = Some(2);
+    fake.put(STORE, &store);
+    fake.refuse_writes_to(&format!("{APPS}/statefulsets/photos-pool-0"));
+    fake.take_events();
+    let action = pass(&fake, &ctx).await;
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    let status = store_status(&fake);
+    let degraded = condition(&status, DEGRADED);
+    assert!(degraded.is_true());
+    assert_eq!(degraded.reason, "InvalidStatefulSet");
+    assert_eq!(degraded.observed_generation, Some(2));
+    assert_eq!(fake.take_events(), ["InvalidStatefulSet"]);
+}
