@@ -49,3 +49,7 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
   echo "SKIP fuzz targets: no nightly toolchain (rustup toolchain install nightly to run them)"
 fi
+
+# Operator chart and manifests: Argo CD health check under Lua, helm lint/template (helm is
+# built once from its Go module into ~/.cache/coffer-e2e/go), kustomize renders.
+charts/test.sh

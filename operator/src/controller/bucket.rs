@@ -1,0 +1,527 @@
+//! The `Bucket` reconciler: creates or adopts the bucket through the admin API, applies its
+//! policy, reports usage, refuses a bucket name another Bucket resource already manages, and
+//! on deletion honours `deletionPolicy` behind a finalizer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::ResourceExt;
+
+use super::apply::{merge_conditions, now_rfc3339, patch_status};
+use super::object_store::root_credential;
+use super::{Context, Error, Result, BUCKET_FINALIZER};
+use crate::admin::Admin;
+use crate::crd::bucket::valid_bucket_name;
+use crate::crd::*;
+use crate::resources::{endpoint_url, root_secret_name};
+
+const KIND: &str = "Bucket";
+
+pub async fn reconcile(bucket: Arc<Bucket>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer(KIND);
+    let ns = bucket
+        .namespace()
+        .ok_or_else(|| Error::Invalid("a Bucket is namespaced".into()))?;
+    let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, BUCKET_FINALIZER, bucket, |event| async {
+        match event {
+            Finalizer::Apply(b) => apply(&b, &ctx, &api).await,
+            Finalizer::Cleanup(b) => cleanup(&b, &ctx, &api).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// The Bucket resource that manages S3 bucket `name` of store `store_ns/store`: the oldest
+/// one naming it (ties broken by uid), so a later claim — from any namespace — is refused.
+pub fn bucket_owner<'a>(
+    buckets: impl IntoIterator<Item = &'a Bucket>,
+    store_ns: &str,
+    store: &str,
+    name: &str,
+) -> Option<&'a Bucket> {
+    buckets
+        .into_iter()
+        .filter(|b| {
+            let own_ns = b.namespace().unwrap_or_default();
+            b.spec.store_ref.name == store
+                && b.spec.store_ref.namespace_or(&own_ns) == store_ns
+                && b.bucket_name() == name
+        })
+        .min_by_key(|b| (b.metadata.creation_timestamp.clone().map(|t| t.0), b.uid()))
+}
+
+/// A store reachable through its admin API.
+pub(crate) struct Target {
+    pub store: ObjectStore,
+    pub store_ns: String,
+    pub admin: Admin,
+}
+
+/// Finds the store named by `store_ref` and its root credential. `Err((reason, message))`
+/// when it cannot be used yet.
+pub(crate) async fn target(
+    ctx: &Context,
+    store_ref: &StoreRef,
+    own_ns: &str,
+) -> Result<std::result::Result<Target, (&'static str, String)>> {
+    let store_ns = store_ref.namespace_or(own_ns).to_string();
+    let stores: Api<ObjectStore> = Api::namespaced(ctx.client.clone(), &store_ns);
+    let Some(store) = stores.get_opt(&store_ref.name).await? else {
+        return Ok(Err((
+            "StoreNotFound",
+            format!("no ObjectStore {store_ns}/{}", store_ref.name),
+        )));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &store_ns);
+    let root = secrets
+        .get_opt(&root_secret_name(&store))
+        .await?
+        .as_ref()
+        .and_then(root_credential);
+    let Some(root) = root else {
+        return Ok(Err((
+            "StoreNotReady",
+            format!(
+                "the root credential Secret of ObjectStore {store_ns}/{} is not there yet",
+                store_ref.name
+            ),
+        )));
+    };
+    let endpoint = endpoint_url(&store.name_any(), &store_ns);
+    let admin = ctx.admin.client(&endpoint, &root, store.spec.region())?;
+    Ok(Ok(Target {
+        store,
+        store_ns,
+        admin,
+    }))
+}
+
+/// The settings of `spec` this coffer-server cannot apply through its APIs yet.
+fn unsupported_settings(spec: &BucketSpec) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if spec.versioning.is_some() {
+        out.push("versioning");
+    }
+    if spec.object_lock.as_ref().is_some_and(|l| l.enabled) {
+        out.push("objectLock");
+    }
+    if spec.lifecycle.as_ref().is_some_and(|l| !l.is_empty()) {
+        out.push("lifecycle");
+    }
+    if spec.quota.is_some() {
+        out.push("quota");
+    }
+    out
+}
+
+struct Outcome {
+    ready: bool,
+    reason: String,
+    message: String,
+    degraded: bool,
+}
+
+impl Outcome {
+    fn not_ready(reason: &str, message: String, degraded: bool) -> Outcome {
+        Outcome {
+            ready: false,
+            reason: reason.into(),
+            message,
+            degraded,
+        }
+    }
+}
+
+async fn write_status(
+    bucket: &Bucket,
+    api: &Api<Bucket>,
+    outcome: &Outcome,
+    fill: impl FnOnce(&mut BucketStatus),
+) -> Result<()> {
+    let generation = bucket.metadata.generation;
+    let previous = bucket.status.clone().unwrap_or_default();
+    let conditions = vec![
+        Condition::new(
+            READY,
+            outcome.ready,
+            &outcome.reason,
+            outcome.message.clone(),
+            generation,
+        ),
+        // Waiting (for the store, the server) is progress; Ready and Degraded are settled.
+        Condition::new(
+            PROGRESSING,
+            !outcome.ready && !outcome.degraded,
+            if outcome.ready || outcome.degraded {
+                "Settled"
+            } else {
+                &outcome.reason
+            },
+            String::new(),
+            generation,
+        ),
+        Condition::new(
+            DEGRADED,
+            outcome.degraded,
+            if outcome.degraded {
+                &outcome.reason
+            } else {
+                "AsExpected"
+            },
+            if outcome.degraded {
+                outcome.message.clone()
+            } else {
+                String::new()
+            },
+            generation,
+        ),
+    ];
+    let mut status = BucketStatus {
+        observed_generation: generation,
+        conditions: merge_conditions(&previous.conditions, conditions, &now_rfc3339()),
+        ..previous
+    };
+    fill(&mut status);
+    patch_status(api, bucket, bucket.status.as_ref(), &status).await?;
+    Ok(())
+}
+
+async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Action> {
+    let ns = bucket.namespace().unwrap_or_default();
+    let name = bucket.bucket_name();
+    if !valid_bucket_name(&name) {
+        let o = Outcome::not_ready(
+            "InvalidBucketName",
+            format!("{name:?} is not a valid S3 bucket name"),
+            true,
+        );
+        write_status(bucket, api, &o, |_| {}).await?;
+        return Ok(Action::await_change());
+    }
+    let target = match target(ctx, &bucket.spec.store_ref, &ns).await? {
+        Ok(t) => t,
+        Err((reason, message)) => {
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready(reason, message, false),
+                |_| {},
+            )
+            .await?;
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
+    };
+    let cached = ctx.buckets.state();
+    let candidates = cached
+        .iter()
+        .map(|b| b.as_ref())
+        .chain(std::iter::once(bucket));
+    let owner = bucket_owner(
+        candidates,
+        &target.store_ns,
+        &target.store.name_any(),
+        &name,
+    )
+    .expect("the bucket itself is a candidate");
+    if owner.uid() != bucket.uid() {
+        let o = Outcome::not_ready(
+            "BucketClaimed",
+            format!(
+                "bucket {name} of ObjectStore {}/{} is managed by Bucket {}/{}",
+                target.store_ns,
+                target.store.name_any(),
+                owner.namespace().unwrap_or_default(),
+                owner.name_any()
+            ),
+            true,
+        );
+        if bucket
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+            .map(|c| c.reason.as_str())
+            != Some("BucketClaimed")
+        {
+            ctx.event(
+                bucket,
+                true,
+                "BucketClaimed",
+                "Reconcile",
+                o.message.clone(),
+            )
+            .await;
+        }
+        write_status(bucket, api, &o, |_| {}).await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+
+    let info = match target.admin.bucket(&name).await {
+        Ok(Some(info)) => {
+            if bucket
+                .status
+                .as_ref()
+                .and_then(|s| s.bucket_name.as_ref())
+                .is_none()
+            {
+                ctx.event(
+                    bucket,
+                    false,
+                    "BucketAdopted",
+                    "Reconcile",
+                    format!("bucket {name} existed; it is now managed here"),
+                )
+                .await;
+            }
+            Ok(info)
+        }
+        Ok(None) => match target.admin.create_bucket(&name).await {
+            Ok(info) => {
+                ctx.event(
+                    bucket,
+                    false,
+                    "BucketCreated",
+                    "Reconcile",
+                    format!("created bucket {name}"),
+                )
+                .await;
+                Ok(info)
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let info = match info {
+        Ok(info) => info,
+        Err(e) => {
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready(&e.reason(), e.message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            return Err(e.into());
+        }
+    };
+
+    if let Some(policy) = &bucket.spec.policy {
+        let wanted: serde_json::Value = match serde_json::from_str(policy) {
+            Ok(v) => v,
+            Err(e) => {
+                let o = Outcome::not_ready(
+                    "InvalidPolicy",
+                    format!("spec.policy is not JSON: {e}"),
+                    true,
+                );
+                write_status(bucket, api, &o, |_| {}).await?;
+                return Ok(Action::await_change());
+            }
+        };
+        let result = match target.admin.bucket_policy(&name).await {
+            Ok(Some(current)) if current == wanted => Ok(()),
+            Ok(_) => target.admin.put_bucket_policy(&name, policy).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            // A policy the server refuses (MalformedPolicy) needs a spec change, not a retry.
+            let terminal = e
+                .status
+                .is_some_and(|s| (400..500).contains(&s) && s != 403);
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
+                |_| {},
+            )
+            .await?;
+            return if terminal {
+                Ok(Action::await_change())
+            } else {
+                Err(e.into())
+            };
+        }
+    }
+
+    let unsupported = unsupported_settings(&bucket.spec);
+    let outcome = if unsupported.is_empty() {
+        Outcome {
+            ready: true,
+            reason: "BucketReady".into(),
+            message: format!("bucket {name} exists"),
+            degraded: false,
+        }
+    } else {
+        Outcome::not_ready(
+            "UnsupportedSetting",
+            format!(
+                "this coffer-server cannot apply {} yet",
+                unsupported.join(", ")
+            ),
+            true,
+        )
+    };
+    let endpoint = endpoint_url(&target.store.name_any(), &target.store_ns);
+    write_status(bucket, api, &outcome, |s| {
+        s.bucket_name = Some(name.clone());
+        s.endpoint = Some(endpoint);
+        s.usage = Some(BucketUsage {
+            objects: info.usage.objects as i64,
+            bytes: info.usage.bytes as i64,
+            complete: info.usage.complete,
+        });
+    })
+    .await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+async fn cleanup(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Action> {
+    let name = bucket.bucket_name();
+    if bucket.spec.deletion_policy == BucketDeletionPolicy::Retain {
+        ctx.event(
+            bucket,
+            false,
+            "BucketRetained",
+            "Delete",
+            format!("deletionPolicy Retain: bucket {name} and its objects stay"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let ns = bucket.namespace().unwrap_or_default();
+    let target = match target(ctx, &bucket.spec.store_ref, &ns).await? {
+        Ok(t) => t,
+        Err((_, message)) => {
+            ctx.event(
+                bucket,
+                true,
+                "BucketNotDeleted",
+                "Delete",
+                format!("{message}: nothing to delete"),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    };
+    let cached = ctx.buckets.state();
+    let candidates = cached
+        .iter()
+        .map(|b| b.as_ref())
+        .chain(std::iter::once(bucket));
+    let owner = bucket_owner(
+        candidates,
+        &target.store_ns,
+        &target.store.name_any(),
+        &name,
+    )
+    .expect("the bucket itself is a candidate");
+    if owner.uid() != bucket.uid() {
+        // Another resource manages this bucket: deleting this one never touches its data.
+        return Ok(Action::await_change());
+    }
+    // deletionPolicy Delete empties the bucket first, a bounded amount per pass.
+    match target.admin.empty_bucket(&name, 10).await {
+        Ok((_, true)) => {}
+        Ok((deleted, false)) => {
+            let message = format!("emptying bucket {name}: deleted {deleted} objects in this pass");
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("Emptying", message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            return Err(Error::Invalid(message));
+        }
+        Err(e) if e.is("NoSuchBucket") => {}
+        Err(e) => {
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("DeletionFailed", e.message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            return Err(e.into());
+        }
+    }
+    match target.admin.delete_bucket(&name).await {
+        Ok(()) => {
+            ctx.event(
+                bucket,
+                false,
+                "BucketDeleted",
+                "Delete",
+                format!("deleted bucket {name}"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let (reason, message) = if e.is("BucketNotEmpty") {
+                (
+                    "DeletionBlocked",
+                    format!("bucket {name} is not empty: empty it, or set deletionPolicy: Retain"),
+                )
+            } else {
+                ("DeletionFailed", e.message.clone())
+            };
+            ctx.event(bucket, true, reason, "Delete", message.clone())
+                .await;
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready(reason, message, false),
+                |_| {},
+            )
+            .await?;
+            Err(e.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_claim_on_a_bucket_name_owns_it_across_namespaces() {
+        let mut first = Bucket::test("photos");
+        first.metadata.namespace = Some("team-a".into());
+        first.spec.store_ref.namespace = Some(crate::fixtures::NS.into());
+        let mut second = Bucket::test("photos");
+        second.metadata.uid = Some("uid-later".into());
+        second.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-02-01T00:00:00Z".parse().unwrap(),
+            ));
+        let other_name = Bucket::test("thumbs");
+        let all = [second.clone(), other_name, first.clone()];
+        let owner = bucket_owner(all.iter(), crate::fixtures::NS, "photos", "photos").unwrap();
+        assert_eq!(owner.namespace().as_deref(), Some("team-a"));
+        // A Bucket of another store with the same name is not a competitor.
+        let mut elsewhere = first.clone();
+        elsewhere.spec.store_ref.name = "archive".into();
+        let candidates = [elsewhere, second.clone()];
+        let owner =
+            bucket_owner(candidates.iter(), crate::fixtures::NS, "photos", "photos").unwrap();
+        assert_eq!(owner.uid(), second.uid());
+    }
+
+    #[test]
+    fn settings_the_server_cannot_apply_are_named() {
+        let mut spec = Bucket::test("b").spec;
+        assert!(unsupported_settings(&spec).is_empty());
+        spec.versioning = Some(Versioning::Enabled);
+        spec.quota = Some(Quota {
+            max_size: Some("1Gi".into()),
+            max_objects: None,
+        });
+        assert_eq!(unsupported_settings(&spec), ["versioning", "quota"]);
+    }
+}

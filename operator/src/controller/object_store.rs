@@ -1,0 +1,664 @@
+//! The `ObjectStore` reconciler: generated Secrets, Services, one StatefulSet and PDB per
+//! pool, the topology ConfigMap (pools published once their pods exist), the rolling image
+//! change, and the status read from the pods and the servers' admin APIs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::ResourceExt;
+
+use super::apply::{apply_if_changed, merge_conditions, now_rfc3339, patch_status};
+use super::rollout::{next_pod_to_replace, ServerPod, StoreHealth};
+use super::{Context, Error, Result, STORE_FINALIZER};
+use crate::admin::{AdminError, RootCredential};
+use crate::crd::*;
+use crate::resources::{self, *};
+
+const KIND: &str = "ObjectStore";
+
+pub async fn reconcile(store: Arc<ObjectStore>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_timer(KIND);
+    let ns = store
+        .namespace()
+        .ok_or_else(|| Error::Invalid("an ObjectStore is namespaced".into()))?;
+    let api: Api<ObjectStore> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, STORE_FINALIZER, store, |event| async {
+        match event {
+            Finalizer::Apply(s) => apply(&s, &ctx, &ns).await,
+            Finalizer::Cleanup(s) => cleanup(&s, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Creates `desired` unless a Secret of that name exists; never updates one. Returns the
+/// Secret as stored.
+async fn ensure_secret(
+    api: &Api<Secret>,
+    desired: Secret,
+    ctx: &Context,
+    store: &ObjectStore,
+) -> Result<Secret> {
+    let name = desired.name_any();
+    if let Some(existing) = api.get_opt(&name).await? {
+        return Ok(existing);
+    }
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    match api.create(&pp, &desired).await {
+        Ok(created) => {
+            ctx.event(
+                store,
+                false,
+                "SecretGenerated",
+                "Generate",
+                format!("generated Secret {name}"),
+            )
+            .await;
+            Ok(created)
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(api.get(&name).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+}
+
+pub(crate) fn root_credential(secret: &Secret) -> Option<RootCredential> {
+    Some(RootCredential {
+        user: secret_value(secret, ROOT_USER_KEY)?,
+        password: secret_value(secret, ROOT_PASSWORD_KEY)?,
+    })
+}
+
+/// Bytes of a storage quantity (`10Gi`, `500M`, `1T`, `1024`); `None` for forms the
+/// capacity total does not need (fractions, exponents).
+pub fn quantity_bytes(q: &str) -> Option<i64> {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (n, unit) = q.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let mul: i64 = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+fn capacity_bytes(store: &ObjectStore) -> Option<i64> {
+    store.spec.pools.iter().try_fold(0i64, |sum, p| {
+        let q = p
+            .volume_claim_template
+            .resources
+            .as_ref()?
+            .requests
+            .as_ref()?
+            .get("storage")?;
+        let drives = i64::from(p.servers) * i64::from(p.volumes_per_server);
+        Some(sum + quantity_bytes(&q.0)? * drives)
+    })
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Calls every ready server's admin API and sums what they report.
+async fn store_health(
+    ctx: &Context,
+    store: &ObjectStore,
+    ns: &str,
+    pods: &[ServerPod],
+    root: Option<&RootCredential>,
+) -> (StoreHealth, Option<AdminError>) {
+    let mut health = StoreHealth {
+        drives_total: store
+            .spec
+            .pools
+            .iter()
+            .map(|p| (p.servers * p.volumes_per_server) as usize)
+            .sum(),
+        ..StoreHealth::default()
+    };
+    let Some(root) = root else {
+        return (health, None);
+    };
+    let mut last_error = None;
+    for pod in pods.iter().filter(|p| p.ready) {
+        let endpoint = format!(
+            "http://{}:{S3_PORT}",
+            server_host(&store.name_any(), ns, &pod.name)
+        );
+        let admin = match ctx.admin.client(&endpoint, root, store.spec.region()) {
+            Ok(a) => a,
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let (status, heal) = match (admin.status().await, admin.heal_status().await) {
+            (Ok(s), Ok(h)) => (s, h),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(server = %pod.name, error = %e, "admin status unavailable");
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let online = status.drives.iter().filter(|d| d.online).count();
+        health.servers_answered += 1;
+        health.drives_online += online;
+        if heal.healing() {
+            health.drives_healing += status.drives.len();
+        }
+        if status.write_quorum > 0 {
+            health.write_quorum = Some(
+                health
+                    .write_quorum
+                    .map_or(status.write_quorum, |w| w.min(status.write_quorum)),
+            );
+            if online < status.write_quorum {
+                health.quorum_lost = true;
+            }
+        }
+    }
+    (health, last_error)
+}
+
+async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = store.name_any();
+    let generation = store.metadata.generation;
+    let client = &ctx.client;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let root_secret = ensure_secret(&secrets, resources::root_secret(store), ctx, store).await?;
+    ensure_secret(&secrets, resources::cluster_secret(store), ctx, store).await?;
+
+    let services = Api::namespaced(client.clone(), ns);
+    apply_if_changed(&services, &headless_service(store)).await?;
+    apply_if_changed(&services, &client_service(store)).await?;
+
+    let previous = store.status.clone().unwrap_or_default();
+    let mut layouts = Vec::new();
+    for pool in &store.spec.pools {
+        match pool_layout(store, pool) {
+            Ok(l) => layouts.push(l),
+            Err(e) => return refuse(store, ctx, ns, "InvalidTopology", e.to_string()).await,
+        }
+    }
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    let mut statefulsets = Vec::new();
+    for (pool, layout) in store.spec.pools.iter().zip(&layouts) {
+        let sts = match apply_if_changed(&sts_api, &statefulset(store, pool)).await {
+            Ok((sts, _)) => sts,
+            // The API server refuses what no retry fixes (e.g. a changed volumeClaimTemplate).
+            Err(kube::Error::Api(e)) if e.code == 422 => {
+                let message = format!("StatefulSet of pool {}: {}", pool.name, e.message);
+                return refuse(store, ctx, ns, "InvalidStatefulSet", message).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        statefulsets.push(sts);
+        apply_if_changed(&pdb_api, &pod_disruption_budget(store, pool, layout)).await?;
+    }
+
+    // The topology: the first publication carries every pool; a pool appended later is
+    // published once its StatefulSet has created all its pods.
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let existing = match cm_api.get_opt(&topology_config_map_name(&name)).await? {
+        Some(cm) => {
+            let text = cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(TOPOLOGY_KEY))
+                .cloned()
+                .unwrap_or_default();
+            match coffer_server::cluster::Topology::parse(&text) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    return refuse(
+                        store,
+                        ctx,
+                        ns,
+                        "InvalidTopology",
+                        format!("the published topology is unreadable: {e}"),
+                    )
+                    .await
+                }
+            }
+        }
+        None => None,
+    };
+    let (cluster_id, mut published) = match &existing {
+        Some(t) => (
+            t.cluster_id.clone(),
+            t.pools.len().min(store.spec.pools.len()),
+        ),
+        None => (uuid::Uuid::new_v4().to_string(), store.spec.pools.len()),
+    };
+    let before = published;
+    while published < store.spec.pools.len() {
+        let created = statefulsets[published]
+            .status
+            .as_ref()
+            .map(|s| s.replicas)
+            .unwrap_or(0);
+        if created < store.spec.pools[published].servers {
+            break;
+        }
+        published += 1;
+    }
+    let topology = match resources::topology(store, &cluster_id, published) {
+        Ok(t) => t,
+        Err(e) => return refuse(store, ctx, ns, "InvalidTopology", e.to_string()).await,
+    };
+    if let Some(old) = &existing {
+        if let Err(e) = old.check_update(&topology) {
+            return refuse(store, ctx, ns, "IncompatibleTopology", e.to_string()).await;
+        }
+    }
+    let cm = topology_config_map(store, &topology).map_err(|e| Error::Invalid(e.to_string()))?;
+    apply_if_changed(&cm_api, &cm).await?;
+    if existing.is_some() && published > before {
+        let pools: Vec<&str> = store.spec.pools[before..published]
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        ctx.event(
+            store,
+            false,
+            "PoolPublished",
+            "PublishTopology",
+            format!("pools {} joined the topology", pools.join(", ")),
+        )
+        .await;
+    }
+
+    // Pods, health, rollout.
+    let pods_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pods = pods_api
+        .list(&ListParams::default().labels(&format!("{STORE_LABEL}={name}")))
+        .await?;
+    let pool_index: BTreeMap<&str, usize> = store
+        .spec
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect();
+    let server_pods: Vec<ServerPod> = pods
+        .items
+        .iter()
+        .filter_map(|p| {
+            let labels = p.metadata.labels.as_ref()?;
+            let pool = *pool_index.get(labels.get(POOL_LABEL)?.as_str())?;
+            let pod_name = p.name_any();
+            let ordinal = pod_name.rsplit('-').next()?.parse().ok()?;
+            Some(ServerPod {
+                name: pod_name,
+                pool,
+                ordinal,
+                ready: pod_ready(p),
+                deleting: p.metadata.deletion_timestamp.is_some(),
+                revision: labels
+                    .get("controller-revision-hash")
+                    .cloned()
+                    .unwrap_or_default(),
+                update_revision: statefulsets[pool]
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.update_revision.clone())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let expected: usize = store.spec.pools.iter().map(|p| p.servers as usize).sum();
+    let root = root_credential(&root_secret);
+    let (health, admin_error) = store_health(ctx, store, ns, &server_pods, root.as_ref()).await;
+
+    let outdated = server_pods.iter().filter(|p| p.outdated()).count();
+    if store.spec.upgrade() == UpgradeStrategyType::RollingOneAtATime {
+        if let Some(pod) = next_pod_to_replace(&server_pods, expected, &health) {
+            match pods_api.delete(&pod, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            ctx.event(
+                store,
+                false,
+                "ReplacingServer",
+                "RollingUpdate",
+                format!(
+                    "replacing server {pod} to run {}: the store is whole",
+                    store.spec.image
+                ),
+            )
+            .await;
+        }
+    }
+
+    let usage_bytes = match (&root, health.servers_answered) {
+        (Some(root), n) if n > 0 => {
+            match ctx
+                .admin
+                .client(&endpoint_url(&name, ns), root, store.spec.region())
+            {
+                Ok(admin) => admin
+                    .buckets()
+                    .await
+                    .ok()
+                    .map(|bs| bs.iter().map(|b| b.usage.bytes as i64).sum()),
+                Err(_) => None,
+            }
+        }
+        _ => previous.usage_bytes,
+    };
+
+    // Status.
+    let ready_servers: i32 = server_pods
+        .iter()
+        .filter(|p| p.ready && !p.deleting)
+        .count() as i32;
+    let pools: Vec<PoolStatus> = store
+        .spec
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PoolStatus {
+            name: p.name.clone(),
+            servers: p.servers,
+            ready_servers: server_pods
+                .iter()
+                .filter(|s| s.pool == i && s.ready && !s.deleting)
+                .count() as i32,
+            in_topology: i < published,
+        })
+        .collect();
+    let all_there = server_pods.len() == expected && ready_servers as usize == expected;
+    let updated = outdated == 0 && server_pods.len() == expected;
+    let all_published = published == store.spec.pools.len();
+    let (ready, ready_reason, ready_message) = if !all_there {
+        (
+            false,
+            "ServersNotReady",
+            format!("{ready_servers}/{expected} servers ready"),
+        )
+    } else if outdated > 0 {
+        (
+            false,
+            "RollingUpdate",
+            format!("{outdated} servers still run the previous template"),
+        )
+    } else if !all_published {
+        (
+            false,
+            "PublishingPool",
+            "a new pool waits for its servers before joining the topology".into(),
+        )
+    } else if health.servers_answered < expected {
+        let why = admin_error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        (
+            false,
+            "AdminAPIUnreachable",
+            format!(
+                "{}/{expected} servers answered the admin API {why}",
+                health.servers_answered
+            )
+            .trim()
+            .to_string(),
+        )
+    } else if health.drives_online < health.drives_total {
+        (
+            false,
+            "DrivesOffline",
+            format!(
+                "{}/{} drives online",
+                health.drives_online, health.drives_total
+            ),
+        )
+    } else if health.drives_healing > 0 {
+        (
+            false,
+            "Healing",
+            format!("{} drives healing", health.drives_healing),
+        )
+    } else {
+        (
+            true,
+            "StoreReady",
+            format!("{expected} servers, {} drives online", health.drives_online),
+        )
+    };
+    let progressing = !all_there || !updated || !all_published;
+    let progressing_reason = if !updated {
+        "RollingUpdate"
+    } else if !all_published {
+        "PublishingPool"
+    } else if !all_there {
+        "ServersStarting"
+    } else {
+        "Settled"
+    };
+    let (degraded, degraded_reason, degraded_message) = if health.quorum_lost {
+        (
+            true,
+            "QuorumLost",
+            "a server reports fewer drives online than its write quorum: writes fail".to_string(),
+        )
+    } else {
+        (false, "QuorumIntact", String::new())
+    };
+    let conditions = vec![
+        Condition::new(READY, ready, ready_reason, ready_message, generation),
+        Condition::new(
+            PROGRESSING,
+            progressing,
+            progressing_reason,
+            String::new(),
+            generation,
+        ),
+        Condition::new(
+            DEGRADED,
+            degraded,
+            degraded_reason,
+            degraded_message,
+            generation,
+        ),
+    ];
+    let status = ObjectStoreStatus {
+        observed_generation: generation,
+        conditions: merge_conditions(&previous.conditions, conditions, &now_rfc3339()),
+        endpoint: Some(endpoint_url(&name, ns)),
+        servers: Some(format!("{ready_servers}/{expected}")),
+        pools,
+        drives: DriveCounts {
+            total: health.drives_total as i32,
+            online: health.drives_online as i32,
+            offline: (health.drives_total - health.drives_online.min(health.drives_total)) as i32,
+            healing: health.drives_healing as i32,
+        },
+        write_quorum: health.write_quorum.map(|w| w as i32),
+        capacity_bytes: capacity_bytes(store),
+        usage_bytes,
+        current_image: if updated {
+            Some(store.spec.image.clone())
+        } else {
+            previous.current_image.clone()
+        },
+    };
+    let was_ready = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.is_true());
+    if ready && !was_ready {
+        ctx.event(
+            store,
+            false,
+            "StoreReady",
+            "Reconcile",
+            format!("{expected} servers ready, every drive online"),
+        )
+        .await;
+    }
+    if health.quorum_lost
+        && !previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == DEGRADED && c.is_true())
+    {
+        ctx.event(
+            store,
+            true,
+            "QuorumLost",
+            "Reconcile",
+            "a server lost its write quorum".into(),
+        )
+        .await;
+    }
+    let api: Api<ObjectStore> = Api::namespaced(client.clone(), ns);
+    patch_status(&api, store, store.status.as_ref(), &status).await?;
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        60
+    } else {
+        10
+    })))
+}
+
+/// A terminal error: Degraded with `reason`, a warning Event when it is new, and no retry
+/// until the spec changes.
+async fn refuse(
+    store: &ObjectStore,
+    ctx: &Context,
+    ns: &str,
+    reason: &str,
+    message: String,
+) -> Result<Action> {
+    let generation = store.metadata.generation;
+    let previous = store.status.clone().unwrap_or_default();
+    let conditions = vec![
+        Condition::new(READY, false, reason, message.clone(), generation),
+        Condition::new(PROGRESSING, false, reason, String::new(), generation),
+        Condition::new(DEGRADED, true, reason, message.clone(), generation),
+    ];
+    let already = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == DEGRADED && c.reason == reason && c.observed_generation == generation);
+    if !already {
+        ctx.event(store, true, reason, "Reconcile", message).await;
+    }
+    let status = ObjectStoreStatus {
+        observed_generation: generation,
+        conditions: merge_conditions(&previous.conditions, conditions, &now_rfc3339()),
+        ..previous.clone()
+    };
+    let api: Api<ObjectStore> = Api::namespaced(ctx.client.clone(), ns);
+    patch_status(&api, store, store.status.as_ref(), &status).await?;
+    Ok(Action::await_change())
+}
+
+async fn cleanup(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
+    let name = store.name_any();
+    match store.spec.storage_deletion_policy() {
+        StorageDeletionPolicy::Retain => {
+            ctx.event(
+                store,
+                false,
+                "StorageRetained",
+                "Delete",
+                "storageDeletionPolicy Retain: the volume claims and the root credential stay"
+                    .into(),
+            )
+            .await;
+        }
+        StorageDeletionPolicy::Delete => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+            let claims = pvcs
+                .list(&ListParams::default().labels(&format!("{STORE_LABEL}={name}")))
+                .await?;
+            for pvc in &claims.items {
+                match pvcs.delete(&pvc.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            for secret in [root_secret_name(store), cluster_secret_name(&name)] {
+                // Only Secrets the operator generated: a root Secret someone provided stays.
+                let generated = secrets
+                    .get_opt(&secret)
+                    .await?
+                    .is_some_and(|s| s.labels().get(STORE_LABEL) == Some(&name));
+                if generated {
+                    match secrets.delete(&secret, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            ctx.event(
+                store,
+                false,
+                "StorageDeleted",
+                "Delete",
+                format!(
+                    "storageDeletionPolicy Delete: deleted {} volume claims",
+                    claims.items.len()
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_sums_every_drive() {
+        assert_eq!(quantity_bytes("10Gi"), Some(10 << 30));
+        assert_eq!(quantity_bytes("500M"), Some(500_000_000));
+        assert_eq!(quantity_bytes("1.5Gi"), None);
+        let store = ObjectStore::test().with_pools(vec![
+            crate::fixtures::pool("a", 4, 2),
+            crate::fixtures::pool("b", 2, 1),
+        ]);
+        assert_eq!(capacity_bytes(&store), Some((10 * 10) << 30));
+    }
+}

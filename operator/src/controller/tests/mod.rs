@@ -1,0 +1,424 @@
+//! Scenario tests of the reconcilers against a mock API server (tower-test, as kube-rs's
+//! controller-rs fixtures) that keeps objects in memory and records every request, and —
+//! where the admin API is involved — a real `coffer-server` process.
+
+mod access_key;
+mod admin_api;
+mod bucket;
+mod object_store;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use http::{Request, Response};
+use kube::client::Body;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use kube::Client;
+use serde_json::{json, Value};
+
+use super::Context;
+use crate::admin::{Admin, AdminAccess, RootCredential};
+use crate::crd::Bucket;
+use crate::metrics::Metrics;
+
+/// The mock API server's state: objects by path, and every request as `METHOD path`.
+#[derive(Clone, Default)]
+pub struct FakeApi {
+    objects: Arc<Mutex<BTreeMap<String, Value>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+    events: Arc<Mutex<Vec<Value>>>,
+    /// Writes to these paths are refused with 422 Invalid (what the API server answers, e.g.,
+    /// to a changed StatefulSet claim template).
+    invalid: Arc<Mutex<Vec<String>>>,
+}
+
+fn status(code: u16, reason: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason}),
+    )
+}
+
+/// Merges `patch` into `target` (objects recursively, everything else replaced, null removes).
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn decode(s: &str) -> String {
+    s.replace("%2F", "/")
+        .replace("%3D", "=")
+        .replace("%2C", ",")
+}
+
+impl FakeApi {
+    /// A client whose every request this fake answers.
+    pub fn start() -> (Client, FakeApi) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let fake = FakeApi::default();
+        let state = fake.clone();
+        tokio::spawn(async move {
+            while let Some((request, send)) = handle.next_request().await {
+                let (code, body) = state.answer(request).await;
+                let response = Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap();
+                send.send_response(response);
+            }
+        });
+        (Client::new(service, crate::fixtures::NS), fake)
+    }
+
+    async fn answer(&self, request: Request<Body>) -> (u16, Value) {
+        let method = request.method().to_string();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
+        let content_type = request
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        self.requests
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path}"));
+        if path.contains("/events") {
+            self.events.lock().unwrap().push(body.clone());
+            return (201, body);
+        }
+        if method != "GET" && self.invalid.lock().unwrap().contains(&path) {
+            return status(422, "Invalid");
+        }
+        let segments: Vec<&str> = path.split('/').collect();
+        let after_ns = segments
+            .iter()
+            .position(|s| *s == "namespaces")
+            .map(|i| segments.len() - i - 2)
+            .unwrap_or(0);
+        let mut objects = self.objects.lock().unwrap();
+        match (method.as_str(), after_ns) {
+            ("GET", 1) => {
+                let selector: Vec<(String, String)> = query
+                    .split('&')
+                    .filter_map(|kv| kv.strip_prefix("labelSelector="))
+                    .flat_map(|s| decode(s).split(',').map(String::from).collect::<Vec<_>>())
+                    .filter_map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect();
+                let prefix = format!("{path}/");
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| {
+                        selector
+                            .iter()
+                            .all(|(k, want)| v["metadata"]["labels"][k].as_str() == Some(want))
+                    })
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
+            ("GET", _) => match objects.get(&path) {
+                Some(v) => (200, v.clone()),
+                None => status(404, "NotFound"),
+            },
+            ("POST", 1) => {
+                let key = format!("{path}/{}", body["metadata"]["name"].as_str().unwrap_or(""));
+                if objects.contains_key(&key) {
+                    return status(409, "AlreadyExists");
+                }
+                let mut obj = body.clone();
+                merge(
+                    &mut obj,
+                    &json!({"metadata": {"uid": format!("uid-{key}"), "resourceVersion": "1"}}),
+                );
+                objects.insert(key, obj.clone());
+                (201, obj)
+            }
+            ("PUT", _) => {
+                objects.insert(path.clone(), body.clone());
+                (200, body)
+            }
+            ("DELETE", _) => match objects.remove(&path) {
+                Some(v) => (200, v),
+                None => status(404, "NotFound"),
+            },
+            ("PATCH", _) => {
+                let (key, sub) = match path.strip_suffix("/status") {
+                    Some(k) if after_ns == 3 => (k.to_string(), true),
+                    _ => (path.clone(), false),
+                };
+                if content_type.contains("json-patch") {
+                    let Some(obj) = objects.get_mut(&key) else {
+                        return status(404, "NotFound");
+                    };
+                    for op in body.as_array().cloned().unwrap_or_default() {
+                        let p = op["path"].as_str().unwrap_or("");
+                        match (op["op"].as_str(), p) {
+                            (Some("remove"), p) if p.starts_with("/metadata/finalizers/") => {
+                                let i: usize = p.rsplit('/').next().unwrap().parse().unwrap();
+                                obj["metadata"]["finalizers"]
+                                    .as_array_mut()
+                                    .unwrap()
+                                    .remove(i);
+                            }
+                            (Some("add"), "/metadata/finalizers") => {
+                                obj["metadata"]["finalizers"] = op["value"].clone()
+                            }
+                            (Some("add"), "/metadata/finalizers/-") => obj["metadata"]
+                                ["finalizers"]
+                                .as_array_mut()
+                                .unwrap()
+                                .push(op["value"].clone()),
+                            _ => {}
+                        }
+                    }
+                    return (200, obj.clone());
+                }
+                let entry = objects.entry(key).or_insert_with(|| json!({}));
+                let mut patch = body.clone();
+                if sub {
+                    patch = json!({"status": body["status"].clone()});
+                }
+                merge(entry, &patch);
+                (200, entry.clone())
+            }
+            _ => status(405, "MethodNotAllowed"),
+        }
+    }
+
+    pub fn refuse_writes_to(&self, path: &str) {
+        self.invalid.lock().unwrap().push(path.into());
+    }
+
+    pub fn put(&self, path: &str, obj: impl serde::Serialize) {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(path.into(), serde_json::to_value(obj).unwrap());
+    }
+
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.objects.lock().unwrap().get(path).cloned()
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.objects.lock().unwrap().remove(path);
+    }
+
+    /// Paths under `prefix`.
+    pub fn paths(&self, prefix: &str) -> Vec<String> {
+        self.objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Every request that changed something (not GET, not an Event), then forgets them.
+    pub fn take_writes(&self) -> Vec<String> {
+        let all = std::mem::take(&mut *self.requests.lock().unwrap());
+        all.into_iter()
+            .filter(|r| !r.starts_with("GET ") && !r.contains("/events"))
+            .collect()
+    }
+
+    /// The reasons of the Events published so far, then forgets them.
+    pub fn take_events(&self) -> Vec<String> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Everything the operator wrote anywhere (objects and Events), as text.
+    pub fn everything(&self) -> String {
+        format!(
+            "{:?}{:?}",
+            self.objects.lock().unwrap(),
+            self.events.lock().unwrap()
+        )
+    }
+}
+
+pub const CORE: &str = "/api/v1/namespaces/media";
+pub const APPS: &str = "/apis/apps/v1/namespaces/media";
+pub const COFFER: &str = "/apis/coffer.dev/v1alpha1/namespaces/media";
+
+pub fn context(client: Client, endpoint: Option<&str>, buckets: &[Bucket]) -> Arc<Context> {
+    let mut writer = Writer::<Bucket>::default();
+    for b in buckets {
+        writer.apply_watcher_event(&watcher::Event::Apply(b.clone()));
+    }
+    Arc::new(Context {
+        client,
+        admin: AdminAccess {
+            endpoint_override: endpoint.map(String::from),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        metrics: Arc::new(Metrics::default()),
+        reporter: Reporter {
+            controller: "coffer-operator".into(),
+            instance: None,
+        },
+        buckets: writer.as_reader(),
+    })
+}
+
+/// The object at `path` as `K`.
+pub fn read<K: serde::de::DeserializeOwned>(fake: &FakeApi, path: &str) -> K {
+    serde_json::from_value(
+        fake.get(path)
+            .unwrap_or_else(|| panic!("no object at {path}")),
+    )
+    .unwrap()
+}
+
+pub const ROOT_USER: &str = "coffer-test-root";
+pub const ROOT_PASSWORD: &str = "coffer-test-root-password";
+
+/// A real `coffer-server` on one drive in a temporary folder, killed on drop.
+pub struct RealServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub endpoint: String,
+}
+
+fn server_binary() -> std::path::PathBuf {
+    static BUILT: OnceLock<std::path::PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            // A no-op when `cargo test --workspace` built it already.
+            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "coffer-server",
+                    "--bin",
+                    "coffer-server",
+                ])
+                .current_dir(&workspace)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building coffer-server failed");
+            target.join("release").join("coffer-server")
+        })
+        .clone()
+}
+
+impl RealServer {
+    pub fn start() -> RealServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(server_binary())
+            .arg("serve")
+            .arg(dir.path().join("drive"))
+            .args(["--address", "127.0.0.1:0"])
+            .env("COFFER_ROOT_USER", ROOT_USER)
+            .env("COFFER_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env_remove("COFFER_DRIVES")
+            .env_remove("COFFER_ADDRESS")
+            .env_remove("COFFER_REGION")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coffer-server starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(e) = line.strip_prefix("endpoint=") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(e.trim().to_string());
+                    }
+                }
+            }
+        });
+        let endpoint = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("coffer-server prints its endpoint");
+        RealServer {
+            child,
+            _dir: dir,
+            endpoint,
+        }
+    }
+
+    /// The operator's admin client for this server.
+    pub fn admin(&self) -> Admin {
+        AdminAccess::default()
+            .client(
+                &self.endpoint,
+                &RootCredential {
+                    user: ROOT_USER.into(),
+                    password: ROOT_PASSWORD.into(),
+                },
+                "us-east-1",
+            )
+            .unwrap()
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The store `photos` as the API server holds it, with the root Secret the real server uses.
+pub fn seed_store(fake: &FakeApi, store: &crate::crd::ObjectStore) {
+    fake.put(&format!("{COFFER}/objectstores/photos"), store);
+    fake.put(
+        &format!("{CORE}/secrets/photos-root"),
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "photos-root", "namespace": "media", "labels": {"coffer.dev/store": "photos"}},
+            "data": {
+                "COFFER_ROOT_USER": base64(ROOT_USER),
+                "COFFER_ROOT_PASSWORD": base64(ROOT_PASSWORD),
+            }
+        }),
+    );
+}
+
+pub fn base64(s: &str) -> String {
+    serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec()))
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -1,0 +1,357 @@
+//! ObjectStore scenarios.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::controller::reconcile_store;
+use crate::crd::*;
+use crate::fixtures::pool;
+
+const STORE: &str = "/apis/coffer.dev/v1alpha1/namespaces/media/objectstores/photos";
+
+fn store_status(fake: &FakeApi) -> ObjectStoreStatus {
+    read::<ObjectStore>(fake, STORE).status.unwrap()
+}
+
+fn condition(status: &ObjectStoreStatus, type_: &str) -> Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+        .unwrap()
+}
+
+async fn pass(
+    fake: &FakeApi,
+    ctx: &Arc<crate::controller::Context>,
+) -> kube::runtime::controller::Action {
+    let store: ObjectStore = read(fake, STORE);
+    reconcile_store(Arc::new(store), ctx.clone()).await.unwrap()
+}
+
+/// Creates the store's objects, then makes its pods exist and be ready, as the StatefulSet
+/// controller and kubelet would, with pod revisions `revisions` and update revision `v2`.
+async fn running_store(
+    fake: &FakeApi,
+    ctx: &Arc<crate::controller::Context>,
+    store: ObjectStore,
+    revisions: &[&str],
+) {
+    fake.put(STORE, &store);
+    pass(fake, ctx).await;
+    let sts = format!("{APPS}/statefulsets/photos-pool-0");
+    let mut obj = fake.get(&sts).unwrap();
+    obj["status"] = json!({"replicas": revisions.len(), "readyReplicas": revisions.len(), "updateRevision": "v2", "currentRevision": "v1"});
+    fake.put(&sts, obj);
+    for (i, rev) in revisions.iter().enumerate() {
+        fake.put(
+            &format!("{CORE}/pods/photos-pool-0-{i}"),
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("photos-pool-0-{i}"), "namespace": "media",
+                    "labels": {"coffer.dev/store": "photos", "coffer.dev/pool": "pool-0", "controller-revision-hash": rev}},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+            }),
+        );
+    }
+    // The generated root Secret is replaced by the one the real server runs with.
+    seed_store(fake, &read::<ObjectStore>(fake, STORE));
+    fake.take_writes();
+    fake.take_events();
+}
+
+#[tokio::test]
+async fn first_reconcile_creates_the_store_and_a_second_changes_nothing() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+
+    let writes = fake.take_writes();
+    for expected in [
+        format!("POST {CORE}/secrets"),
+        format!("PATCH {CORE}/services/photos-hl"),
+        format!("PATCH {CORE}/services/photos"),
+        format!("PATCH {APPS}/statefulsets/photos-pool-0"),
+        "PATCH /apis/policy/v1/namespaces/media/poddisruptionbudgets/photos-pool-0".to_string(),
+        format!("PATCH {CORE}/configmaps/photos-topology"),
+        format!("PATCH {STORE}/status"),
+    ] {
+        assert!(
+            writes.contains(&expected),
+            "missing {expected} in {writes:#?}"
+        );
+    }
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|w| w.starts_with(&format!("POST {CORE}/secrets")))
+            .count(),
+        2
+    );
+    assert!(fake.get(&format!("{CORE}/secrets/photos-root")).is_some());
+    assert!(fake
+        .get(&format!("{CORE}/secrets/photos-cluster-secret"))
+        .is_some());
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        read(&fake, &format!("{CORE}/configmaps/photos-topology"));
+    let topology =
+        coffer_server::cluster::Topology::parse(&cm.data.unwrap()["topology.json"]).unwrap();
+    assert_eq!(topology.pools[0].servers.len(), 4);
+
+    let status = store_status(&fake);
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("http://photos.media.svc:9000")
+    );
+    assert_eq!(status.servers.as_deref(), Some("0/4"));
+    assert_eq!(status.observed_generation, Some(1));
+    let ready = condition(&status, READY);
+    assert!(!ready.is_true());
+    assert_eq!(ready.reason, "ServersNotReady");
+    assert_eq!(ready.observed_generation, Some(1));
+    assert!(condition(&status, PROGRESSING).is_true());
+    assert!(!condition(&status, DEGRADED).is_true());
+    assert_eq!(fake.take_events(), ["SecretGenerated", "SecretGenerated"]);
+    // No secret value reached status or an Event.
+    let root: k8s_openapi::api::core::v1::Secret =
+        read(&fake, &format!("{CORE}/secrets/photos-root"));
+    let password = String::from_utf8(root.data.unwrap()["COFFER_ROOT_PASSWORD"].0.clone()).unwrap();
+    assert!(!serde_json::to_string(&status).unwrap().contains(&password));
+
+    pass(&fake, &ctx).await;
+    assert_eq!(
+        fake.take_writes(),
+        Vec::<String>::new(),
+        "an unchanged world needs no writes"
+    );
+    assert_eq!(fake.take_events(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_generated_secrets_are_never_overwritten() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+    fake.take_writes();
+    let sts = format!("{APPS}/statefulsets/photos-pool-0");
+    let mut obj = fake.get(&sts).unwrap();
+    obj["spec"]["replicas"] = json!(1);
+    fake.put(&sts, obj);
+    fake.remove(&format!("{CORE}/services/photos"));
+    let mut root = fake.get(&format!("{CORE}/secrets/photos-root")).unwrap();
+    root["data"]["COFFER_ROOT_PASSWORD"] = json!(base64("chosen-by-hand"));
+    fake.put(&format!("{CORE}/secrets/photos-root"), root.clone());
+
+    pass(&fake, &ctx).await;
+    assert_eq!(
+        fake.take_writes(),
+        [
+            format!("PATCH {CORE}/services/photos"),
+            format!("PATCH {sts}")
+        ]
+    );
+    assert_eq!(fake.get(&sts).unwrap()["spec"]["replicas"], 4);
+    assert_eq!(
+        fake.get(&format!("{CORE}/secrets/photos-root")).unwrap(),
+        root
+    );
+}
+
+#[tokio::test]
+async fn an_image_change_replaces_one_server_at_a_time_while_the_store_is_whole() {
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    running_store(
+        &fake,
+        &ctx,
+        store.with_image("coffer:2"),
+        &["v1", "v1", "v2", "v2"],
+    )
+    .await;
+
+    pass(&fake, &ctx).await;
+    let writes = fake.take_writes();
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|w| w.starts_with("DELETE"))
+            .collect::<Vec<_>>(),
+        [&format!("DELETE {CORE}/pods/photos-pool-0-1")],
+        "exactly one server, the highest outdated ordinal: {writes:#?}"
+    );
+    assert_eq!(fake.take_events(), ["ReplacingServer"]);
+    let status = store_status(&fake);
+    assert_eq!(condition(&status, READY).reason, "RollingUpdate");
+    assert!(condition(&status, PROGRESSING).is_true());
+    assert_eq!(status.drives.online, 4);
+
+    // The replaced server is back but not ready yet: nothing else is touched.
+    let mut pod = fake.get(&format!("{CORE}/pods/photos-pool-0-2")).unwrap();
+    pod["metadata"]["name"] = json!("photos-pool-0-1");
+    pod["status"]["conditions"][0]["status"] = json!("False");
+    fake.put(&format!("{CORE}/pods/photos-pool-0-1"), pod);
+    pass(&fake, &ctx).await;
+    assert!(fake.take_writes().iter().all(|w| !w.starts_with("DELETE")));
+}
+
+#[tokio::test]
+async fn a_running_store_is_ready_only_when_the_servers_confirm_every_drive() {
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    running_store(&fake, &ctx, store, &["v2", "v2", "v2", "v2"]).await;
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    assert!(condition(&status, READY).is_true(), "{status:#?}");
+    assert!(!condition(&status, PROGRESSING).is_true());
+    assert_eq!(
+        status.drives,
+        DriveCounts {
+            total: 4,
+            online: 4,
+            offline: 0,
+            healing: 0
+        }
+    );
+    assert_eq!(status.write_quorum, Some(1));
+    assert_eq!(status.current_image.as_deref(), Some("coffer:1"));
+    assert_eq!(status.usage_bytes, Some(0));
+    assert_eq!(fake.take_events(), ["StoreReady"]);
+
+    // The admin API stops answering: Ready turns False with the reason; not Degraded.
+    let ctx = context(ctx.client.clone(), Some("http://127.0.0.1:9"), &[]);
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    let ready = condition(&status, READY);
+    assert!(!ready.is_true());
+    assert_eq!(ready.reason, "AdminAPIUnreachable");
+    assert!(!condition(&status, DEGRADED).is_true());
+}
+
+#[tokio::test]
+async fn a_pool_that_cannot_form_erasure_sets_is_degraded_and_not_retried() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(
+        STORE,
+        ObjectStore::test()
+            .with_pools(vec![pool("odd", 17, 1)])
+            .finalized(),
+    );
+    let action = pass(&fake, &ctx).await;
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    let status = store_status(&fake);
+    let degraded = condition(&status, DEGRADED);
+    assert!(degraded.is_true());
+    assert_eq!(degraded.reason, "InvalidTopology");
+    assert!(fake.paths(&format!("{APPS}/statefulsets")).is_empty());
+    assert!(fake.take_events().contains(&"InvalidTopology".to_string()));
+}
+
+#[tokio::test]
+async fn an_appended_pool_joins_the_topology_once_its_servers_exist() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+    let mut store: ObjectStore = read(&fake, STORE);
+    store.spec.pools.push(pool("more", 4, 1));
+    fake.put(STORE, &store);
+    pass(&fake, &ctx).await;
+    let topology = |fake: &FakeApi| {
+        let cm: k8s_openapi::api::core::v1::ConfigMap =
+            read(fake, &format!("{CORE}/configmaps/photos-topology"));
+        coffer_server::cluster::Topology::parse(&cm.data.unwrap()["topology.json"]).unwrap()
+    };
+    assert!(fake
+        .get(&format!("{APPS}/statefulsets/photos-more"))
+        .is_some());
+    let first = topology(&fake);
+    assert_eq!(first.pools.len(), 1, "the new pool waits for its pods");
+    let sts = format!("{APPS}/statefulsets/photos-more");
+    let mut obj = fake.get(&sts).unwrap();
+    obj["status"] = json!({"replicas": 4});
+    fake.put(&sts, obj);
+    fake.take_events();
+    pass(&fake, &ctx).await;
+    let second = topology(&fake);
+    assert_eq!(second.pools.len(), 2);
+    assert_eq!(second.cluster_id, first.cluster_id);
+    first.check_update(&second).unwrap();
+    assert_eq!(fake.take_events(), ["PoolPublished"]);
+}
+
+#[tokio::test]
+async fn deleting_a_store_keeps_or_removes_its_data_as_the_policy_says() {
+    for policy in [StorageDeletionPolicy::Retain, StorageDeletionPolicy::Delete] {
+        let (client, fake) = FakeApi::start();
+        let ctx = context(client, None, &[]);
+        fake.put(STORE, ObjectStore::test().with_deletion(policy).finalized());
+        pass(&fake, &ctx).await;
+        for j in 0..2 {
+            fake.put(
+                &format!("{CORE}/persistentvolumeclaims/data-{j}-photos-pool-0-0"),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                       "metadata": {"name": format!("data-{j}-photos-pool-0-0"), "labels": {"coffer.dev/store": "photos", "coffer.dev/pool": "pool-0"}}}),
+            );
+        }
+        let mut store: ObjectStore = read(&fake, STORE);
+        store.metadata.deletion_timestamp = store.metadata.creation_timestamp.clone();
+        fake.put(STORE, &store);
+        fake.take_events();
+        pass(&fake, &ctx).await;
+        let claims = fake.paths(&format!("{CORE}/persistentvolumeclaims/"));
+        let secrets = fake.paths(&format!("{CORE}/secrets/"));
+        let finalizers = read::<ObjectStore>(&fake, STORE)
+            .metadata
+            .finalizers
+            .unwrap_or_default();
+        assert!(finalizers.is_empty(), "the finalizer is released");
+        match policy {
+            StorageDeletionPolicy::Retain => {
+                assert_eq!(claims.len(), 2);
+                assert_eq!(secrets.len(), 2);
+                assert_eq!(fake.take_events(), ["StorageRetained"]);
+            }
+            StorageDeletionPolicy::Delete => {
+                assert!(claims.is_empty(), "{claims:?}");
+                assert!(secrets.is_empty(), "{secrets:?}");
+                assert_eq!(fake.take_events(), ["StorageDeleted"]);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_change_the_api_server_refuses_makes_the_store_degraded() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+    let mut store: ObjectStore = read(&fake, STORE);
+    store.spec.pools[0].volume_claim_template.storage_class_name = Some("fast".into());
+    store.metadata.generation = Some(2);
+    fake.put(STORE, &store);
+    fake.refuse_writes_to(&format!("{APPS}/statefulsets/photos-pool-0"));
+    fake.take_events();
+    let action = pass(&fake, &ctx).await;
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    let status = store_status(&fake);
+    let degraded = condition(&status, DEGRADED);
+    assert!(degraded.is_true());
+    assert_eq!(degraded.reason, "InvalidStatefulSet");
+    assert_eq!(degraded.observed_generation, Some(2));
+    assert_eq!(fake.take_events(), ["InvalidStatefulSet"]);
+}
