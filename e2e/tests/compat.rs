@@ -1,6 +1,7 @@
 //! Client compatibility: each test starts a real coffer-server on a loopback
 //! port with fixed root credentials and runs one unmodified S3 client against
-//! it through a script in `e2e/compat/` (aws CLI, boto3, rclone, s3cmd). The
+//! it through a script in `e2e/compat/` (aws CLI, boto3, boto3's presigned POST
+//! forms, rclone, s3cmd). The
 //! scripts compare bytes end to end and exit non-zero on any mismatch; the
 //! clients themselves come from `e2e/compat/install.sh`.
 

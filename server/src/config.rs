@@ -325,18 +325,7 @@ async fn serve_store(
     if ctx.cluster.is_some() {
         tokio::spawn(refresh_metadata(Arc::downgrade(&ctx)));
     }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let files = crate::http::tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-            };
-            let resolver =
-                crate::http::tls::spawn_reloader(files, crate::http::tls::RELOAD_INTERVAL)?;
-            Some(Arc::new(crate::http::tls::server_config(resolver)?))
-        }
-        _ => None,
-    };
+    let tls = crate::http::tls::listener_config(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let listener = tokio::net::TcpListener::bind(args.address).await?;
     let handle = crate::http::serve_with_tls(listener, ctx.clone(), tls.clone()).await?;
     Ok((handle, ctx, tls.is_some()))

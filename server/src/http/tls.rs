@@ -117,6 +117,23 @@ pub fn server_config(resolver: Arc<ReloadingCert>) -> Result<rustls::ServerConfi
     Ok(config)
 }
 
+/// The listener's TLS configuration when both files are given (`--tls-cert`, `--tls-key`),
+/// with the certificate reloaded on change; `None` for plain HTTP.
+pub fn listener_config(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    };
+    let resolver = spawn_reloader(files, RELOAD_INTERVAL)?;
+    Ok(Some(Arc::new(server_config(resolver)?)))
+}
+
 /// What identifies one version of the files: modification time, length and inode of each
 /// (following symlinks, so a Kubernetes secret volume's `..data` swap counts as a change).
 type Stamp = Vec<Option<(SystemTime, u64, u64)>>;
@@ -172,4 +189,68 @@ pub fn spawn_reloader(files: TlsFiles, interval: Duration) -> Result<Arc<Reloadi
         }
     });
     Ok(resolver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its key as PEM files in `dir`, named `name.crt/.key`.
+    fn write_pair(dir: &Path, name: &str) -> TlsFiles {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("rcgen makes a certificate");
+        let files = TlsFiles {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, cert.cert.pem()).unwrap();
+        std::fs::write(&files.key, cert.key_pair.serialize_pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn a_matching_pair_loads_and_mismatches_or_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_pair(dir.path(), "a");
+        let b = write_pair(dir.path(), "b");
+        let key = load_certified_key(&a).expect("a matching pair loads");
+        assert_eq!(key.cert.len(), 1);
+
+        let mixed = TlsFiles {
+            cert: a.cert.clone(),
+            key: b.key.clone(),
+        };
+        let err = load_certified_key(&mixed).unwrap_err();
+        assert!(matches!(err, TlsError::Key { .. }), "{err}");
+        assert!(err.to_string().contains("does not fit"), "{err}");
+
+        std::fs::write(&b.cert, "").unwrap();
+        let err = load_certified_key(&b).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate(_)), "{err}");
+
+        let missing = TlsFiles {
+            cert: dir.path().join("nope.crt"),
+            key: a.key.clone(),
+        };
+        assert!(matches!(
+            load_certified_key(&missing).unwrap_err(),
+            TlsError::Read { .. }
+        ));
+    }
+
+    #[test]
+    fn the_resolver_serves_the_replaced_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_certified_key(&write_pair(dir.path(), "a")).unwrap();
+        let b = load_certified_key(&write_pair(dir.path(), "b")).unwrap();
+        let b_der = b.cert[0].clone();
+        let resolver = ReloadingCert::new(a);
+        resolver.replace(b);
+        assert_eq!(resolver.current().cert[0], b_der);
+        let config = server_config(Arc::new(resolver)).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
 }

@@ -126,10 +126,13 @@ fn object_url(headers: &HeaderMap, tls: bool, bucket: &str, key: &str) -> String
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
     let scheme = if tls { "https" } else { "http" };
-    format!(
-        "{scheme}://{host}/{bucket}/{}",
-        utf8_percent_encode(key, PATH)
-    )
+    let key = utf8_percent_encode(key, PATH);
+    if host.starts_with(&format!("{bucket}.")) {
+        // Virtual-hosted style: the bucket is in the host already.
+        format!("{scheme}://{host}/{key}")
+    } else {
+        format!("{scheme}://{host}/{bucket}/{key}")
+    }
 }
 
 pub async fn post_object(
@@ -322,4 +325,52 @@ pub async fn post_object(
         insert(h, "x-amz-version-id", v);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_follow_the_addressing_style() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::HOST,
+            HeaderValue::from_static("127.0.0.1:9000"),
+        );
+        assert_eq!(
+            object_url(&h, false, "b", "a b/c"),
+            "http://127.0.0.1:9000/b/a%20b/c"
+        );
+        h.insert(
+            http::header::HOST,
+            HeaderValue::from_static("b.s3.example.com"),
+        );
+        assert_eq!(object_url(&h, true, "b", "k"), "https://b.s3.example.com/k");
+    }
+
+    #[test]
+    fn only_metadata_fields_become_metadata_headers() {
+        let mut f = FormFields::new();
+        for (n, v) in [
+            ("key", "k"),
+            ("Content-Type", "text/plain"),
+            ("X-Amz-Meta-Owner", "eric"),
+            ("policy", "p"),
+            ("Cache-Control", "no-cache"),
+        ] {
+            f.push(n, v);
+        }
+        let h = meta_headers(&f).unwrap();
+        assert_eq!(h.len(), 3);
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["x-amz-meta-owner"], "eric");
+        assert_eq!(h["cache-control"], "no-cache");
+        let mut bad = FormFields::new();
+        bad.push("x-amz-meta-a", "line\nbreak");
+        assert_eq!(
+            meta_headers(&bad).unwrap_err().code,
+            ErrorCode::InvalidArgument
+        );
+    }
 }
