@@ -152,7 +152,20 @@ pub fn failures(rows: &[Row]) -> String {
         for (server, result) in [("Coffer", &row.coffer), ("MinIO", &row.minio)] {
             if let Err(e) = result {
                 let first = e.lines().next().unwrap_or_default();
-                let _ = writeln!(out, "- {} on {server}: {first}", row.label);
+                // warp's own reason (`<ERROR> download error: …`) comes after its JSON dump.
+                match e.lines().find(|l| l.contains("<ERROR>")) {
+                    Some(reason) => {
+                        let _ = writeln!(
+                            out,
+                            "- {} on {server}: {first} {}",
+                            row.label,
+                            reason.trim()
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "- {} on {server}: {first}", row.label);
+                    }
+                }
             }
         }
     }
