@@ -767,3 +767,25 @@ async fn a_pool_of_two_erasure_sets_places_merges_and_survives_a_server() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_large_reads_all_complete() {
+    // Each GET opens a stream per shard on the peers; streams of shards a read never needs
+    // (parity of a healthy object) must not take the HTTP/2 window the others need.
+    let cluster = start(4, 1);
+    let c0 = client(&cluster, 0);
+    c0.create_bucket().bucket("big").send().await.unwrap();
+    let data = body(64, 24 << 20);
+    put(&c0, "big", "obj", data.clone()).await;
+    let sum = md5_hex(&data);
+    let mut reads = Vec::new();
+    for i in 0..16 {
+        let c = client(&cluster, i % 4);
+        reads.push(tokio::spawn(async move {
+            get(&c, "big", "obj").await.map(|b| md5_hex(&b))
+        }));
+    }
+    for r in reads {
+        assert_eq!(r.await.unwrap().as_deref(), Some(sum.as_str()));
+    }
+}

@@ -544,12 +544,14 @@ impl DriveSet {
         let all: Vec<usize> = (0..self.slots.len()).collect();
         let results = self.parallel(&all, |_, slot| match slot {
             Some(s) if s.reachable() => s.get(key).map(Some),
-            _ => Ok(None),
+            Some(_) => Err(StoreError::QuorumLost { have: 0, need: 1 }),
+            None => Ok(None),
         });
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok(Some(v)) => out[i] = v,
                 Ok(None) => {}
+                Err(StoreError::QuorumLost { .. }) => errors += 1,
                 Err(e) => {
                     errors += 1;
                     tracing::warn!(drive = i, error = %e, "metadata read failed");
@@ -570,10 +572,23 @@ impl DriveSet {
         let all = self.get_all(key)?;
         let count = all.iter().filter(|v| v.is_some()).count();
         if count >= self.read_quorum() {
-            Ok(all.into_iter().flatten().next())
-        } else {
-            Ok(None)
+            return Ok(all.into_iter().flatten().next());
         }
+        // An acknowledged write is on a write quorum of drives: fewer copies than that among
+        // the answers plus the silent drives means it is absent (or a failed write's remnant);
+        // otherwise the silent drives decide and nobody can tell yet (503, not a false 404).
+        let silent = self
+            .slots
+            .iter()
+            .filter(|s| s.as_ref().is_some_and(|s| !s.reachable()))
+            .count();
+        if count > 0 && count + silent >= self.write_quorum() {
+            return Err(StoreError::QuorumLost {
+                have: count,
+                need: self.read_quorum(),
+            });
+        }
+        Ok(None)
     }
 
     /// Every record whose key starts with `prefix` and that is present on a read quorum of

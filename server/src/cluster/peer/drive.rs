@@ -132,7 +132,9 @@ impl Drop for RemoteWriter {
     }
 }
 
-/// A shard file streaming from a peer, from some offset on.
+/// A shard file streaming from a peer, from some offset on. The stream starts at the first
+/// read: a reader opened for a shard that is never needed (a parity shard of a healthy
+/// object) must not hold HTTP/2 flow-control window that the shards being read need.
 struct RemoteReader {
     drive: Arc<RemoteDrive>,
     id: String,
@@ -144,15 +146,16 @@ struct RemoteReader {
 
 impl RemoteReader {
     fn open(drive: Arc<RemoteDrive>, id: &str, offset: u64) -> io::Result<RemoteReader> {
-        let mut r = RemoteReader {
+        if !drive.peer.reachable() {
+            return Err(drive.offline());
+        }
+        Ok(RemoteReader {
             drive,
             id: id.to_string(),
             body: None,
             pos: offset,
             buf: BytesMut::new(),
-        };
-        r.start(offset)?;
-        Ok(r)
+        })
     }
 
     fn start(&mut self, offset: u64) -> io::Result<()> {
@@ -219,7 +222,7 @@ impl RemoteReader {
 
 impl DataReader for RemoteReader {
     fn read_exact_at(&mut self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        if offset < self.pos {
+        if self.body.is_none() || offset < self.pos {
             self.start(offset)?;
         }
         // Skip forward within the stream (reads move forward block by block).
