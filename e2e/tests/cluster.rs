@@ -106,6 +106,14 @@ async fn get(c: &Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
     }
 }
 
+async fn create_bucket(c: &Client, bucket: &str) {
+    c.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {e:?}"));
+}
+
 async fn put(c: &Client, bucket: &str, key: &str, data: Vec<u8>) {
     c.put_object()
         .bucket(bucket)
@@ -200,12 +208,7 @@ fn all_drives(cluster: &LocalCluster, drives: usize) -> Vec<PathBuf> {
 async fn every_server_serves_the_whole_namespace_consistently() {
     let cluster = start(4, 1);
     let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
-    clients[0]
-        .create_bucket()
-        .bucket("shared")
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&clients[0], "shared").await;
     // The bucket exists on every server at once.
     for c in &clients {
         c.head_bucket().bucket("shared").send().await.unwrap();
@@ -350,12 +353,7 @@ async fn every_server_serves_the_whole_namespace_consistently() {
 async fn kill_nine_under_load_loses_no_acknowledged_write_and_healing_restores_the_server() {
     let mut cluster = start(4, 2);
     let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
-    clients[0]
-        .create_bucket()
-        .bucket("load")
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&clients[0], "load").await;
     let acked: Arc<Mutex<HashMap<String, String>>> = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -462,7 +460,7 @@ async fn kill_nine_under_load_loses_no_acknowledged_write_and_healing_restores_t
 async fn a_wiped_drive_and_flipped_bytes_are_healed() {
     let mut cluster = start(4, 1);
     let c0 = client(&cluster, 0);
-    c0.create_bucket().bucket("heal").send().await.unwrap();
+    create_bucket(&c0, "heal").await;
     for n in 0..12u64 {
         put(
             &c0,
@@ -545,12 +543,7 @@ async fn a_wiped_drive_and_flipped_bytes_are_healed() {
 async fn concurrent_overwrites_and_deletes_through_different_servers_agree_and_leak_nothing() {
     let cluster = start(4, 1);
     let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
-    clients[0]
-        .create_bucket()
-        .bucket("race")
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&clients[0], "race").await;
     let written: Arc<Mutex<HashMap<String, HashSet<String>>>> = Default::default();
     let mut tasks = Vec::new();
     for (w, c) in clients.iter().enumerate() {
@@ -626,7 +619,7 @@ async fn concurrent_overwrites_and_deletes_through_different_servers_agree_and_l
 async fn a_write_without_quorum_fails_and_leaves_nothing_visible() {
     let mut cluster = start(4, 1);
     let c0 = client(&cluster, 0);
-    c0.create_bucket().bucket("quorum").send().await.unwrap();
+    create_bucket(&c0, "quorum").await;
     put(&c0, "quorum", "before", body(1, 200_000)).await;
     cluster.kill(2);
     cluster.kill(3);
@@ -682,12 +675,7 @@ async fn a_pool_of_two_erasure_sets_places_merges_and_survives_a_server() {
     assert_eq!(status["sets"], 2, "{status}");
     assert_eq!(status["drives"].as_array().unwrap().len(), 20);
     let clients: Vec<Client> = (0..4).map(|i| client(&cluster, i)).collect();
-    clients[1]
-        .create_bucket()
-        .bucket("sets")
-        .send()
-        .await
-        .unwrap();
+    create_bucket(&clients[1], "sets").await;
     let mut expected = Vec::new();
     for n in 0..40u64 {
         let key = format!("dir{}/obj-{n:02}", n % 3);
@@ -774,7 +762,7 @@ async fn many_concurrent_large_reads_all_complete() {
     // (parity of a healthy object) must not take the HTTP/2 window the others need.
     let cluster = start(4, 1);
     let c0 = client(&cluster, 0);
-    c0.create_bucket().bucket("big").send().await.unwrap();
+    create_bucket(&c0, "big").await;
     let data = body(64, 24 << 20);
     put(&c0, "big", "obj", data.clone()).await;
     let sum = md5_hex(&data);

@@ -150,7 +150,7 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                 }
                 (Method::HEAD, ["data", id]) => match valid_id(id) {
                     Err(r) => *r,
-                    Ok(()) => match tokio::fs::metadata(drive_file(drive, id)).await {
+                    Ok(()) => match tokio::fs::metadata(drive.data_path(id)).await {
                         Ok(m) => {
                             let mut r = reply(StatusCode::OK, "");
                             r.headers_mut().insert(SIZE_HEADER, m.len().into());
@@ -162,11 +162,8 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                 (Method::DELETE, ["data", id]) => match valid_id(id) {
                     Err(r) => *r,
                     Ok(()) => {
-                        let (drive, id) = (drive.root().to_path_buf(), id.to_string());
-                        let result = tokio::task::spawn_blocking(move || {
-                            LocalDrive::open(&drive)?.remove(&id)
-                        })
-                        .await;
+                        let (drive, id) = (drive.clone(), id.to_string());
+                        let result = tokio::task::spawn_blocking(move || drive.remove(&id)).await;
                         match result {
                             Ok(Ok(())) => reply(StatusCode::OK, ""),
                             Ok(Err(e)) => internal(e),
@@ -188,11 +185,6 @@ fn valid_id(id: &str) -> Result<(), Box<Resp>> {
     } else {
         Err(Box::new(bad("malformed data id")))
     }
-}
-
-fn drive_file(drive: &LocalDrive, id: &str) -> std::path::PathBuf {
-    let shard = id.get(..2).unwrap_or("00");
-    drive.root().join("data").join(shard).join(id)
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
@@ -285,9 +277,8 @@ async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp 
             return bad(format!("shard stream failed: {e}"));
         }
     }
-    let (root, id) = (drive.root().to_path_buf(), id.to_string());
+    let (drive, id) = (drive.clone(), id.to_string());
     let installed = tokio::task::spawn_blocking(move || {
-        let drive = LocalDrive::open(&root)?;
         let r = drive.install(&tmp, &id);
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -327,7 +318,7 @@ async fn get_data(drive: &LocalDrive, id: &str, offset: u64) -> Resp {
     if let Err(r) = valid_id(id) {
         return *r;
     }
-    let mut file = match tokio::fs::File::open(drive_file(drive, id)).await {
+    let mut file = match tokio::fs::File::open(drive.data_path(id)).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return reply(StatusCode::NOT_FOUND, "")

@@ -84,6 +84,7 @@ pub trait Drive: Send + Sync + 'static {
 }
 
 /// A drive on the local filesystem.
+#[derive(Clone)]
 pub struct LocalDrive {
     root: PathBuf,
 }
@@ -98,7 +99,8 @@ impl LocalDrive {
         })
     }
 
-    fn data_path(&self, id: &str) -> PathBuf {
+    /// Where committed data file `id` lives.
+    pub fn data_path(&self, id: &str) -> PathBuf {
         let shard = id.get(..2).unwrap_or("00");
         self.root.join("data").join(shard).join(id)
     }
