@@ -1,7 +1,9 @@
-//! A Coffer cluster on one machine: N `coffer-server` processes on 127.0.0.1, each with D
-//! drive folders, joined by a generated topology file (`Topology::local_cluster`, the same
-//! schema the operator writes). Used by `coffer-e2e local-cluster` and the cluster tests.
-//! Servers can be killed (`SIGKILL`) and restarted to test failures.
+//! A Coffer cluster on one machine: N `coffer-server` processes, each on its own loopback
+//! address (`127.A.B.i`, so servers are told apart by address as pods are, and clusters of
+//! parallel tests never meet), each with D drive folders, joined by a generated topology file
+//! (`Topology::local_cluster`, the same schema the operator writes). A cluster may have several
+//! pools, and a pool can be appended while it runs. Used by `coffer-e2e local-cluster` and the
+//! cluster tests. Servers can be killed (`SIGKILL`) and restarted to test failures.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use coffer_server::cluster::Topology;
+use coffer_server::cluster::{PoolSpec, ServerSpec, Topology};
 
 use crate::server::Credentials;
 
@@ -25,21 +27,67 @@ pub struct LocalCluster {
     pub topology: Topology,
     pub creds: Credentials,
     secret: String,
+    block: [u8; 2],
     children: Vec<Option<Child>>,
     starts: Vec<usize>,
 }
 
-/// A base port with `2 * servers` free ports above it.
-fn free_base_port(servers: usize) -> Result<u16> {
+/// A pool of `shape` for servers numbered from `first` (names `node-N`, addresses in
+/// `block`, drives under `dir/node-N/drive-J`).
+fn pool_spec(dir: &Path, block: [u8; 2], index: usize, first: usize, shape: PoolShape) -> PoolSpec {
+    PoolSpec {
+        name: format!("pool-{index}"),
+        set_size: None,
+        parity: shape.parity,
+        servers: (first..first + shape.servers)
+            .map(|i| {
+                let name = format!("node-{i}");
+                let ip = server_ip(block, i);
+                ServerSpec {
+                    endpoint: format!("{ip}:{S3_PORT}"),
+                    rpc: format!("{ip}:{RPC_PORT}"),
+                    drives: (0..shape.drives)
+                        .map(|j| dir.join(&name).join(format!("drive-{j}")))
+                        .collect(),
+                    name,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The shape of one pool: servers × drives, and its parity (`None`: the set size's default).
+#[derive(Clone, Copy, Debug)]
+pub struct PoolShape {
+    pub servers: usize,
+    pub drives: usize,
+    pub parity: Option<usize>,
+}
+
+/// The S3 and peer RPC ports every server listens on (each on its own address).
+const S3_PORT: u16 = 9000;
+const RPC_PORT: u16 = 9100;
+
+/// A loopback block `127.A.B.0/24` whose first `servers` addresses have both ports free.
+fn free_address_block(servers: usize) -> Result<[u8; 2]> {
     for _ in 0..50 {
-        let base: u16 = 20_000 + (rand_u16() % 30_000);
-        let all_free =
-            (0..2 * servers as u16).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        let r = rand_u16();
+        let block = [1 + (r % 250) as u8, 1 + ((r >> 8) % 250) as u8];
+        let all_free = (0..servers).all(|i| {
+            let ip = server_ip(block, i);
+            TcpListener::bind((ip.as_str(), S3_PORT)).is_ok()
+                && TcpListener::bind((ip.as_str(), RPC_PORT)).is_ok()
+        });
         if all_free {
-            return Ok(base);
+            return Ok(block);
         }
     }
-    bail!("no range of {} free loopback ports found", 2 * servers)
+    bail!("no loopback block with {servers} free addresses found")
+}
+
+/// The address of server `i` (counted over all pools) in `block`.
+fn server_ip(block: [u8; 2], i: usize) -> String {
+    format!("127.{}.{}.{}", block[0], block[1], i + 1)
 }
 
 fn rand_u16() -> u16 {
@@ -66,37 +114,126 @@ impl LocalCluster {
         dir: &Path,
         parity: Option<usize>,
     ) -> Result<LocalCluster> {
+        Self::start_pools(
+            binary,
+            &[PoolShape {
+                servers,
+                drives,
+                parity,
+            }],
+            dir,
+        )
+    }
+
+    /// Starts a cluster of several pools; servers are numbered across pools, pool after pool.
+    pub fn start_pools(binary: &Path, pools: &[PoolShape], dir: &Path) -> Result<LocalCluster> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
-        let base = free_base_port(servers)?;
-        let mut topology = Topology::local_cluster(servers, drives, &dir, base)
+        let total: usize = pools.iter().map(|p| p.servers).sum();
+        // Room for a few pools appended later.
+        let block = free_address_block(total + 16)?;
+        // Topology::local_cluster gives the cluster id and checks the geometry; the servers
+        // are then placed on their own addresses.
+        let first = pools.first().context("a cluster has at least one pool")?;
+        let mut topology = Topology::local_cluster(first.servers, first.drives, &dir, 1)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if parity.is_some() {
-            topology.pools[0].parity = parity;
-            topology.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        topology.pools.clear();
+        let mut next = 0;
+        for (index, shape) in pools.iter().enumerate() {
+            topology
+                .pools
+                .push(pool_spec(&dir, block, index, next, *shape));
+            next += shape.servers;
         }
+        topology.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let topology_path = dir.join("topology.json");
-        std::fs::write(
-            &topology_path,
-            topology.to_json().map_err(|e| anyhow::anyhow!("{e}"))?,
-        )?;
         let mut cluster = LocalCluster {
             binary: binary.to_path_buf(),
             dir,
             topology_path,
             topology,
             creds: Credentials::default(),
-            secret: format!("local-cluster-{:x}", rand_u16() as u64 * 7919 + base as u64),
-            children: (0..servers).map(|_| None).collect(),
-            starts: vec![0; servers],
+            secret: format!(
+                "local-cluster-{:x}",
+                rand_u16() as u64 * 7919 + block[0] as u64
+            ),
+            block,
+            children: (0..total).map(|_| None).collect(),
+            starts: vec![0; total],
         };
-        for i in 0..servers {
+        cluster.write_topology()?;
+        for i in 0..total {
             cluster.spawn(i)?;
         }
-        for i in 0..servers {
+        for i in 0..total {
             cluster.wait_ready(i)?;
         }
         Ok(cluster)
+    }
+
+    fn write_topology(&self) -> Result<()> {
+        // Written whole and renamed, as a ConfigMap update lands: a server never reads half.
+        let tmp = self.topology_path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            self.topology
+                .to_json()
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )?;
+        std::fs::rename(&tmp, &self.topology_path)?;
+        Ok(())
+    }
+
+    /// Appends a pool of `shape` while the cluster runs, as the operator does: starts the new
+    /// servers, publishes the new topology, and starts again every server that stopped to pick
+    /// it up. Returns once all servers are ready.
+    pub fn add_pool(&mut self, shape: PoolShape) -> Result<()> {
+        let first = self.len();
+        let index = self.topology.pools.len();
+        let mut topology = self.topology.clone();
+        topology
+            .pools
+            .push(pool_spec(&self.dir, self.block, index, first, shape));
+        topology.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.topology
+            .check_update(&topology)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.topology = topology;
+        self.children.extend((0..shape.servers).map(|_| None));
+        self.starts.extend(std::iter::repeat_n(0, shape.servers));
+        self.write_topology()?;
+        for i in first..self.len() {
+            self.spawn(i)?;
+        }
+        // The running servers notice the file within seconds and exit with status 75.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for i in 0..first {
+            loop {
+                let exited = match self.children[i].as_mut() {
+                    Some(child) => child.try_wait()?,
+                    None => break,
+                };
+                if let Some(status) = exited {
+                    if status.code() != Some(75) {
+                        bail!(
+                            "node-{i} exited with {status}, not to restart\n{}",
+                            self.log_tail(i, 20)
+                        );
+                    }
+                    self.children[i] = None;
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node-{i} did not pick up the new topology within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            self.spawn(i)?;
+        }
+        for i in 0..self.len() {
+            self.wait_ready(i)?;
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -107,11 +244,29 @@ impl LocalCluster {
         self.children.is_empty()
     }
 
-    fn server(&self, i: usize) -> &coffer_server::cluster::ServerSpec {
-        &self.topology.pools[0].servers[i]
+    /// Server `i`, counted over all pools.
+    fn server(&self, i: usize) -> &ServerSpec {
+        self.topology
+            .pools
+            .iter()
+            .flat_map(|p| &p.servers)
+            .nth(i)
+            .expect("a server of this cluster")
     }
 
-    /// `http://127.0.0.1:PORT` of server `i`'s S3 listener.
+    /// The pool of server `i`.
+    pub fn pool_of(&self, i: usize) -> usize {
+        let mut first = 0;
+        for (p, pool) in self.topology.pools.iter().enumerate() {
+            if i < first + pool.servers.len() {
+                return p;
+            }
+            first += pool.servers.len();
+        }
+        panic!("server {i} is not in this cluster")
+    }
+
+    /// `http://ADDRESS:PORT` of server `i`'s S3 listener.
     pub fn endpoint(&self, i: usize) -> String {
         format!("http://{}", self.server(i).endpoint)
     }
@@ -140,13 +295,12 @@ impl LocalCluster {
             .open(self.log_path(i))?;
         self.starts[i] += 1;
         let spec = self.server(i).clone();
-        let rpc_port = spec.rpc.rsplit(':').next().unwrap_or_default().to_string();
         let child = Command::new(&self.binary)
             .arg("serve")
             .args(["--topology".as_ref(), self.topology_path.as_os_str()])
             .args(["--node", &spec.name])
             .args(["--address", &spec.endpoint])
-            .args(["--rpc-address", &format!("127.0.0.1:{rpc_port}")])
+            .args(["--rpc-address", &spec.rpc])
             .env("COFFER_ROOT_USER", &self.creds.access_key)
             .env("COFFER_ROOT_PASSWORD", &self.creds.secret_key)
             .env("COFFER_CLUSTER_SECRET", &self.secret)

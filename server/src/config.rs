@@ -222,6 +222,56 @@ pub struct Running {
     pub root_source: RootSource,
     /// Whether the listener speaks HTTPS.
     pub tls: bool,
+    /// In a cluster: fires when the topology file changed to a valid successor (a pool was
+    /// appended). The server then stops so its supervisor starts it again with the new
+    /// topology, as MinIO does on pool expansion.
+    pub topology_changed: Option<tokio::sync::oneshot::Receiver<String>>,
+}
+
+/// Polls the topology file every 2 s; answers once it holds a different topology that may
+/// replace `current` ([`crate::cluster::Topology::check_update`]). A file that does not parse
+/// or would be an incompatible change is logged and ignored: the cluster keeps running on the
+/// topology it has.
+fn watch_topology(
+    path: PathBuf,
+    current: crate::cluster::Topology,
+) -> tokio::sync::oneshot::Receiver<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut refused: Option<crate::cluster::Topology> = None;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if tx.is_closed() {
+                return;
+            }
+            let next = match crate::cluster::Topology::load(&path) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::debug!(error = %e, "topology file unreadable; keeping the current topology");
+                    continue;
+                }
+            };
+            if next == current || refused.as_ref() == Some(&next) {
+                continue;
+            }
+            match current.check_update(&next) {
+                Ok(()) => {
+                    let _ = tx.send(format!(
+                        "{} now lists {} pools (was {})",
+                        path.display(),
+                        next.pools.len(),
+                        current.pools.len()
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the new topology cannot replace the running one; ignoring it");
+                    refused = Some(next);
+                }
+            }
+        }
+    });
+    rx
 }
 
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
@@ -275,6 +325,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         root,
         root_source,
         tls,
+        topology_changed: None,
     })
 }
 
@@ -463,6 +514,16 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
             }
         });
     }
+    // New objects are spread over the pools by free space: measured now, then every 10 s.
+    if store.pools().len() > 1 {
+        let weak = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            while let Some(store) = weak.upgrade() {
+                let _ = tokio::task::spawn_blocking(move || store.refresh_free_space()).await;
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        });
+    }
     // Catch up: whatever this server's drives missed while it was away (or all of it, for
     // empty drives) is copied and rebuilt from the others, in the background.
     {
@@ -493,5 +554,6 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
         root,
         root_source: RootSource::Environment,
         tls,
+        topology_changed: Some(watch_topology(path.clone(), topology)),
     })
 }

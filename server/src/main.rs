@@ -130,7 +130,7 @@ async fn admin_key(
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let running = config::start(&args).await?;
+    let mut running = config::start(&args).await?;
     let addr = running.handle.local_addr;
     let scheme = if running.tls { "https" } else { "http" };
     {
@@ -180,11 +180,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%addr, scheme, "serving");
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let topology_changed = async {
+        match running.topology_changed.take() {
+            Some(rx) => rx.await.ok(),
+            None => std::future::pending().await,
+        }
+    };
+    let restart = tokio::select! {
+        _ = shutdown_signal() => None,
+        Some(why) = topology_changed => Some(why),
+    };
+    match &restart {
+        None => tracing::info!("shutting down: finishing in-flight requests"),
+        Some(why) => tracing::warn!(
+            change = %why,
+            "the cluster topology changed: stopping so this server restarts with it"
+        ),
+    }
     running.handle.shutdown(Duration::from_secs(30)).await;
+    if restart.is_some() {
+        // EX_TEMPFAIL: not a failure of the server; every supervisor (Kubernetes, systemd's
+        // Restart=on-failure) starts it again, and it then reads the new topology.
+        std::process::exit(TOPOLOGY_CHANGED_EXIT);
+    }
     Ok(())
 }
+
+/// The exit status of a server that stopped to pick up a new topology.
+const TOPOLOGY_CHANGED_EXIT: i32 = 75;
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

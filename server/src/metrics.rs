@@ -52,6 +52,8 @@ pub struct StateSample {
     pub rocksdb_live_bytes: Vec<(usize, u64)>,
     /// Resident memory of this process, when the platform tells.
     pub resident_bytes: Option<u64>,
+    /// Blocks reads rebuilt from parity since start, over all erasure sets.
+    pub reconstructed_blocks: u64,
 }
 
 /// Every metric of the server, in one registry.
@@ -72,6 +74,7 @@ pub struct Metrics {
     heal_scanning: Gauge,
     rocksdb_live_bytes: Family<DriveLabels, Gauge>,
     resident_bytes: Gauge,
+    reconstructed_blocks: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -109,6 +112,7 @@ impl Metrics {
         let heal_scanning = Gauge::default();
         let rocksdb_live_bytes = Family::<DriveLabels, Gauge>::default();
         let resident_bytes = Gauge::default();
+        let reconstructed_blocks = Counter::default();
         // Counter names get their `_total` suffix from the encoder.
         registry.register(
             "coffer_s3_requests",
@@ -185,6 +189,11 @@ impl Metrics {
             "Resident memory of the server process",
             resident_bytes.clone(),
         );
+        registry.register(
+            "coffer_erasure_reconstructed_blocks",
+            "Blocks that reads rebuilt from parity because a data shard was missing or corrupt",
+            reconstructed_blocks.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -200,6 +209,7 @@ impl Metrics {
             heal_bytes_healed,
             heal_errors,
             heal_scanning,
+            reconstructed_blocks,
             rocksdb_live_bytes,
             resident_bytes,
         }
@@ -265,6 +275,9 @@ impl Metrics {
         if let Some(n) = sample.resident_bytes {
             self.resident_bytes.set(gauge_value(n));
         }
+        self.reconstructed_blocks
+            .inner()
+            .store(sample.reconstructed_blocks, Ordering::Relaxed);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing metrics to a String cannot fail");
         out
@@ -328,6 +341,7 @@ mod tests {
             }),
             rocksdb_live_bytes: vec![(0, 100), (2, 200)],
             resident_bytes: Some(1 << 20),
+            reconstructed_blocks: 7,
         };
         let text = m.render(&sample);
         for line in [
@@ -341,6 +355,7 @@ mod tests {
             "coffer_heal_scanning 1",
             r#"coffer_rocksdb_estimate_live_data_bytes{drive="2"} 200"#,
             "coffer_process_resident_memory_bytes 1048576",
+            "coffer_erasure_reconstructed_blocks_total 7",
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }

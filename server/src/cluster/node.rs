@@ -41,93 +41,71 @@ pub fn open(
     region: &str,
 ) -> Result<(Store, Cluster), StoreError> {
     let me = topology.server(node).map_err(|e| config(e.to_string()))?;
-    if topology.pools.len() > 1 {
-        return Err(config(
-            "this server version serves clusters of one pool; the topology has more",
-        ));
-    }
-    let pool = &topology.pools[me.pool];
-    let layout = pool.layout().map_err(|e| config(e.to_string()))?;
-    let geometry = layout.geometry;
-    let peers: Vec<Option<Arc<PeerClient>>> = pool
-        .servers
+    // A peer client for every other server of every pool: a key may live in any pool.
+    let peers: Vec<Vec<Option<Arc<PeerClient>>>> = topology
+        .pools
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            (i != me.server).then(|| PeerClient::new(&s.name, &s.rpc, node, secret.clone()))
+        .map(|(p, pool)| {
+            pool.servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    (p != me.pool || i != me.server)
+                        .then(|| PeerClient::new(&s.name, &s.rpc, node, secret.clone()))
+                })
+                .collect()
         })
         .collect();
-    let codec = (geometry.total() > 1)
-        .then(|| ErasureCodec::with_default_block_size(geometry))
-        .transpose()
-        .map_err(|e| config(e.to_string()))?;
     let mut local_slots = vec![(usize::MAX, usize::MAX); me.spec.drives.len()];
     let mut fresh = Vec::new();
-    let mut sets = Vec::new();
-    for set_layout in layout.sets() {
-        let set_index = set_layout.index;
-        let mut slots = Vec::with_capacity(set_layout.drives.len());
-        for (i, pos) in set_layout.drives.iter().enumerate() {
-            let path = &pool.servers[pos.server].drives[pos.drive];
-            match &peers[pos.server] {
-                None => {
-                    std::fs::create_dir_all(path)?;
-                    let drive = LocalDrive::open(path)?;
-                    let wanted = DriveFormat {
-                        format: DRIVE_FORMAT_V1,
-                        deployment_id: topology.cluster_id.clone(),
-                        pool: me.pool as u32,
-                        set: set_index as u32,
-                        drive: i as u32,
-                        set_size: (geometry.total() > 1).then_some(geometry.total() as u32),
-                        parity: (geometry.parity > 0).then_some(geometry.parity as u32),
-                    };
-                    match drive.read_format()? {
-                    Some(f) if f == wanted => {}
-                    Some(f) if f.deployment_id != wanted.deployment_id => {
-                        return Err(config(format!(
-                            "drive {} belongs to another cluster ({}), this one is {}: refusing to use it",
-                            path.display(),
-                            f.deployment_id,
-                            wanted.deployment_id
-                        )))
-                    }
-                    Some(f) => {
-                        return Err(config(format!(
-                            "drive {} was pool {} set {} drive {} of {} (parity {}); the topology \
-                             makes it pool {} set {set_index} drive {i} of {} (parity {})",
-                            path.display(),
-                            f.pool,
-                            f.set,
-                            f.drive,
-                            f.set_size.unwrap_or(1),
-                            f.parity.unwrap_or(0),
-                            me.pool,
-                            geometry.total(),
-                            geometry.parity
-                        )))
-                    }
+    let mut pools = Vec::with_capacity(topology.pools.len());
+    // Sets are numbered across pools, pool after pool (the store's `sets`).
+    let mut set_base = 0;
+    for (pool_index, pool) in topology.pools.iter().enumerate() {
+        let layout = pool.layout().map_err(|e| config(e.to_string()))?;
+        let geometry = layout.geometry;
+        let codec = (geometry.total() > 1)
+            .then(|| ErasureCodec::with_default_block_size(geometry))
+            .transpose()
+            .map_err(|e| config(e.to_string()))?;
+        let mut sets = Vec::new();
+        for set_layout in layout.sets() {
+            let set_index = set_layout.index;
+            let mut slots = Vec::with_capacity(set_layout.drives.len());
+            for (i, pos) in set_layout.drives.iter().enumerate() {
+                let path = &pool.servers[pos.server].drives[pos.drive];
+                match &peers[pool_index][pos.server] {
                     None => {
-                        drive.write_format(&wanted)?;
-                        fresh.push((set_index, i));
+                        let wanted = DriveFormat {
+                            format: DRIVE_FORMAT_V1,
+                            deployment_id: topology.cluster_id.clone(),
+                            pool: pool_index as u32,
+                            set: set_index as u32,
+                            drive: i as u32,
+                            set_size: (geometry.total() > 1).then_some(geometry.total() as u32),
+                            parity: (geometry.parity > 0).then_some(geometry.parity as u32),
+                        };
+                        let drive = open_local_drive(path, &wanted, &mut fresh, set_base)?;
+                        let meta = drive.meta_path();
+                        slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
+                        local_slots[pos.drive] = (set_base + set_index, i);
                     }
-                }
-                    let meta = drive.meta_path();
-                    slots.push(Some(Slot::open(Arc::new(drive), &meta)?));
-                    local_slots[pos.drive] = (set_index, i);
-                }
-                Some(peer) => {
-                    let remote = Arc::new(RemoteDrive::new(peer.clone(), pos.drive, path));
-                    slots.push(Some(Slot::remote(
-                        Arc::new(super::peer::SharedRemoteDrive(remote.clone())),
-                        remote,
-                    )));
+                    Some(peer) => {
+                        let remote = Arc::new(RemoteDrive::new(peer.clone(), pos.drive, path));
+                        slots.push(Some(Slot::remote(
+                            Arc::new(super::peer::SharedRemoteDrive(remote.clone())),
+                            remote,
+                        )));
+                    }
                 }
             }
+            sets.push(Arc::new(DriveSet::assemble(slots, geometry, codec)));
         }
-        sets.push(Arc::new(DriveSet::assemble(slots, geometry, codec)));
+        set_base += sets.len();
+        pools.push(sets);
     }
-    let peers: Vec<Arc<PeerClient>> = peers.into_iter().flatten().collect();
+    let peers: Vec<Arc<PeerClient>> = peers.into_iter().flatten().flatten().collect();
     let locks = Arc::new(LockTable::default());
     let locker = (!peers.is_empty()).then(|| {
         Arc::new(QuorumLocker {
@@ -135,7 +113,7 @@ pub fn open(
             peers: peers.clone(),
         }) as Arc<dyn crate::store::KeyLocker>
     });
-    let store = Store::assemble(sets, locker, region);
+    let store = Store::assemble(pools, locker, region);
     Ok((
         store,
         Cluster {
@@ -147,6 +125,52 @@ pub fn open(
             drive_paths: me.spec.drives.clone(),
         },
     ))
+}
+
+/// Opens one of this server's drives, checking its format file against the one the topology
+/// gives it (`wanted`), or writing it on an empty drive (then noted in `fresh` as (set across
+/// pools, slot) to be healed).
+fn open_local_drive(
+    path: &std::path::Path,
+    wanted: &DriveFormat,
+    fresh: &mut Vec<(usize, usize)>,
+    set_base: usize,
+) -> Result<LocalDrive, StoreError> {
+    std::fs::create_dir_all(path)?;
+    let drive = LocalDrive::open(path)?;
+    match drive.read_format()? {
+        Some(f) if f == *wanted => {}
+        Some(f) if f.deployment_id != wanted.deployment_id => {
+            return Err(config(format!(
+                "drive {} belongs to another cluster ({}), this one is {}: refusing to use it",
+                path.display(),
+                f.deployment_id,
+                wanted.deployment_id
+            )))
+        }
+        Some(f) => {
+            return Err(config(format!(
+                "drive {} was pool {} set {} drive {} of {} (parity {}); the topology makes it \
+                 pool {} set {} drive {} of {} (parity {})",
+                path.display(),
+                f.pool,
+                f.set,
+                f.drive,
+                f.set_size.unwrap_or(1),
+                f.parity.unwrap_or(0),
+                wanted.pool,
+                wanted.set,
+                wanted.drive,
+                wanted.set_size.unwrap_or(1),
+                wanted.parity.unwrap_or(0)
+            )))
+        }
+        None => {
+            drive.write_format(wanted)?;
+            fresh.push((set_base + wanted.set as usize, wanted.drive as usize));
+        }
+    }
+    Ok(drive)
 }
 
 impl Cluster {

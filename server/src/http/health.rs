@@ -96,11 +96,19 @@ fn sample(ctx: &Context) -> StateSample {
     let sets = ctx.store.sets();
     let online: usize = sets.iter().map(|s| s.reachable_count()).sum();
     let total: usize = sets.iter().map(|s| s.len()).sum();
-    let set_size = sets[0].len();
+    // Drives are numbered across sets (and pools), set after set.
+    let firsts: Vec<usize> = sets
+        .iter()
+        .scan(0, |next, s| {
+            let first = *next;
+            *next += s.len();
+            Some(first)
+        })
+        .collect();
     let rocksdb_live_bytes = sets
         .iter()
-        .enumerate()
-        .flat_map(|(n, set)| set.online().map(move |(i, slot)| (n * set_size + i, slot)))
+        .zip(firsts)
+        .flat_map(|(set, first)| set.online().map(move |(i, slot)| (first + i, slot)))
         .filter_map(|(i, slot)| {
             match slot
                 .local_db()?
@@ -122,6 +130,7 @@ fn sample(ctx: &Context) -> StateSample {
         heal: Some(ctx.heal.report()),
         rocksdb_live_bytes,
         resident_bytes: crate::metrics::resident_bytes(),
+        reconstructed_blocks: sets.iter().map(|s| s.reconstructed_blocks()).sum(),
     }
 }
 

@@ -142,7 +142,12 @@ pub async fn receive_body(
         sha256: body.expected_sha256.is_some(),
     };
     let mut writer = if as_file {
-        ctx.store.stage_file(route.bucket(), route.key(), request)
+        ctx.store.stage_part(
+            route.bucket(),
+            route.key(),
+            route.param("uploadId").unwrap_or(""),
+            request,
+        )
     } else {
         ctx.store.stage(route.bucket(), route.key(), request)
     };

@@ -424,7 +424,12 @@ pub async fn copy_data(
         sha256: false,
     };
     let mut writer = if as_file {
-        ctx.store.stage_file(dest.bucket(), dest.key(), request)
+        ctx.store.stage_part(
+            dest.bucket(),
+            dest.key(),
+            dest.param("uploadId").unwrap_or(""),
+            request,
+        )
     } else {
         ctx.store.stage(dest.bucket(), dest.key(), request)
     };

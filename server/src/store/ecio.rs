@@ -52,12 +52,13 @@ pub fn encode_inline(
     Ok(per_drive)
 }
 
-/// Decodes an inline object from the framed shards gathered by shard index.
+/// Decodes an inline object from the framed shards gathered by shard index; also says whether
+/// a data shard was missing or corrupt (the body was rebuilt from parity).
 pub fn decode_inline(
     codec: &ErasureCodec,
     shards: &[Option<Vec<u8>>],
     size: u64,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<(Vec<u8>, bool), StoreError> {
     let mut verified: Vec<Option<Vec<u8>>> = shards
         .iter()
         .enumerate()
@@ -70,8 +71,12 @@ pub fn decode_inline(
         })
         .collect();
     verified.resize(codec.geometry().total(), None);
+    let rebuilt = verified[..codec.geometry().data]
+        .iter()
+        .any(Option::is_none);
     codec
         .decode_block(&mut verified, size as usize)
+        .map(|body| (body, rebuilt))
         .map_err(|e| StoreError::Internal(format!("object cannot be decoded: {e}")))
 }
 
@@ -283,6 +288,9 @@ pub fn stream_segments(
                         bad.push(i);
                     }
                 }
+            }
+            if shards[..k].iter().any(Option::is_none) {
+                set.note_reconstructed();
             }
             let block = match codec.decode_block(&mut shards, slice.block_len) {
                 Ok(b) => b,

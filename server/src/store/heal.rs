@@ -149,7 +149,7 @@ impl Store {
         let mut uploads = HashMap::new();
         for (_, v) in set.scan(&[keys::UPLOAD])? {
             let u: record::UploadRecord = record::decode(&v)?;
-            uploads.insert(u.upload_id.clone(), self.order(&u.bucket, &u.key));
+            uploads.insert(u.upload_id.clone(), Self::order(set, &u.bucket, &u.key));
         }
         let mut it = set.merged_iter();
         it.seek(&[]);
@@ -165,7 +165,7 @@ impl Store {
             if !missing.is_empty() {
                 // One damaged record must not stop the rest from healing.
                 if let Err(e) =
-                    self.heal_record(set, &key, &values, &missing, &uploads, &mut report)
+                    self.heal_record(set_index, &key, &values, &missing, &uploads, &mut report)
                 {
                     tracing::warn!(error = %e, "could not heal a record; continuing");
                     report.errors += 1;
@@ -179,13 +179,14 @@ impl Store {
 
     fn heal_record(
         &self,
-        set: &DriveSet,
+        set_index: usize,
         key: &[u8],
         values: &[Option<Vec<u8>>],
         missing: &[usize],
         uploads: &HashMap<String, Vec<usize>>,
         report: &mut HealReport,
     ) -> Result<(), StoreError> {
+        let set = &self.sets[set_index];
         let any = values
             .iter()
             .flatten()
@@ -199,12 +200,12 @@ impl Store {
                 let Some((bucket, object)) = split_version_key(key) else {
                     return Ok(());
                 };
-                let order = self.order(&bucket, &object);
-                let merged = self.merge_record(&bucket, &object, values)?;
+                let order = Self::order(set, &bucket, &object);
+                let merged = self.merge_record(set_index, &bucket, &object, values)?;
                 match &merged.data {
                     DataLayout::InlineShards(shards) => {
                         let codec = set.codec.as_ref().expect("inline shards imply a codec");
-                        let body = ecio::decode_inline(codec, shards, merged.size)?;
+                        let (body, _) = ecio::decode_inline(codec, shards, merged.size)?;
                         let framed = ecio::encode_inline(codec, &order, &body)?;
                         for (d, v) in &mut per_drive {
                             *v = record::encode(&VersionRecord {
@@ -327,7 +328,7 @@ impl Store {
         if !missing_record.is_empty() {
             // heal_record copies the record and rebuilds every shard of those drives.
             self.heal_record(
-                set,
+                v.set,
                 &v.raw_key,
                 &v.values,
                 &missing_record,
@@ -339,9 +340,9 @@ impl Store {
         let Some((bucket, key)) = split_version_key(&v.raw_key) else {
             return Ok(report);
         };
-        let record = self.merge_record(&bucket, &key, &v.values)?;
+        let record = self.merge_record(v.set, &bucket, &key, &v.values)?;
         if let DataLayout::Parts { parts, .. } = &record.data {
-            let order = self.order(&bucket, &key);
+            let order = Self::order(set, &bucket, &key);
             for p in parts {
                 let expected = codec.shard_file_size(p.size);
                 let bad: Vec<usize> = online

@@ -145,11 +145,17 @@ pub struct DeleteOutcome {
 }
 
 pub struct Store {
-    /// Set 0: global records (buckets, policies, access keys) live here.
+    /// Set 0 of pool 0: global records (buckets, policies, access keys) live here.
     set: Arc<DriveSet>,
-    /// Every erasure set of the pool; an object's records and data live in the set its key
-    /// hashes to (`erasure::set_for_key`).
+    /// Every erasure set of every pool, pool after pool. Within a pool an object's records and
+    /// data live in the set its key hashes to (`erasure::set_for_key`); which pool holds it is
+    /// found by looking in each (see [`Store::home_set`]).
     sets: Vec<Arc<DriveSet>>,
+    /// The indexes in `sets` of each pool's sets.
+    pools: Vec<std::ops::Range<usize>>,
+    /// Each pool's free bytes as last measured ([`Store::refresh_free_space`]); new objects
+    /// are spread over the pools in proportion.
+    pool_free: Mutex<Vec<u64>>,
     locks: Vec<Mutex<()>>,
     cluster_locks: Option<Arc<dyn KeyLocker>>,
     inline_limit: usize,
@@ -195,21 +201,34 @@ impl Store {
     }
 
     fn with_set(set: DriveSet, region: &str) -> Result<Store, StoreError> {
-        let store = Store::assemble(vec![Arc::new(set)], None, region);
+        let store = Store::assemble(vec![vec![Arc::new(set)]], None, region);
         store.collect_garbage()?;
         Ok(store)
     }
 
-    /// A store over an assembled drive set (local and remote drives) whose writers lock keys
-    /// with `cluster_locks` as well. Call [`Store::collect_garbage`] once the drives answer.
+    /// A store over the assembled erasure sets of each pool (local and remote drives) whose
+    /// writers lock keys with `cluster_locks` as well. Call [`Store::collect_garbage`] once the
+    /// drives answer.
     pub fn assemble(
-        sets: Vec<Arc<DriveSet>>,
+        pools: Vec<Vec<Arc<DriveSet>>>,
         cluster_locks: Option<Arc<dyn KeyLocker>>,
         region: &str,
     ) -> Store {
-        assert!(!sets.is_empty(), "a store has at least one erasure set");
+        assert!(
+            !pools.is_empty() && pools.iter().all(|p| !p.is_empty()),
+            "a store has at least one pool, and every pool an erasure set"
+        );
+        let mut ranges = Vec::with_capacity(pools.len());
+        let mut sets = Vec::new();
+        for pool in pools {
+            let start = sets.len();
+            sets.extend(pool);
+            ranges.push(start..sets.len());
+        }
         Store {
             set: sets[0].clone(),
+            pool_free: Mutex::new(vec![1; ranges.len()]),
+            pools: ranges,
             sets,
             cluster_locks,
             locks: (0..256).map(|_| Mutex::new(())).collect(),
@@ -244,17 +263,92 @@ impl Store {
         })
     }
 
-    /// Every erasure set, in set order (peer RPC serves their local drives).
+    /// Every erasure set, pool after pool (peer RPC serves their local drives).
     pub fn sets(&self) -> &[Arc<DriveSet>] {
         &self.sets
     }
 
-    /// The set holding the records and data of `bucket/key`.
-    pub(crate) fn set_of(&self, bucket: &str, key: &str) -> &Arc<DriveSet> {
-        if self.sets.len() == 1 {
-            return &self.sets[0];
+    /// The indexes in [`Store::sets`] of each pool's sets.
+    pub fn pools(&self) -> &[std::ops::Range<usize>] {
+        &self.pools
+    }
+
+    /// The index of the set of pool `pool` that would hold `bucket/key`.
+    fn set_in_pool(&self, pool: usize, bucket: &str, key: &str) -> usize {
+        let range = &self.pools[pool];
+        if range.len() == 1 {
+            return range.start;
         }
-        &self.sets[erasure::set_for_key(bucket, key, self.sets.len())]
+        range.start + erasure::set_for_key(bucket, key, range.len())
+    }
+
+    /// The sets that may hold `bucket/key`: one per pool.
+    fn key_sets(&self, bucket: &str, key: &str) -> impl Iterator<Item = usize> + '_ {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        (0..self.pools.len()).map(move |p| self.set_in_pool(p, &bucket, &key))
+    }
+
+    /// The set a new version of `bucket/key` goes to: the one holding its newest version, or
+    /// for a new key a pool drawn in proportion to free space. With one pool there is no
+    /// choice and nothing is looked up.
+    fn home_set(&self, bucket: &str, key: &str) -> usize {
+        if self.pools.len() == 1 {
+            return self.set_in_pool(0, bucket, key);
+        }
+        match self.latest(bucket, key) {
+            Ok(Some(r)) => return r.set_index,
+            Ok(None) => {}
+            // The commit looks again under the key's lock and fails if it cannot read.
+            Err(e) => tracing::debug!(bucket, key, error = %e, "pool lookup failed"),
+        }
+        let free = self
+            .pool_free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let pool = erasure::choose_pool(bucket, key, &free).unwrap_or(0);
+        self.set_in_pool(pool, bucket, key)
+    }
+
+    /// The index in [`Store::sets`] of `set`.
+    fn index_of(&self, set: &Arc<DriveSet>) -> usize {
+        self.sets
+            .iter()
+            .position(|s| Arc::ptr_eq(s, set))
+            .expect("staged bodies are written to one of the store's sets")
+    }
+
+    /// Measures each pool's free space (the smallest free space of a set's drives times its
+    /// data shards, summed over the pool's sets) for placing new objects. Drives that cannot
+    /// tell count as full; a pool where none can keeps its last measure.
+    pub fn refresh_free_space(&self) {
+        if self.pools.len() == 1 {
+            return;
+        }
+        let mut measured = Vec::with_capacity(self.pools.len());
+        for range in &self.pools {
+            let mut pool_free = None::<u64>;
+            for set in &self.sets[range.clone()] {
+                let data = set.codec.as_ref().map_or(1, |c| c.geometry().data) as u64;
+                let min = set
+                    .parallel(&(0..set.len()).collect::<Vec<_>>(), |_, slot| {
+                        slot.and_then(|s| s.drive.space().ok()).map(|s| s.free)
+                    })
+                    .into_iter()
+                    .flatten()
+                    .min();
+                if let Some(min) = min {
+                    *pool_free.get_or_insert(0) += min.saturating_mul(data);
+                }
+            }
+            measured.push(pool_free);
+        }
+        let mut free = self.pool_free.lock().unwrap_or_else(|p| p.into_inner());
+        for (have, new) in free.iter_mut().zip(measured) {
+            if let Some(new) = new {
+                *have = new;
+            }
+        }
     }
 
     /// Records of the object space (versions, uploads) of every set, merged in key order.
@@ -380,48 +474,57 @@ impl Store {
     /// Starts receiving the body of `bucket/key`; finish it, then pass it to
     /// [`Store::put_object`].
     pub fn stage(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
+        let set = &self.sets[self.home_set(bucket, key)];
         StagingWriter::new(
-            self.set_of(bucket, key).clone(),
-            self.order(bucket, key),
+            set.clone(),
+            Self::order(set, bucket, key),
             request,
             self.inline_limit,
         )
     }
 
-    /// Like [`Store::stage`] but always to data files (multipart parts are never inline).
-    pub fn stage_file(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
-        StagingWriter::new(
-            self.set_of(bucket, key).clone(),
-            self.order(bucket, key),
-            request,
-            0,
-        )
+    /// Starts receiving a part of multipart upload `upload_id` of `bucket/key`: always to
+    /// data files (parts are never inline), in the set that holds the upload.
+    pub fn stage_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        request: DigestRequest,
+    ) -> StagingWriter {
+        // An upload id of no pool fails when the part is recorded; stage anywhere meanwhile.
+        let set = self
+            .upload_set(bucket, key, upload_id)
+            .unwrap_or_else(|_| &self.sets[self.set_in_pool(0, bucket, key)]);
+        StagingWriter::new(set.clone(), Self::order(set, bucket, key), request, 0)
     }
 
-    /// Which drive of the set holds each shard of `bucket/key`.
-    pub(crate) fn order(&self, bucket: &str, key: &str) -> Vec<usize> {
-        erasure::shard_order(erasure::object_hash(bucket, key), self.set.len())
+    /// Which drive of `set` holds each shard of `bucket/key`.
+    pub(crate) fn order(set: &DriveSet, bucket: &str, key: &str) -> Vec<usize> {
+        erasure::shard_order(erasure::object_hash(bucket, key), set.len())
     }
 
-    /// Decodes one record from its per-drive values: with erasure coding, inline shards of
-    /// each drive are gathered by shard index.
+    /// Decodes one record of set `set_index` from its per-drive values: with erasure coding,
+    /// inline shards of each drive are gathered by shard index.
     fn merge_record(
         &self,
+        set_index: usize,
         bucket: &str,
         key: &str,
         values: &[Option<Vec<u8>>],
     ) -> Result<VersionRecord, StoreError> {
+        let set = &self.sets[set_index];
         let mut first: Option<VersionRecord> = None;
         let mut shards: Vec<Option<Vec<u8>>> = Vec::new();
-        let order = if self.set.codec.is_some() {
-            self.order(bucket, key)
+        let order = if set.codec.is_some() {
+            Self::order(set, bucket, key)
         } else {
             Vec::new()
         };
         for (drive, v) in values.iter().enumerate() {
             let Some(v) = v else { continue };
             let r: VersionRecord = record::decode(v)?;
-            if self.set.codec.is_some() {
+            if set.codec.is_some() {
                 if let DataLayout::Inline(shard) = &r.data {
                     if shards.is_empty() {
                         shards = vec![None; order.len()];
@@ -436,36 +539,63 @@ impl Store {
             }
         }
         let mut r = first.ok_or_else(|| StoreError::Internal("record without values".into()))?;
-        if self.set.codec.is_some() && matches!(r.data, DataLayout::Inline(_)) {
+        if set.codec.is_some() && matches!(r.data, DataLayout::Inline(_)) {
             r.data = DataLayout::InlineShards(shards);
         }
+        r.set_index = set_index;
         Ok(r)
     }
 
-    /// All versions of `key`, newest first.
+    /// All versions of `key` in every pool, newest first (record keys sort that way); each
+    /// record knows its set.
     fn versions(
         &self,
         bucket: &str,
         key: &str,
     ) -> Result<Vec<(RawKey, VersionRecord)>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        self.set_of(bucket, key)
-            .scan_all(&prefix)?
-            .into_iter()
-            .map(|(k, values)| Ok((k, self.merge_record(bucket, key, &values)?)))
-            .collect()
+        let mut out = Vec::new();
+        for set_index in self.key_sets(bucket, key) {
+            for (k, values) in self.sets[set_index].scan_all(&prefix)? {
+                out.push((k, self.merge_record(set_index, bucket, key, &values)?));
+            }
+        }
+        if self.pools.len() > 1 {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(out)
     }
 
+    /// The newest version of `key` in any pool.
     fn latest(&self, bucket: &str, key: &str) -> Result<Option<VersionRecord>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let mut it = self.set_of(bucket, key).merged_iter();
-        it.seek(&prefix);
-        if !it.key().is_some_and(|k| k.starts_with(&prefix)) {
-            it.status()?;
-            return Ok(None);
+        let mut newest: Option<(Vec<u8>, usize, Vec<Option<Vec<u8>>>)> = None;
+        for set_index in self.key_sets(bucket, key) {
+            let mut it = self.sets[set_index].merged_iter();
+            it.seek(&prefix);
+            match it.key() {
+                Some(k) if k.starts_with(&prefix) => {
+                    if newest.as_ref().is_none_or(|(n, _, _)| k < n.as_slice()) {
+                        newest = Some((k.to_vec(), set_index, it.values()));
+                    }
+                }
+                _ => it.status()?,
+            }
         }
-        let values = it.values();
-        Ok(Some(self.merge_record(bucket, key, &values)?))
+        newest
+            .map(|(_, set_index, values)| self.merge_record(set_index, bucket, key, &values))
+            .transpose()
+    }
+
+    /// Writes each set's batch, then removes the data files it freed.
+    fn write_per_set(&self, batches: Vec<(usize, Batch, Vec<String>)>) -> Result<(), StoreError> {
+        for (set_index, mut batch, garbage) in batches {
+            let set = &self.sets[set_index];
+            Self::add_garbage(&mut batch, &garbage);
+            set.write(&batch)?;
+            Self::remove_garbage(set, &garbage);
+        }
+        Ok(())
     }
 
     fn check_condition(
@@ -488,12 +618,15 @@ impl Store {
         Ok(())
     }
 
-    /// Writes `record` as the newest version of `key`, replacing the null version when the
-    /// bucket is not versioned. Runs under the key's lock; `extra` adds to the same batch.
+    /// Writes `record` as the newest version of `key` into set `set_index`, replacing the null
+    /// version when the bucket is not versioned. Runs under the key's lock; `extra` adds to the
+    /// same batch. A null version in another pool (two first writes that chose different
+    /// pools) is removed after the commit, so one live copy remains.
     fn commit_version(
         &self,
         bucket: &BucketRecord,
         key: &str,
+        set_index: usize,
         mut record: VersionRecord,
         cond: &WriteCondition,
         extra: CommitExtras,
@@ -515,10 +648,17 @@ impl Store {
             Versioning::Enabled => Some(uuid::Uuid::new_v4().simple().to_string()),
             _ => None,
         };
+        let mut elsewhere: Vec<(usize, Batch, Vec<String>)> = Vec::new();
         if record.version_id.is_none() {
             for (k, old) in versions.iter().filter(|(_, r)| r.version_id.is_none()) {
-                batch.delete(k);
-                garbage.extend(old.data_ids());
+                if old.set_index == set_index {
+                    batch.delete(k);
+                    garbage.extend(old.data_ids());
+                } else {
+                    let mut b = Batch::default();
+                    b.delete(k);
+                    elsewhere.push((old.set_index, b, old.data_ids()));
+                }
             }
         }
         let record_key = keys::version(
@@ -543,10 +683,12 @@ impl Store {
             None => batch.put(record_key.clone(), record::encode(&record)),
         }
         Self::add_garbage(&mut batch, &garbage);
-        let set = self.set_of(&bucket.name, key);
+        let set = &self.sets[set_index];
         set.write(&batch)?;
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
+        self.write_per_set(elsewhere)?;
+        record.set_index = set_index;
         Ok(record)
     }
 
@@ -561,6 +703,7 @@ impl Store {
     ) -> Result<VersionRecord, StoreError> {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key)?;
+        let set_index = self.index_of(staged.set());
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
         let mut per_drive = None;
@@ -590,10 +733,12 @@ impl Store {
             meta: new.meta,
             checksum: new.checksum,
             data,
+            set_index,
         };
         let committed = self.commit_version(
             &bucket,
             key,
+            set_index,
             record,
             cond,
             CommitExtras {
@@ -642,7 +787,7 @@ impl Store {
         let _g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
         let mut batch = Batch::default();
-        let mut garbage = Vec::new();
+        let garbage = Vec::new();
         if let Some(v) = version_id {
             let wanted = (v != "null").then_some(v);
             let mut outcome = DeleteOutcome {
@@ -655,24 +800,25 @@ impl Store {
             {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
                 batch.delete(k);
-                garbage.extend(r.data_ids());
+                self.write_per_set(vec![(r.set_index, batch, r.data_ids())])?;
             }
-            Self::add_garbage(&mut batch, &garbage);
-            let set = self.set_of(&bucket.name, key);
-            set.write(&batch)?;
-            Self::remove_garbage(set, &garbage);
             return Ok(outcome);
         }
         match bucket.versioning {
             Versioning::Unversioned => {
+                let mut per_set: Vec<(usize, Batch, Vec<String>)> = Vec::new();
                 for (k, r) in &versions {
-                    batch.delete(k);
-                    garbage.extend(r.data_ids());
+                    let at = match per_set.iter().position(|(s, _, _)| *s == r.set_index) {
+                        Some(at) => at,
+                        None => {
+                            per_set.push((r.set_index, Batch::default(), Vec::new()));
+                            per_set.len() - 1
+                        }
+                    };
+                    per_set[at].1.delete(k);
+                    per_set[at].2.extend(r.data_ids());
                 }
-                Self::add_garbage(&mut batch, &garbage);
-                let set = self.set_of(&bucket.name, key);
-                set.write(&batch)?;
-                Self::remove_garbage(set, &garbage);
+                self.write_per_set(per_set)?;
                 Ok(DeleteOutcome::default())
             }
             Versioning::Enabled | Versioning::Suspended => {
@@ -685,10 +831,16 @@ impl Store {
                     meta: ObjectMeta::default(),
                     checksum: None,
                     data: DataLayout::Inline(Vec::new()),
+                    set_index: 0,
+                };
+                let set_index = match versions.first() {
+                    Some((_, newest)) => newest.set_index,
+                    None => self.home_set(&bucket.name, key),
                 };
                 let r = self.commit_version(
                     &bucket,
                     key,
+                    set_index,
                     marker,
                     &WriteCondition::default(),
                     CommitExtras {
@@ -737,7 +889,9 @@ impl Store {
             }
             segments
         };
-        match (&record.data, &self.set.codec) {
+        let set = self.sets[record.set_index].clone();
+        let codec = set.codec;
+        match (&record.data, &codec) {
             (DataLayout::Inline(bytes), _) => {
                 let slice =
                     Bytes::copy_from_slice(&bytes[range.start as usize..range.end as usize]);
@@ -746,7 +900,10 @@ impl Store {
                 }
             }
             (DataLayout::InlineShards(shards), Some(codec)) => {
-                let data = ecio::decode_inline(codec, shards, record.size)?;
+                let (data, rebuilt) = ecio::decode_inline(codec, shards, record.size)?;
+                if rebuilt {
+                    set.note_reconstructed();
+                }
                 let slice = Bytes::copy_from_slice(&data[range.start as usize..range.end as usize]);
                 if !slice.is_empty() {
                     let _ = tx.try_send(Ok(slice));
@@ -759,7 +916,6 @@ impl Store {
             }
             (DataLayout::Parts { .. }, None) => {
                 let segments = segments();
-                let set = self.set_of(bucket, key).clone();
                 let files = tokio::task::spawn_blocking(move || {
                     let (_, slot) = set
                         .online()
@@ -782,14 +938,13 @@ impl Store {
             }
             (DataLayout::Parts { .. }, Some(_)) => {
                 let segments = segments();
-                let set = self.set_of(bucket, key).clone();
-                let order = self.order(bucket, key);
+                let order = Self::order(&set, bucket, key);
                 let opened = tokio::task::spawn_blocking(move || {
                     ecio::open_segments(&set, &order, segments).map(|o| (set, o))
                 })
                 .await
                 .map_err(|e| StoreError::Internal(e.to_string()))??;
-                let order = self.order(bucket, key);
+                let order = Self::order(&opened.0, bucket, key);
                 tokio::task::spawn_blocking(move || {
                     let (set, segments) = opened;
                     for d in ecio::stream_segments(&set, &order, segments, tx) {

@@ -7,7 +7,9 @@ use super::record::{
     self, DataLayout, ObjectMeta, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind,
     VersionRecord,
 };
+use super::set::DriveSet;
 use super::{keys, now_ns, Staged, StagedContent, Store, StoreError, WriteCondition};
+use std::sync::Arc;
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -23,7 +25,31 @@ pub struct CompletedPart {
     pub checksum: Option<Vec<u8>>,
 }
 
+/// The pool an upload id names: ids of pool 0 are a bare UUID (as before pools existed),
+/// others end in `-POOL`. `None` for an id of no form we issue.
+fn upload_pool(upload_id: &str) -> Option<usize> {
+    match upload_id.split_once('-') {
+        None => Some(0),
+        Some((_, pool)) => pool.parse().ok().filter(|&p| p > 0),
+    }
+}
+
 impl Store {
+    /// The set holding upload `upload_id` of `bucket/key` (the pool is part of the id).
+    pub(crate) fn upload_set(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<&Arc<DriveSet>, StoreError> {
+        match upload_pool(upload_id) {
+            Some(pool) if pool < self.pools.len() => {
+                Ok(&self.sets[self.set_in_pool(pool, bucket, key)])
+            }
+            _ => Err(StoreError::NoSuchUpload),
+        }
+    }
+
     pub fn create_upload(
         &self,
         bucket: &str,
@@ -32,8 +58,20 @@ impl Store {
         checksum_algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
+        // The upload lives where the object will: the pool of its current version, or the
+        // pool a new object would go to.
+        let set_index = self.home_set(bucket, key);
+        let pool = self
+            .pools
+            .iter()
+            .position(|r| r.contains(&set_index))
+            .expect("every set belongs to a pool");
+        let mut upload_id = uuid::Uuid::new_v4().simple().to_string();
+        if pool > 0 {
+            upload_id = format!("{upload_id}-{pool}");
+        }
         let upload = UploadRecord {
-            upload_id: uuid::Uuid::new_v4().simple().to_string(),
+            upload_id,
             bucket: bucket.to_string(),
             key: key.to_string(),
             initiated_ns: now_ns(),
@@ -45,7 +83,7 @@ impl Store {
             keys::upload(bucket, key, &upload.upload_id),
             record::encode(&upload),
         );
-        self.set_of(bucket, key).write(&batch)?;
+        self.sets[set_index].write(&batch)?;
         Ok(upload)
     }
 
@@ -57,7 +95,7 @@ impl Store {
     ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
         match self
-            .set_of(bucket, key)
+            .upload_set(bucket, key, upload_id)?
             .get(&keys::upload(bucket, key, upload_id))?
         {
             Some(v) => Ok(record::decode(&v)?),
@@ -72,7 +110,7 @@ impl Store {
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<PartRecord>, StoreError> {
-        Self::parts_in(self.set_of(bucket, key), upload_id)
+        Self::parts_in(self.upload_set(bucket, key, upload_id)?, upload_id)
     }
 
     /// The parts of an upload whose records live in `set`.
@@ -134,7 +172,12 @@ impl Store {
         };
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
-        let set = self.set_of(bucket, key);
+        let set = self.upload_set(bucket, key, upload_id)?;
+        if !Arc::ptr_eq(staged.set(), set) {
+            return Err(StoreError::Internal(
+                "a part was staged outside its upload's set".into(),
+            ));
+        }
         if let Some(old) = set.get(&keys::part(upload_id, number))? {
             let old: PartRecord = record::decode(&old)?;
             garbage.push(old.data_id);
@@ -158,7 +201,7 @@ impl Store {
         }
         batch.delete(keys::upload(bucket, key, upload_id));
         Self::add_garbage(&mut batch, &garbage);
-        let set = self.set_of(bucket, key);
+        let set = self.upload_set(bucket, key, upload_id)?;
         set.write(&batch)?;
         Self::remove_garbage(set, &garbage);
         Ok(())
@@ -245,7 +288,9 @@ impl Store {
                     })
                     .collect(),
             },
+            set_index: 0,
         };
+        let set_index = self.index_of(self.upload_set(bucket, key, upload_id)?);
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
         for p in &stored {
@@ -258,6 +303,7 @@ impl Store {
         self.commit_version(
             &bucket_record,
             key,
+            set_index,
             record,
             cond,
             super::CommitExtras {

@@ -156,6 +156,10 @@ pub struct VersionRecord {
     pub meta: ObjectMeta,
     pub checksum: Option<StoredChecksum>,
     pub data: DataLayout,
+    /// In memory only: the index of the erasure set (across pools) this version was read from
+    /// or written to, so its data is read from the same set.
+    #[serde(skip)]
+    pub set_index: usize,
 }
 
 impl VersionRecord {
@@ -215,6 +219,7 @@ mod tests {
             },
             checksum: None,
             data: DataLayout::Inline(b"hello".to_vec()),
+            set_index: 0,
         }
     }
 

@@ -141,6 +141,9 @@ pub struct DriveSet {
     /// Writes that succeeded without every drive: healed soon by the store's heal worker
     /// instead of waiting for the scanner.
     missed: std::sync::Mutex<Missed>,
+    /// Blocks that reads had to rebuild from parity because a data shard was missing or
+    /// corrupt (a whole set reads none).
+    reconstructed: std::sync::atomic::AtomicU64,
 }
 
 /// Records written without every drive, and data files written without every shard.
@@ -344,6 +347,7 @@ impl DriveSet {
                 codec,
                 healing: Default::default(),
                 missed: Default::default(),
+                reconstructed: Default::default(),
             },
             fresh,
         ))
@@ -361,6 +365,7 @@ impl DriveSet {
             codec,
             healing: Default::default(),
             missed: Default::default(),
+            reconstructed: Default::default(),
         }
     }
 
@@ -371,6 +376,7 @@ impl DriveSet {
             codec: None,
             healing: Default::default(),
             missed: Default::default(),
+            reconstructed: Default::default(),
         }
     }
 
@@ -452,6 +458,18 @@ impl DriveSet {
                 need: self.write_quorum(),
             }),
         }
+    }
+
+    /// Counts a block a read rebuilt from parity.
+    pub fn note_reconstructed(&self) {
+        self.reconstructed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Blocks reads of this set rebuilt from parity since the server started.
+    pub fn reconstructed_blocks(&self) -> u64 {
+        self.reconstructed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn missed(&self) -> std::sync::MutexGuard<'_, Missed> {

@@ -32,6 +32,11 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// The erasure set the body was written to (its record must be committed there).
+    pub(crate) fn set(&self) -> &Arc<DriveSet> {
+        &self.set
+    }
+
     pub fn content(&self) -> &StagedContent {
         self.content
             .as_ref()

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::client::{full, PeerClient};
 use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
-use crate::store::drive::{DataReader, DataWriter, Drive};
+use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace};
 use crate::store::set::{RecordPage, RemoteRecords, WireOp};
 use crate::store::StoreError;
 
@@ -337,6 +337,15 @@ impl Drive for SharedRemoteDrive {
     fn clear_tmp(&self) -> io::Result<()> {
         // The drive's own server clears it.
         Ok(())
+    }
+
+    fn space(&self) -> io::Result<DriveSpace> {
+        let d = &self.0;
+        let bytes = d
+            .peer
+            .block_on(d.peer.call_ok(Method::GET, &d.path("space"), Vec::new()))
+            .map_err(io_err)?;
+        postcard::from_bytes(&bytes).map_err(|e| io::Error::other(e.to_string()))
     }
 }
 

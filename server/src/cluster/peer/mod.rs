@@ -20,6 +20,7 @@
 //! | `GET  /peer/v1/drive/D/data/ID?offset=N`| streams a shard file from `N` |
 //! | `HEAD /peer/v1/drive/D/data/ID`         | its size, in `x-coffer-size` |
 //! | `DELETE /peer/v1/drive/D/data/ID`       | removes it |
+//! | `GET  /peer/v1/drive/D/space`           | its filesystem's size and free space (postcard `DriveSpace`) |
 //! | `POST /peer/v1/lock`, `/peer/v1/unlock` | one server's vote of a quorum lock ([`LockRequest`]) |
 //! | `POST /peer/v1/notify`                  | a metadata change to re-read ([`Notice`]) |
 

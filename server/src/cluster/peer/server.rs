@@ -138,6 +138,17 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
             };
             match (method, rest) {
                 (Method::POST, ["records", op]) => records(svc, *slot, op, req).await,
+                (Method::GET, ["space"]) => {
+                    let drive = drive.clone();
+                    match tokio::task::spawn_blocking(move || drive.space()).await {
+                        Ok(Ok(space)) => reply(
+                            StatusCode::OK,
+                            postcard::to_stdvec(&space).expect("a drive space serializes"),
+                        ),
+                        Ok(Err(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                }
                 (Method::PUT, ["data", id]) => put_data(drive, id, req).await,
                 (Method::GET, ["data", id]) => {
                     let offset = req

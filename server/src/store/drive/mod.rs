@@ -81,6 +81,33 @@ pub trait Drive: Send + Sync + 'static {
     fn remove(&self, id: &str) -> io::Result<()>;
     /// Removes leftovers of interrupted writes. Called once the drive is exclusively ours.
     fn clear_tmp(&self) -> io::Result<()>;
+    /// The size and free space of the filesystem under the drive (pool placement weighs new
+    /// objects by free space; the admin API reports capacity).
+    fn space(&self) -> io::Result<DriveSpace> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this drive does not report its space",
+        ))
+    }
+}
+
+/// The capacity of a drive's filesystem, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriveSpace {
+    pub total: u64,
+    /// Available to this process (what it can still write).
+    pub free: u64,
+}
+
+impl DriveSpace {
+    /// Reads the filesystem statistics of `path`.
+    pub fn of(path: &Path) -> io::Result<DriveSpace> {
+        let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+        Ok(DriveSpace {
+            total: st.f_blocks.saturating_mul(st.f_frsize),
+            free: st.f_bavail.saturating_mul(st.f_frsize),
+        })
+    }
 }
 
 /// A drive on the local filesystem.
@@ -257,6 +284,10 @@ impl Drive for LocalDrive {
             let _ = fs::remove_file(entry?.path());
         }
         Ok(())
+    }
+
+    fn space(&self) -> io::Result<DriveSpace> {
+        DriveSpace::of(&self.root)
     }
 }
 

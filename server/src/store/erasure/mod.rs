@@ -39,7 +39,7 @@ pub use bitrot::{
 pub use codec::ErasureCodec;
 pub use geometry::{ErasureGeometry, MAX_SET_SIZE, MAX_SHARDS};
 pub use layout::{BlockSlice, BlockSlices, BLOCK_SIZE, SHARD_ALIGN};
-pub use placement::{object_hash, set_for_key, shard_order};
+pub use placement::{choose_pool, object_hash, set_for_key, shard_order};
 
 /// Everything that can go wrong in the erasure layer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

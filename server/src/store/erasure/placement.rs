@@ -41,3 +41,36 @@ pub fn shard_order(object_hash: u64, set_size: usize) -> Vec<usize> {
     let rotation = ((object_hash >> 32) % set_size as u64) as usize;
     (0..set_size).map(|i| (i + rotation) % set_size).collect()
 }
+
+/// The pool a new object `bucket/key` goes to, given each pool's free space (any unit, the
+/// same for all): pool `i` is chosen with probability `free_space[i] / Σ free_space`, so pools
+/// fill evenly and a full pool gets nothing. The same inputs always give the same pool.
+/// `None` when every pool is full or there are no pools.
+pub fn choose_pool(bucket: &str, key: &str, free_space: &[u64]) -> Option<usize> {
+    let total: u128 = free_space.iter().map(|&f| u128::from(f)).sum();
+    if total == 0 {
+        return None;
+    }
+    // The set and the shard rotation use the low and high bits of the raw hash; a finalizer
+    // decorrelates the pool draw from both.
+    // draw = ⌊mix · total / 2^64⌋ < total, computed without overflowing u128: total may
+    // exceed 2^64, so it is split into its high and low 64-bit halves.
+    let seed = u128::from(mix(object_hash(bucket, key)));
+    let draw = seed * (total >> 64) + ((seed * (total & u128::from(u64::MAX))) >> 64);
+    let mut end = 0u128;
+    for (pool, &free) in free_space.iter().enumerate() {
+        end += u128::from(free);
+        if draw < end {
+            return Some(pool);
+        }
+    }
+    // Unreachable: `draw < total` because `mix(..) < 2^64`.
+    free_space.iter().rposition(|&f| f > 0)
+}
+
+/// SplitMix64's finalizer: every output bit depends on every input bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
