@@ -338,6 +338,8 @@ mod tests {
                 bytes_healed: 4096,
                 errors: 1,
                 scanning: true,
+                orphans_removed: 0,
+                bytes_left: 0,
             }),
             rocksdb_live_bytes: vec![(0, 100), (2, 200)],
             resident_bytes: Some(1 << 20),

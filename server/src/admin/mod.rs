@@ -147,7 +147,7 @@ async fn route(
                 drives,
             })
         }
-        (&Method::GET, "heal/status") => json(&ctx.heal.report()),
+        (&Method::GET, "heal/status") => json(&ctx.heal.report(&ctx.store)),
         (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
         (_, r) if r == "buckets" || r.starts_with("buckets/") => {
             let query = crate::http::router::parse_query(query);
@@ -160,7 +160,7 @@ async fn route(
                     crate::heal::scan_cycle(&store, &status, crate::heal::ScanPace::default())
                 });
             }
-            let mut r = json(&ctx.heal.report())?;
+            let mut r = json(&ctx.heal.report(&ctx.store))?;
             *r.status_mut() = StatusCode::ACCEPTED;
             Ok(r)
         }

@@ -21,6 +21,8 @@ pub struct HealStatus {
     pub errors: AtomicU64,
     /// Objects of the current cycle still to scan, as of the last page (0 between cycles).
     pub scanning: AtomicU64,
+    /// Version records removed because only a minority of drives kept them.
+    pub orphans_removed: AtomicU64,
 }
 
 #[derive(Serialize, Debug, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub struct HealStatusReport {
     pub bytes_healed: u64,
     pub errors: u64,
     pub scanning: bool,
+    pub orphans_removed: u64,
+    /// Bytes of shard files that drives healing right now (empty or returning) still have
+    /// to receive.
+    pub bytes_left: u64,
 }
 
 impl HealStatus {
@@ -45,7 +51,8 @@ impl HealStatus {
             .fetch_add(r.bytes_healed, Ordering::Relaxed);
     }
 
-    pub fn report(&self) -> HealStatusReport {
+    /// The counters, with the bytes still to heal into `store`'s drives.
+    pub fn report(&self, store: &Store) -> HealStatusReport {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         HealStatusReport {
             cycles: g(&self.cycles),
@@ -55,6 +62,8 @@ impl HealStatus {
             bytes_healed: g(&self.bytes_healed),
             errors: g(&self.errors),
             scanning: g(&self.scanning) > 0,
+            orphans_removed: g(&self.orphans_removed),
+            bytes_left: store.sets().iter().map(|s| g(&s.heal_bytes_left)).sum(),
         }
     }
 }
@@ -122,9 +131,24 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
             None => break,
         }
     }
+    for set in 0..store.sets().len() {
+        match store.remove_orphans(set, ORPHAN_MIN_AGE) {
+            Ok(n) => {
+                status.orphans_removed.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(set, error = %e, "scanner could not sweep orphan records");
+                status.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
     status.scanning.store(0, Ordering::Relaxed);
     status.cycles.fetch_add(1, Ordering::Relaxed);
 }
+
+/// A record below read quorum is left alone this long: far longer than any write takes to
+/// reach its drives (the sweep also re-checks under the key's lock).
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
 
 /// How often writes that missed a drive are looked at.
 const MISSED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

@@ -127,7 +127,7 @@ fn sample(ctx: &Context) -> StateSample {
         drives_online: online as u64,
         drives_offline: (total - online) as u64,
         write_quorum: sets[0].write_quorum() as u64,
-        heal: Some(ctx.heal.report()),
+        heal: Some(ctx.heal.report(&ctx.store)),
         rocksdb_live_bytes,
         resident_bytes: crate::metrics::resident_bytes(),
         reconstructed_blocks: sets.iter().map(|s| s.reconstructed_blocks()).sum(),

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::erasure::{frame_shard_block, verify_shard_block, DEFAULT_BITROT};
 use super::record::{self, DataLayout, PartRecord, VersionRecord};
-use super::set::DriveSet;
-use super::{ecio, keys, Store, StoreError};
+use super::set::{Batch, DriveSet};
+use super::{ecio, keys, now_ns, Store, StoreError};
 
 /// Marks a data file as being healed for as long as it lives.
 struct HealGuard<'a> {
@@ -151,6 +153,8 @@ impl Store {
             let u: record::UploadRecord = record::decode(&v)?;
             uploads.insert(u.upload_id.clone(), Self::order(set, &u.bucket, &u.key));
         }
+        set.heal_bytes_left
+            .store(self.bytes_to_heal(set, drives)?, Ordering::Relaxed);
         let mut it = set.merged_iter();
         it.seek(&[]);
         while it.valid() {
@@ -173,8 +177,110 @@ impl Store {
             }
             it.next();
         }
+        set.heal_bytes_left.store(0, Ordering::Relaxed);
         it.status()?;
         Ok(report)
+    }
+
+    /// The bytes of shard files `drives` lack for the records they miss (what
+    /// [`Store::heal_drives`] will write), for the heal status.
+    fn bytes_to_heal(&self, set: &DriveSet, drives: &[usize]) -> Result<u64, StoreError> {
+        let Some(codec) = set.codec else {
+            return Ok(0);
+        };
+        let mut total = 0u64;
+        let mut it = set.merged_iter();
+        it.seek(&[]);
+        while it.valid() {
+            let values = it.values();
+            let missing = drives.iter().filter(|&&d| values[d].is_none()).count() as u64;
+            if missing > 0 {
+                let any = values.iter().flatten().next();
+                let sizes: Vec<u64> = match (it.key().and_then(|k| k.first()), any) {
+                    (Some(&keys::VERSION), Some(v)) => match record::decode::<VersionRecord>(v)?
+                        .data
+                    {
+                        DataLayout::Parts { parts, .. } => parts.iter().map(|p| p.size).collect(),
+                        _ => Vec::new(),
+                    },
+                    (Some(&keys::PART), Some(v)) => vec![record::decode::<PartRecord>(v)?.size],
+                    _ => Vec::new(),
+                };
+                total += sizes
+                    .iter()
+                    .map(|&s| codec.shard_file_size(s) * missing)
+                    .sum::<u64>();
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(total)
+    }
+
+    /// Removes the version records of set `set_index` that sit on fewer drives than a read
+    /// quorum while every drive of the set answers: what a delete or overwrite left on drives
+    /// that were away. No read can see them, and no heal can make them whole. A record is only
+    /// removed when it is older than `min_age` and, looked at again under its key's lock,
+    /// still below quorum, so a write in flight is never touched. Returns how many went.
+    pub fn remove_orphans(&self, set_index: usize, min_age: Duration) -> Result<u64, StoreError> {
+        let set = &self.sets[set_index];
+        if set.codec.is_none() || set.reachable_count() < set.len() {
+            return Ok(0);
+        }
+        let quorum = set.read_quorum();
+        let mut candidates = Vec::new();
+        let mut it = set.merged_iter_min(1);
+        it.seek(&[keys::VERSION]);
+        while let Some(key) = it.key() {
+            if key.first() != Some(&keys::VERSION) {
+                break;
+            }
+            if it.values().iter().flatten().count() < quorum {
+                candidates.push(key.to_vec());
+            }
+            it.next();
+        }
+        it.status()?;
+        drop(it);
+        let cutoff = now_ns().saturating_sub(min_age.as_nanos() as u64);
+        let all: Vec<usize> = (0..set.len()).collect();
+        let mut removed = 0;
+        for key in candidates {
+            let Some((bucket, object)) = split_version_key(&key) else {
+                continue;
+            };
+            let _guard = self.lock_for(&bucket, &object)?;
+            // Every drive must answer: a silent one might hold the record.
+            let answers: Vec<Option<Option<Vec<u8>>>> = set.parallel(&all, |_, slot| match slot {
+                Some(s) if s.reachable() => s.get(&key).ok(),
+                _ => None,
+            });
+            if answers.iter().any(Option::is_none) {
+                continue;
+            }
+            let present: Vec<&Vec<u8>> = answers.iter().flatten().flatten().collect();
+            if present.is_empty() || present.len() >= quorum {
+                continue;
+            }
+            let orphan: VersionRecord = record::decode(present[0])?;
+            if orphan.mod_time_ns > cutoff {
+                continue;
+            }
+            let mut batch = Batch::default();
+            batch.delete(&key);
+            set.write(&batch)?;
+            for id in orphan.data_ids() {
+                set.remove_data(&id)?;
+            }
+            tracing::info!(
+                bucket,
+                key = object,
+                drives = present.len(),
+                "removed an orphan version record"
+            );
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     fn heal_record(
@@ -219,9 +325,10 @@ impl Store {
                     DataLayout::Parts { parts, .. } if set.codec.is_some() => {
                         for p in parts {
                             report.shards_missing += missing.len() as u64;
-                            report.bytes_healed +=
-                                heal_data_file(set, &order, &p.data_id, p.size, missing)?;
+                            let bytes = heal_data_file(set, &order, &p.data_id, p.size, missing)?;
+                            report.bytes_healed += bytes;
                             report.shards_healed += missing.len() as u64;
+                            count_healed(set, bytes);
                         }
                     }
                     _ => {}
@@ -232,9 +339,10 @@ impl Store {
                 let upload_id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
                 if let Some(order) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) {
                     report.shards_missing += missing.len() as u64;
-                    report.bytes_healed +=
-                        heal_data_file(set, order, &part.data_id, part.size, missing)?;
+                    let bytes = heal_data_file(set, order, &part.data_id, part.size, missing)?;
+                    report.bytes_healed += bytes;
                     report.shards_healed += missing.len() as u64;
+                    count_healed(set, bytes);
                 }
             }
             _ => {}
@@ -247,6 +355,15 @@ impl Store {
         report.records_healed += 1;
         Ok(())
     }
+}
+
+/// Takes healed bytes off the set's bytes left to heal.
+fn count_healed(set: &DriveSet, bytes: u64) {
+    let _ = set
+        .heal_bytes_left
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            Some(left.saturating_sub(bytes))
+        });
 }
 
 /// Bucket and object key of a version record key.

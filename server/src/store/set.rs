@@ -144,6 +144,8 @@ pub struct DriveSet {
     /// Blocks that reads had to rebuild from parity because a data shard was missing or
     /// corrupt (a whole set reads none).
     reconstructed: std::sync::atomic::AtomicU64,
+    /// Bytes of shard files a drive healing into this set still has to receive.
+    pub heal_bytes_left: std::sync::atomic::AtomicU64,
 }
 
 /// Records written without every drive, and data files written without every shard.
@@ -348,6 +350,7 @@ impl DriveSet {
                 healing: Default::default(),
                 missed: Default::default(),
                 reconstructed: Default::default(),
+                heal_bytes_left: Default::default(),
             },
             fresh,
         ))
@@ -366,6 +369,7 @@ impl DriveSet {
             healing: Default::default(),
             missed: Default::default(),
             reconstructed: Default::default(),
+            heal_bytes_left: Default::default(),
         }
     }
 
@@ -377,6 +381,7 @@ impl DriveSet {
             healing: Default::default(),
             missed: Default::default(),
             reconstructed: Default::default(),
+            heal_bytes_left: Default::default(),
         }
     }
 
@@ -647,6 +652,12 @@ impl DriveSet {
     /// An iterator over the union of the drives' records that yields, in key order, the keys
     /// present on a read quorum of drives.
     pub fn merged_iter(&self) -> MergedIter<'_> {
+        self.merged_iter_min(self.read_quorum())
+    }
+
+    /// Like [`DriveSet::merged_iter`], yielding records held by at least `quorum` drives
+    /// (the orphan sweep looks at those below a read quorum).
+    pub fn merged_iter_min(&self, quorum: usize) -> MergedIter<'_> {
         MergedIter {
             iters: self
                 .online()
@@ -654,7 +665,7 @@ impl DriveSet {
                 .map(|(i, s)| (i, s.iter()))
                 .collect(),
             drives: self.slots.len(),
-            quorum: self.read_quorum(),
+            quorum: quorum.max(1),
             current: None,
         }
     }
@@ -830,8 +841,13 @@ impl SlotIter<'_> {
     fn status(&self) -> Result<(), StoreError> {
         match self {
             SlotIter::Local(it) => Ok(it.status()?),
-            // A peer that fails mid-scan counts as offline: the merge goes on with the others.
-            SlotIter::Remote(_) => Ok(()),
+            // A peer that went down mid-scan counts as offline: the merge goes on with the
+            // others. One that is up but failed makes the scan's answer unknown (503).
+            SlotIter::Remote(it) => match &it.failed {
+                None => Ok(()),
+                Some(e) => Err(StoreError::QuorumLost { have: 0, need: 1 })
+                    .inspect_err(|_| tracing::debug!(error = %e, "scan incomplete")),
+            },
         }
     }
 }
@@ -848,6 +864,9 @@ pub struct PagedIter {
     pos: usize,
     more: bool,
     limit: usize,
+    /// A page failed twice while its peer still counted as up: the drive's records are
+    /// unknown, so what the merge leaves out is not proven absent.
+    failed: Option<String>,
 }
 
 impl PagedIter {
@@ -858,16 +877,28 @@ impl PagedIter {
             pos: 0,
             more: false,
             limit: FIRST_PAGE,
+            failed: None,
         }
     }
 
     fn fetch(&mut self, from: &[u8], inclusive: bool) {
-        match self.src.page(from, inclusive, self.limit) {
+        // One retry: a pooled connection to a peer that just restarted fails once.
+        let mut result = self.src.page(from, inclusive, self.limit);
+        if result.is_err() && self.src.reachable() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            result = self.src.page(from, inclusive, self.limit);
+        }
+        match result {
             Ok((page, more)) => {
                 self.page = page;
                 self.more = more;
             }
             Err(e) => {
+                // A peer found down is offline like any other (the merge needs a quorum of
+                // the rest); one still up failed for another reason, and the scan says so.
+                if self.src.reachable() {
+                    self.failed = Some(e.to_string());
+                }
                 tracing::warn!(error = %e, "a remote drive failed during a scan; skipping it");
                 self.page.clear();
                 self.more = false;

@@ -13,11 +13,11 @@ use super::drive::{DataReader, DataWriter, Drive, LocalDrive};
 use super::record::{ObjectMeta, VersionKind};
 use super::*;
 
-async fn stage(store: &Store, data: &[u8], as_file: bool) -> Staged {
-    let mut w = if as_file {
-        store.stage_file("bkt", "k", DigestRequest::default())
-    } else {
-        store.stage("bkt", "k", DigestRequest::default())
+/// Stages `data` for key `k`, or as a part of upload `part_of`.
+async fn stage(store: &Store, data: &[u8], part_of: Option<&str>) -> Staged {
+    let mut w = match part_of {
+        Some(upload_id) => store.stage_part("bkt", "k", upload_id, DigestRequest::default()),
+        None => store.stage("bkt", "k", DigestRequest::default()),
     };
     for chunk in data.chunks(10_000) {
         w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
@@ -72,7 +72,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
     {
         let store = Store::open(dir.path(), "us-east-1").unwrap();
         store.create_bucket("bkt").unwrap();
-        let s = stage(&store, b"small", false).await;
+        let s = stage(&store, b"small", None).await;
         store
             .put_object(
                 "bkt",
@@ -82,7 +82,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
                 &WriteCondition::default(),
             )
             .unwrap();
-        let s = stage(&store, &big, false).await;
+        let s = stage(&store, &big, None).await;
         store
             .put_object(
                 "bkt",
@@ -106,7 +106,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
         b"small"
     );
     // Overwriting with a small body removes the big body's file.
-    let s = stage(&store, b"now small", false).await;
+    let s = stage(&store, b"now small", None).await;
     store
         .put_object(
             "bkt",
@@ -131,7 +131,7 @@ async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
     store.create_bucket("bkt").unwrap();
     let keys = ["a/1", "a/2", "b", "c/x/y", "c/z", "d\0e", "e"];
     for k in keys {
-        let s = stage(&store, k.as_bytes(), false).await;
+        let s = stage(&store, k.as_bytes(), None).await;
         store
             .put_object(
                 "bkt",
@@ -197,7 +197,7 @@ async fn multipart_assembles_parts_in_order_and_drops_unused_parts() {
     let unused = b"never completed".to_vec();
     let mut etags = Vec::new();
     for (n, body) in [(1, &p1), (2, &p2), (3, &unused)] {
-        let s = stage(&store, body, true).await;
+        let s = stage(&store, body, Some(&up.upload_id)).await;
         etags.push(
             store
                 .put_part("bkt", "obj", &up.upload_id, n, s, None)
@@ -328,11 +328,11 @@ async fn conditional_writes_check_the_current_object() {
         if_none_match_any: true,
         if_match: None,
     };
-    let s = stage(&store, b"one", false).await;
+    let s = stage(&store, b"one", None).await;
     let first = store
         .put_object("bkt", "k", NewObject::default(), s, &none_match)
         .unwrap();
-    let s = stage(&store, b"two", false).await;
+    let s = stage(&store, b"two", None).await;
     assert!(matches!(
         store.put_object("bkt", "k", NewObject::default(), s, &none_match),
         Err(StoreError::PreconditionFailed)
@@ -341,7 +341,7 @@ async fn conditional_writes_check_the_current_object() {
         if_none_match_any: false,
         if_match: Some("\"0000\"".into()),
     };
-    let s = stage(&store, b"two", false).await;
+    let s = stage(&store, b"two", None).await;
     assert!(matches!(
         store.put_object("bkt", "k", NewObject::default(), s, &wrong),
         Err(StoreError::PreconditionFailed)
@@ -350,11 +350,11 @@ async fn conditional_writes_check_the_current_object() {
         if_none_match_any: false,
         if_match: Some(format!("\"{}\"", first.etag)),
     };
-    let s = stage(&store, b"two", false).await;
+    let s = stage(&store, b"two", None).await;
     store
         .put_object("bkt", "k", NewObject::default(), s, &right)
         .unwrap();
-    let s = stage(&store, b"x", false).await;
+    let s = stage(&store, b"x", None).await;
     let missing = WriteCondition {
         if_none_match_any: false,
         if_match: Some("*".into()),
@@ -373,7 +373,7 @@ async fn versioned_bucket_keeps_versions_and_delete_markers() {
     store
         .set_versioning("bkt", record::Versioning::Enabled)
         .unwrap();
-    let s = stage(&store, b"v1", false).await;
+    let s = stage(&store, b"v1", None).await;
     let v1 = store
         .put_object(
             "bkt",
@@ -383,7 +383,7 @@ async fn versioned_bucket_keeps_versions_and_delete_markers() {
             &WriteCondition::default(),
         )
         .unwrap();
-    let s = stage(&store, b"v2", false).await;
+    let s = stage(&store, b"v2", None).await;
     store
         .put_object(
             "bkt",
@@ -493,7 +493,7 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
     );
     // A staged body that is never committed is removed when dropped.
     drive.fail.store(false, Ordering::SeqCst);
-    let staged = stage(&store, &vec![1u8; 500_000], false).await;
+    let staged = stage(&store, &vec![1u8; 500_000], None).await;
     assert_eq!(data_files(dir.path()), 1);
     drop(staged);
     assert_eq!(data_files(dir.path()), 0);
