@@ -208,12 +208,8 @@ impl LocalCluster {
         // The running servers notice the file within seconds and exit with status 75.
         let deadline = Instant::now() + Duration::from_secs(30);
         for i in 0..first {
-            loop {
-                let exited = match self.children[i].as_mut() {
-                    Some(child) => child.try_wait()?,
-                    None => break,
-                };
-                if let Some(status) = exited {
+            while let Some(child) = self.children[i].as_mut() {
+                if let Some(status) = child.try_wait()? {
                     if status.code() != Some(75) {
                         bail!(
                             "node-{i} exited with {status}, not to restart\n{}",

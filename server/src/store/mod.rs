@@ -569,7 +569,8 @@ impl Store {
     /// The newest version of `key` in any pool.
     fn latest(&self, bucket: &str, key: &str) -> Result<Option<VersionRecord>, StoreError> {
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let mut newest: Option<(Vec<u8>, usize, Vec<Option<Vec<u8>>>)> = None;
+        // (record key, set, per-drive values) of the newest version seen so far.
+        let mut newest: Option<(Vec<u8>, usize, set::DriveValues)> = None;
         for set_index in self.key_sets(bucket, key) {
             let mut it = self.sets[set_index].merged_iter();
             it.seek(&prefix);
