@@ -6,7 +6,7 @@
 //! cluster tests. Servers can be killed (`SIGKILL`) and restarted to test failures.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -425,15 +425,19 @@ impl LocalCluster {
     /// The value of metric `name` (a line `name value`, no labels) on server `i`'s
     /// `/_coffer/metrics`, or `None` when the server does not answer or has no such line.
     pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
-        let text = http_get(&self.server(i).endpoint, "/_coffer/metrics")?;
+        let (status, text) = http_get(&self.server(i).endpoint, "/_coffer/metrics")?;
+        if status != 200 {
+            return None;
+        }
         text.lines()
             .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .find_map(|v| v.trim().parse().ok())
     }
 }
 
-/// The body of `GET path` on `addr` (HTTP/1.1, `Connection: close`), or `None`.
-fn http_get(addr: &str, path: &str) -> Option<String> {
+/// The status and body of `GET path` on `addr` (HTTP/1.1, `Connection: close`), or `None`
+/// when nothing answers.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
@@ -444,19 +448,11 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
 }
 
 /// The status code of `GET path` on `addr`, or `None` when nothing answers.
 fn http_status(addr: &str, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    http_get(addr, path).map(|(status, _)| status)
 }
