@@ -270,7 +270,7 @@ pub async fn render(
                                 "token",
                                 &account,
                                 &PostParams::default(),
-                                serde_json::to_vec(&request)?,
+                                &request,
                             )
                             .await
                             .with_context(|| format!("token for {ns}/{account}"))?;
