@@ -162,7 +162,9 @@ impl Kubernetes {
     /// in common (most of them) compile once.
     pub fn ensure_built(&self) -> Result<PathBuf> {
         let root = go_root()?;
-        let dir = root.join("bin").join(format!("kubernetes-{}", self.version));
+        let dir = root
+            .join("bin")
+            .join(format!("kubernetes-{}", self.version));
         if self.commands.iter().all(|c| dir.join(c).is_file()) {
             return Ok(dir);
         }

@@ -105,7 +105,10 @@ fn aws(
     args: &[&str],
 ) -> std::process::Output {
     let mut env = env.to_vec();
-    env.push(("AWS_CONFIG_FILE".into(), work.join("none").display().to_string()));
+    env.push((
+        "AWS_CONFIG_FILE".into(),
+        work.join("none").display().to_string(),
+    ));
     env.push((
         "AWS_SHARED_CREDENTIALS_FILE".into(),
         work.join("none").display().to_string(),
@@ -200,8 +203,8 @@ async fn store_comes_up(cluster: &mut Cluster) {
             "--timeout=60s",
         ])
         .expect("CRDs established");
-    let operator = coffer_e2e::server::workspace_binary("coffer-operator")
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let operator =
+        coffer_e2e::server::workspace_binary("coffer-operator").unwrap_or_else(|e| panic!("{e:#}"));
     let kubeconfig = cluster.kubeconfig.display().to_string();
     cluster
         .spawn_in_cluster(
@@ -219,35 +222,68 @@ async fn store_comes_up(cluster: &mut Cluster) {
         .expect("kubectl apply of the ObjectStore");
 
     wait_for("4 pods Running and Ready", cluster, |c| {
-        let pods = get_json(c, &["pods", "-n", NS, "-l", "app.kubernetes.io/instance=photos"])?;
+        let pods = get_json(
+            c,
+            &["pods", "-n", NS, "-l", "app.kubernetes.io/instance=photos"],
+        )?;
         let items = pods["items"].as_array().cloned().unwrap_or_default();
         let running = items
             .iter()
-            .filter(|p| p["status"]["phase"] == "Running" && condition(p, "Ready").as_deref() == Some("True"))
+            .filter(|p| {
+                p["status"]["phase"] == "Running"
+                    && condition(p, "Ready").as_deref() == Some("True")
+            })
             .count();
         if running == 4 {
             Ok(())
         } else {
-            Err(format!("{running} of {} pods running and ready", items.len()))
+            Err(format!(
+                "{running} of {} pods running and ready",
+                items.len()
+            ))
         }
     })
     .await;
-    let store = wait_for("ObjectStore Ready", cluster, |c| ready(c, "objectstore", NS, "photos")).await;
-    assert_eq!(store["status"]["drives"]["online"], 8, "status: {}", store["status"]);
+    let store = wait_for("ObjectStore Ready", cluster, |c| {
+        ready(c, "objectstore", NS, "photos")
+    })
+    .await;
+    assert_eq!(
+        store["status"]["drives"]["online"], 8,
+        "status: {}",
+        store["status"]
+    );
     let table = cluster
         .kubectl(&["get", "objectstores", "-n", NS])
         .expect("kubectl get objectstores");
     let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
-    let row: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(header.len(), row.len(), "every column filled:\n{table}");
     assert!(!row.contains(&"<none>"), "every column filled:\n{table}");
-    assert_eq!(row[header.iter().position(|h| *h == "READY").expect("READY column")], "True");
+    assert_eq!(
+        row[header
+            .iter()
+            .position(|h| *h == "READY")
+            .expect("READY column")],
+        "True"
+    );
 }
 
 /// Scenario 2: Bucket + AccessKey → Secret; the aws CLI with only that Secret uploads, lists
 /// and downloads 50 MiB; a key of another bucket is denied; a ReadOnly key cannot write.
-async fn keys_work_as_scoped(cluster: &mut Cluster, work: &Path) {
+async fn keys_work_as_scoped(
+    cluster: &mut Cluster,
+    work: &Path,
+) -> BTreeMap<&'static str, Vec<(String, String)>> {
     let manifests = [
         bucket_yaml("photos"),
         bucket_yaml("other"),
@@ -256,43 +292,368 @@ async fn keys_work_as_scoped(cluster: &mut Cluster, work: &Path) {
         key_yaml("viewer", "photos", "ReadOnly"),
     ]
     .join("---\n");
-    cluster.apply(&manifests).expect("kubectl apply of buckets and keys");
+    cluster
+        .apply(&manifests)
+        .expect("kubectl apply of buckets and keys");
     for bucket in ["photos", "other"] {
-        wait_for(&format!("Bucket {bucket} Ready"), cluster, |c| ready(c, "bucket", NS, bucket)).await;
+        wait_for(&format!("Bucket {bucket} Ready"), cluster, |c| {
+            ready(c, "bucket", NS, bucket)
+        })
+        .await;
     }
     let mut envs = BTreeMap::new();
     for key in ["gallery", "elsewhere", "viewer"] {
-        wait_for(&format!("AccessKey {key} Ready"), cluster, |c| ready(c, "accesskey", NS, key)).await;
-        let env = wait_for(&format!("Secret {key}-s3"), cluster, |c| secret_env(c, NS, &format!("{key}-s3"))).await;
+        wait_for(&format!("AccessKey {key} Ready"), cluster, |c| {
+            ready(c, "accesskey", NS, key)
+        })
+        .await;
+        let env = wait_for(&format!("Secret {key}-s3"), cluster, |c| {
+            secret_env(c, NS, &format!("{key}-s3"))
+        })
+        .await;
         envs.insert(key, env);
     }
 
     let file = work.join("big");
-    let data: Vec<u8> = (0..50u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..50u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&file, &data).expect("writing the 50 MiB file");
     let file_arg = file.display().to_string();
     let gallery = &envs["gallery"];
-    let up = aws(cluster, work, gallery, &["s3", "cp", &file_arg, "s3://photos/big"]);
-    assert!(up.status.success(), "upload with the gallery key: {}", text(&up));
+    let up = aws(
+        cluster,
+        work,
+        gallery,
+        &["s3", "cp", &file_arg, "s3://photos/big"],
+    );
+    assert!(
+        up.status.success(),
+        "upload with the gallery key: {}",
+        text(&up)
+    );
     let ls = aws(cluster, work, gallery, &["s3", "ls", "s3://photos/"]);
-    assert!(ls.status.success() && text(&ls).contains("52428800 big"), "listing: {}", text(&ls));
+    assert!(
+        ls.status.success() && text(&ls).contains("52428800 big"),
+        "listing: {}",
+        text(&ls)
+    );
     let back = work.join("back");
-    let down = aws(cluster, work, gallery, &["s3", "cp", "s3://photos/big", &back.display().to_string()]);
+    let down = aws(
+        cluster,
+        work,
+        gallery,
+        &["s3", "cp", "s3://photos/big", &back.display().to_string()],
+    );
     assert!(down.status.success(), "download: {}", text(&down));
-    assert!(std::fs::read(&back).expect("downloaded file") == data, "downloaded bytes differ");
+    assert!(
+        std::fs::read(&back).expect("downloaded file") == data,
+        "downloaded bytes differ"
+    );
 
-    let denied = aws(cluster, work, &envs["elsewhere"], &["s3", "ls", "s3://photos/"]);
-    assert!(!denied.status.success() && text(&denied).contains("AccessDenied"),
-        "a key of bucket other lists photos: {}", text(&denied));
-    let own = aws(cluster, work, &envs["elsewhere"], &["s3", "ls", "s3://other/"]);
-    assert!(own.status.success(), "a key lists its own bucket: {}", text(&own));
+    let denied = aws(
+        cluster,
+        work,
+        &envs["elsewhere"],
+        &["s3", "ls", "s3://photos/"],
+    );
+    assert!(
+        !denied.status.success() && text(&denied).contains("AccessDenied"),
+        "a key of bucket other lists photos: {}",
+        text(&denied)
+    );
+    let own = aws(
+        cluster,
+        work,
+        &envs["elsewhere"],
+        &["s3", "ls", "s3://other/"],
+    );
+    assert!(
+        own.status.success(),
+        "a key lists its own bucket: {}",
+        text(&own)
+    );
 
     let viewer = &envs["viewer"];
-    let write = aws(cluster, work, viewer, &["s3", "cp", &file_arg, "s3://photos/by-viewer"]);
-    assert!(!write.status.success() && text(&write).contains("AccessDenied"),
-        "a ReadOnly key writes: {}", text(&write));
+    let write = aws(
+        cluster,
+        work,
+        viewer,
+        &["s3", "cp", &file_arg, "s3://photos/by-viewer"],
+    );
+    assert!(
+        !write.status.success() && text(&write).contains("AccessDenied"),
+        "a ReadOnly key writes: {}",
+        text(&write)
+    );
     let read = aws(cluster, work, viewer, &["s3", "ls", "s3://photos/"]);
-    assert!(read.status.success() && text(&read).contains("big"), "a ReadOnly key reads: {}", text(&read));
+    assert!(
+        read.status.success() && text(&read).contains("big"),
+        "a ReadOnly key reads: {}",
+        text(&read)
+    );
+    envs
+}
+
+/// The root credential's Secret as an S3 client environment (an operator's view of the
+/// store, to look at buckets no AccessKey names any more).
+fn root_env(cluster: &Cluster) -> Result<Vec<(String, String)>, String> {
+    let root: BTreeMap<String, String> = secret_env(cluster, NS, "photos-root")?
+        .into_iter()
+        .collect();
+    Ok(vec![
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            root.get("COFFER_ROOT_USER")
+                .cloned()
+                .ok_or("no root user")?,
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            root.get("COFFER_ROOT_PASSWORD")
+                .cloned()
+                .ok_or("no root password")?,
+        ),
+        (
+            "AWS_ENDPOINT_URL".into(),
+            format!("http://photos.{NS}.svc:9000"),
+        ),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ])
+}
+
+/// Scenario 3: one server's pod deleted under a steady client load → the StatefulSet brings
+/// it back, the store leaves Ready and returns to it, and every acknowledged write reads back.
+async fn a_deleted_pod_comes_back(
+    cluster: &mut Cluster,
+    work: &Path,
+    gallery: &[(String, String)],
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let small = work.join("small");
+    std::fs::write(&small, b"acknowledged write").expect("writing the small file");
+    let ns = cluster
+        .client_netns("load")
+        .expect("a namespace for the load");
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (env, flag, file, count) = (
+        gallery.to_vec(),
+        stop.clone(),
+        small.clone(),
+        written.clone(),
+    );
+    let none = work.join("none");
+    // One client writing objects one after another, noting those the server acknowledged.
+    let load = std::thread::spawn(move || {
+        let (mut acked, mut failed) = (Vec::new(), 0);
+        let mut i = 0;
+        while !flag.load(Ordering::Relaxed) {
+            let key = format!("s3://photos/load/obj-{i}");
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "aws",
+                    "--cli-read-timeout",
+                    "30",
+                    "s3",
+                    "cp",
+                ])
+                .arg(&file)
+                .arg(&key)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+                .env("AWS_CONFIG_FILE", &none)
+                .env("AWS_SHARED_CREDENTIALS_FILE", &none)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .expect("running the aws CLI");
+            if out.status.success() {
+                acked.push(format!("obj-{i}"));
+                count.fetch_add(1, Ordering::Relaxed);
+            } else {
+                failed += 1;
+            }
+            i += 1;
+        }
+        (acked, failed)
+    });
+    let victim = "photos-pool-0-1";
+    let old_uid =
+        get_json(cluster, &["pod", "-n", NS, victim]).expect("the pod")["metadata"]["uid"].clone();
+    wait_for(
+        "a few acknowledged writes before the deletion",
+        cluster,
+        |_| match written.load(Ordering::Relaxed) {
+            n if n >= 3 => Ok(()),
+            n => Err(format!("{n} writes so far")),
+        },
+    )
+    .await;
+    cluster
+        .kubectl(&["delete", "pod", "-n", NS, victim, "--wait=false"])
+        .expect("kubectl delete pod");
+    wait_for("the store to notice the lost server", cluster, |c| {
+        let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
+        let ready = condition(&store, "Ready");
+        let progressing = condition(&store, "Progressing");
+        if ready.as_deref() != Some("True") || progressing.as_deref() == Some("True") {
+            Ok(())
+        } else {
+            Err(format!("Ready={ready:?} Progressing={progressing:?}"))
+        }
+    })
+    .await;
+    wait_for("the pod back, Running and Ready", cluster, |c| {
+        let pod = get_json(c, &["pod", "-n", NS, victim])?;
+        let back = pod["metadata"]["uid"] != old_uid
+            && pod["status"]["phase"] == "Running"
+            && condition(&pod, "Ready").as_deref() == Some("True");
+        if back {
+            Ok(())
+        } else {
+            Err(format!("pod status: {}", pod["status"]))
+        }
+    })
+    .await;
+    let store = wait_for(
+        "ObjectStore Ready again with 8 drives online",
+        cluster,
+        |c| {
+            let store = ready(c, "objectstore", NS, "photos")?;
+            if store["status"]["drives"]["online"] == 8
+                && condition(&store, "Progressing").as_deref() == Some("False")
+            {
+                Ok(store)
+            } else {
+                Err(format!("status: {}", store["status"]))
+            }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, failed) = load.join().expect("the load thread");
+    eprintln!("scenario 3: {} writes acknowledged, {failed} failed during the pod's replacement; store {}", acked.len(), store["status"]["servers"]);
+    assert!(!acked.is_empty(), "the load wrote nothing");
+    let listing = aws(cluster, work, gallery, &["s3", "ls", "s3://photos/load/"]);
+    assert!(
+        listing.status.success(),
+        "listing the load: {}",
+        text(&listing)
+    );
+    let listed = text(&listing);
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|k| !listed.contains(&format!(" {k}\n")))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    for key in acked.iter().take(5) {
+        let back = work.join("check");
+        let get = aws(
+            cluster,
+            work,
+            gallery,
+            &[
+                "s3",
+                "cp",
+                &format!("s3://photos/load/{key}"),
+                &back.display().to_string(),
+            ],
+        );
+        assert!(get.status.success(), "reading {key}: {}", text(&get));
+        assert_eq!(
+            std::fs::read(&back).expect("read back"),
+            b"acknowledged write"
+        );
+    }
+}
+
+/// Scenario 6: deleting a Bucket with Retain keeps its data, with Delete removes it; deleting
+/// an AccessKey revokes the key and removes its Secret.
+async fn deletions_do_what_their_policy_says(
+    cluster: &mut Cluster,
+    work: &Path,
+    viewer: &[(String, String)],
+) {
+    let with_policy =
+        |name: &str, policy: &str| format!("{}  deletionPolicy: {policy}\n", bucket_yaml(name));
+    cluster
+        .apply(
+            &[
+                with_policy("kept", "Retain"),
+                with_policy("scrap", "Delete"),
+            ]
+            .join("---\n"),
+        )
+        .expect("kubectl apply of two buckets");
+    for bucket in ["kept", "scrap"] {
+        wait_for(&format!("Bucket {bucket} Ready"), cluster, |c| {
+            ready(c, "bucket", NS, bucket)
+        })
+        .await;
+    }
+    let root = wait_for("the root credential", cluster, root_env).await;
+    let file = work.join("small-6");
+    std::fs::write(&file, b"kept or not").expect("writing a file");
+    for bucket in ["kept", "scrap"] {
+        let put = aws(
+            cluster,
+            work,
+            &root,
+            &[
+                "s3",
+                "cp",
+                &file.display().to_string(),
+                &format!("s3://{bucket}/f"),
+            ],
+        );
+        assert!(put.status.success(), "writing to {bucket}: {}", text(&put));
+    }
+    cluster
+        .kubectl(&[
+            "delete",
+            "bucket",
+            "-n",
+            NS,
+            "kept",
+            "scrap",
+            "--timeout=120s",
+        ])
+        .expect("kubectl delete bucket");
+    let kept = aws(cluster, work, &root, &["s3", "ls", "s3://kept/"]);
+    assert!(
+        kept.status.success() && text(&kept).contains(" f\n"),
+        "Retain keeps the data: {}",
+        text(&kept)
+    );
+    let scrap = aws(cluster, work, &root, &["s3", "ls", "s3://scrap/"]);
+    assert!(
+        !scrap.status.success() && text(&scrap).contains("NoSuchBucket"),
+        "Delete removes the bucket: {}",
+        text(&scrap)
+    );
+
+    cluster
+        .kubectl(&["delete", "accesskey", "-n", NS, "viewer", "--timeout=120s"])
+        .expect("kubectl delete accesskey");
+    wait_for("the viewer Secret gone", cluster, |c| {
+        match c.kubectl(&["get", "secret", "-n", NS, "viewer-s3"]) {
+            Err(e) if format!("{e:#}").contains("NotFound") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let revoked = aws(cluster, work, viewer, &["s3", "ls", "s3://photos/"]);
+    let said = text(&revoked);
+    assert!(
+        !revoked.status.success()
+            && (said.contains("InvalidAccessKeyId") || said.contains("AccessDenied")),
+        "a deleted key still works: {said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -307,6 +668,10 @@ async fn kubernetes_end_to_end() {
     let started = Instant::now();
     store_comes_up(&mut cluster).await;
     eprintln!("scenario 1 passed after {:?}", started.elapsed());
-    keys_work_as_scoped(&mut cluster, work.path()).await;
+    let envs = keys_work_as_scoped(&mut cluster, work.path()).await;
     eprintln!("scenario 2 passed after {:?}", started.elapsed());
+    deletions_do_what_their_policy_says(&mut cluster, work.path(), &envs["viewer"]).await;
+    eprintln!("scenario 6 passed after {:?}", started.elapsed());
+    a_deleted_pod_comes_back(&mut cluster, work.path(), &envs["gallery"]).await;
+    eprintln!("scenario 3 passed after {:?}", started.elapsed());
 }

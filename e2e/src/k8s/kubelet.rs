@@ -45,11 +45,10 @@ impl Ctx {
     /// The host binary for a command of a container: an image's own entrypoint, or a program
     /// of the host (`sh`, …).
     pub fn program(&self, name: &str) -> Option<PathBuf> {
-        if let Some(b) = self
-            .images
-            .values()
-            .find(|b| b.file_name().is_some_and(|f| Path::new(name).file_name() == Some(f)))
-        {
+        if let Some(b) = self.images.values().find(|b| {
+            b.file_name()
+                .is_some_and(|f| Path::new(name).file_name() == Some(f))
+        }) {
             return Some(b.clone());
         }
         let p = Path::new(name);
@@ -86,7 +85,8 @@ impl Ctx {
 /// A Node as the process kubelet registers it: ready, with room for every pod of a test.
 fn node_status(name: &str, address: Ipv4Addr) -> serde_json::Value {
     let now = Time(Timestamp::now());
-    let resources = json!({"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"});
+    let resources =
+        json!({"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"});
     let condition = |kind: &str, status: &str, reason: &str| {
         json!({"type": kind, "status": status, "reason": reason,
                "lastHeartbeatTime": now, "lastTransitionTime": now})
@@ -187,8 +187,10 @@ impl Kubelet {
 
     async fn pods(&self) -> Result<()> {
         let api: Api<Pod> = Api::all(self.ctx.client.clone());
-        let mut workers: HashMap<String, (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>)> =
-            HashMap::new();
+        let mut workers: HashMap<
+            String,
+            (watch::Sender<Option<Pod>>, tokio::task::JoinHandle<()>),
+        > = HashMap::new();
         let mut events = watcher(api, watcher::Config::default()).boxed();
         // Dropping this guard (the kubelet task is aborted) stops every pod: their tasks are
         // aborted and their processes killed with them.
@@ -260,13 +262,19 @@ pub fn sources(client: &Client) -> (Sources, Vec<tokio::task::JoinHandle<()>>) {
     let (config_maps, cm_writer) = reflector::store::<ConfigMap>();
     let s = reflector(
         secret_writer,
-        watcher(Api::<Secret>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .applied_objects()
     .for_each(|_| async {});
     let c = reflector(
         cm_writer,
-        watcher(Api::<ConfigMap>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .applied_objects()
     .for_each(|_| async {});

@@ -86,7 +86,10 @@ pub struct Cluster {
 
 /// `ip netns exec` and bind mounts need root.
 fn check_root() -> Result<()> {
-    let out = Command::new("id").arg("-u").output().context("running id")?;
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .context("running id")?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
         bail!("the Kubernetes harness needs root (network namespaces and bind mounts)");
     }
@@ -287,11 +290,7 @@ impl Cluster {
         args: &[&str],
         env: &[(String, String)],
     ) -> Result<Output> {
-        let address = self.net.address_of(&format!("client/{name}"));
-        let ns = self.net.namespace_name(address);
-        if !Path::new("/etc/netns").join(&ns).exists() {
-            self.client_namespace(name)?;
-        }
+        let ns = self.client_netns(name)?;
         Ok(Command::new("ip")
             .args(["netns", "exec", &ns, program])
             .args(args)
@@ -302,7 +301,19 @@ impl Cluster {
             .output()?)
     }
 
-    /// The process of an in-cluster client, for checks that it still runs.
+    /// The network namespace of in-cluster client `name`, made on first use; run a program
+    /// in it with `ip netns exec NAMESPACE PROGRAM …` (e.g. from a thread of its own).
+    pub fn client_netns(&self, name: &str) -> Result<String> {
+        let address = self.net.address_of(&format!("client/{name}"));
+        let ns = self.net.namespace_name(address);
+        if Path::new("/etc/netns").join(&ns).exists() {
+            Ok(ns)
+        } else {
+            self.client_namespace(name)
+        }
+    }
+
+    /// Fails when a control-plane component or an in-cluster client has exited.
     pub fn check(&mut self) -> Result<()> {
         for p in &mut self.in_cluster {
             p.check()?;
@@ -327,7 +338,11 @@ impl Drop for Cluster {
         self.in_cluster.clear();
         self.plane = None;
         self.net.shutdown();
-        let mut mountpoints = self.mountpoints.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut mountpoints = self
+            .mountpoints
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         mountpoints.reverse();
         for m in mountpoints {
             let _ = std::fs::remove_dir(&m);

@@ -159,7 +159,12 @@ impl Network {
             }
         };
         // 10.N.1.2 onwards, below the service range at 10.N.128.0.
-        Ipv4Addr::new(10, self.octet, 1 + (slot / 250) as u8, 2 + (slot % 250) as u8)
+        Ipv4Addr::new(
+            10,
+            self.octet,
+            1 + (slot / 250) as u8,
+            2 + (slot % 250) as u8,
+        )
     }
 
     /// The namespace name for an address.
@@ -184,7 +189,15 @@ impl Network {
             ])?;
             ip(&["link", "set", host_veth, "master", &self.bridge, "up"])?;
             ip(&["-n", &ns, "link", "set", peer, "name", "eth0"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{address}/16"), "dev", "eth0"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{address}/16"),
+                "dev",
+                "eth0",
+            ])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&[

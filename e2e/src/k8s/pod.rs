@@ -294,10 +294,9 @@ impl PodWorker {
     pub fn new(ctx: Arc<Ctx>, pod: Pod, updates: watch::Receiver<Option<Pod>>) -> PodWorker {
         let ns = pod.namespace().unwrap_or_default();
         let name = pod.name_any();
-        let dir = ctx.pods_dir.join(format!(
-            "{ns}_{name}_{}",
-            pod.uid().unwrap_or_default()
-        ));
+        let dir = ctx
+            .pods_dir
+            .join(format!("{ns}_{name}_{}", pod.uid().unwrap_or_default()));
         let address = ctx.net.address_of(&format!("pod/{ns}/{name}"));
         let runs = pod
             .spec
@@ -337,7 +336,11 @@ impl PodWorker {
 
     /// Runs the pod until it is deleted, then cleans up after it.
     pub async fn run(mut self) {
-        let id = format!("{}/{}", self.pod.namespace().unwrap_or_default(), self.pod.name_any());
+        let id = format!(
+            "{}/{}",
+            self.pod.namespace().unwrap_or_default(),
+            self.pod.name_any()
+        );
         let result = self.lifecycle().await;
         if let Err(e) = &result {
             eprintln!("kubelet: pod {id}: {e:#}");
@@ -350,7 +353,13 @@ impl PodWorker {
         let names = self.names();
         let ns = self.ctx.net.add_namespace(self.address, &names)?;
         self.netns = Some(ns.clone());
-        if self.pod.spec.as_ref().and_then(|s| s.subdomain.as_ref()).is_some() {
+        if self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.subdomain.as_ref())
+            .is_some()
+        {
             for name in &names[..2] {
                 self.ctx.net.publish(name, self.address);
             }
@@ -374,7 +383,8 @@ impl PodWorker {
                         .as_ref()
                         .and_then(|s| s.termination_grace_period_seconds))
                     .unwrap_or(30);
-                self.teardown(Duration::from_secs(grace.max(0) as u64)).await;
+                self.teardown(Duration::from_secs(grace.max(0) as u64))
+                    .await;
                 self.delete_object().await;
                 return Ok(());
             }
@@ -408,8 +418,13 @@ impl PodWorker {
             .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
         if due {
             let prepared = self.prepared.as_ref().expect("prepared above");
-            volumes::render(&self.ctx.sources, &self.pod, prepared, &mut self.token_written)
-                .await?;
+            volumes::render(
+                &self.ctx.sources,
+                &self.pod,
+                prepared,
+                &mut self.token_written,
+            )
+            .await?;
             self.last_render = Some(Instant::now());
         }
         let policy = self
@@ -502,7 +517,11 @@ impl PodWorker {
     }
 
     async fn kill_for_restart(&mut self, i: usize, why: &str) {
-        eprintln!("kubelet: {} {}: {why}", self.pod.name_any(), self.runs[i].spec.name);
+        eprintln!(
+            "kubelet: {} {}: {why}",
+            self.pod.name_any(),
+            self.runs[i].spec.name
+        );
         let grace = self
             .pod
             .spec
@@ -545,7 +564,10 @@ impl PodWorker {
             .ctx
             .program(&argv[0])
             .with_context(|| format!("no program {} in image {image}", argv[0]))?;
-        let prepared = self.prepared.as_ref().expect("volumes prepared before start");
+        let prepared = self
+            .prepared
+            .as_ref()
+            .expect("volumes prepared before start");
         // Inside the pod's network namespace (`ip netns exec` also gives it a mount namespace
         // of its own) the volume folders are bind-mounted at their mount paths, then the
         // program replaces the shell.
@@ -565,7 +587,14 @@ impl PodWorker {
             self.ctx.ensure_mountpoint(Path::new(&m.mount_path))?;
             script_args.push(source.display().to_string());
             script_args.push(m.mount_path.clone());
-            script_args.push(if m.read_only == Some(true) { "ro" } else { "rw" }.into());
+            script_args.push(
+                if m.read_only == Some(true) {
+                    "ro"
+                } else {
+                    "rw"
+                }
+                .into(),
+            );
         }
         let script = r#"set -e
 while [ "$1" != "--" ]; do
@@ -604,7 +633,11 @@ exec "$@""#;
     /// Stops every container (SIGTERM, `grace`, SIGKILL) and removes the pod's namespace and
     /// folders; volume claims' folders stay.
     async fn teardown(&mut self, grace: Duration) {
-        let stops = self.runs.iter_mut().filter_map(|r| r.child.as_mut()).map(|c| stop(c, grace));
+        let stops = self
+            .runs
+            .iter_mut()
+            .filter_map(|r| r.child.as_mut())
+            .map(|c| stop(c, grace));
         futures::future::join_all(stops).await;
         for run in &mut self.runs {
             run.child = None;
@@ -617,8 +650,10 @@ exec "$@""#;
 
     /// Removes the pod object now that nothing of it runs (what a kubelet does last).
     async fn delete_object(&self) {
-        let api: Api<Pod> =
-            Api::namespaced(self.ctx.client.clone(), &self.pod.namespace().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.pod.namespace().unwrap_or_default(),
+        );
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -664,7 +699,11 @@ exec "$@""#;
         let any_running = self.runs.iter().any(|r| r.child.is_some());
         let all_exited = !self.runs.is_empty() && self.runs.iter().all(|r| r.exited.is_some());
         let phase = if all_exited {
-            if self.runs.iter().all(|r| r.exited.as_ref().is_some_and(|e| e.0 == 0)) {
+            if self
+                .runs
+                .iter()
+                .all(|r| r.exited.as_ref().is_some_and(|e| e.0 == 0))
+            {
                 "Succeeded"
             } else {
                 "Failed"
@@ -682,11 +721,19 @@ exec "$@""#;
             json!({"type": "Ready", "status": flag(all_ready)}),
         ];
         // Transition times only move when the status does: compare without them, stamp after.
-        let previous = self.pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        let previous = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
         for c in &mut conditions {
             let kind = c["type"].as_str().unwrap_or_default().to_string();
             let status = c["status"].as_str().unwrap_or_default().to_string();
-            let same = previous.iter().find(|p| p.type_ == kind).filter(|p| p.status == status);
+            let same = previous
+                .iter()
+                .find(|p| p.type_ == kind)
+                .filter(|p| p.status == status);
             c["lastTransitionTime"] = match same.and_then(|p| p.last_transition_time.clone()) {
                 Some(t) => json!(t),
                 None => json!(Time(Timestamp::now())),
@@ -722,8 +769,10 @@ exec "$@""#;
         if self.last_status.as_ref() == Some(&comparable) {
             return Ok(());
         }
-        let api: Api<Pod> =
-            Api::namespaced(self.ctx.client.clone(), &self.pod.namespace().unwrap_or_default());
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.pod.namespace().unwrap_or_default(),
+        );
         api.patch_status(
             &self.pod.name_any(),
             &PatchParams::default(),

@@ -55,12 +55,19 @@ async fn sync(
 ) -> Result<()> {
     for claim in claims.list(&ListParams::default()).await? {
         let annotations = claim.annotations();
-        let ours = ["volume.kubernetes.io/storage-provisioner", "volume.beta.kubernetes.io/storage-provisioner"]
-            .iter()
-            .any(|a| annotations.get(*a).map(String::as_str) == Some(PROVISIONER));
+        let ours = [
+            "volume.kubernetes.io/storage-provisioner",
+            "volume.beta.kubernetes.io/storage-provisioner",
+        ]
+        .iter()
+        .any(|a| annotations.get(*a).map(String::as_str) == Some(PROVISIONER));
         let spec = claim.spec.clone().unwrap_or_default();
         let pending = claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
-        if !ours || !pending || spec.volume_name.is_some() || claim.metadata.deletion_timestamp.is_some() {
+        if !ours
+            || !pending
+            || spec.volume_name.is_some()
+            || claim.metadata.deletion_timestamp.is_some()
+        {
             continue;
         }
         let uid = claim.uid().unwrap_or_default();
@@ -94,20 +101,33 @@ async fn sync(
         }
     }
     for pv in volumes.list(&ListParams::default()).await? {
-        let ours = pv.annotations().get("pv.kubernetes.io/provisioned-by").map(String::as_str)
+        let ours = pv
+            .annotations()
+            .get("pv.kubernetes.io/provisioned-by")
+            .map(String::as_str)
             == Some(PROVISIONER);
         let released = pv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
-        let delete = pv.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+        let delete = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
             == Some("Delete");
         if !(ours && released && delete) {
             continue;
         }
-        if let Some(path) = pv.spec.as_ref().and_then(|s| s.host_path.as_ref()).map(|h| PathBuf::from(&h.path)) {
+        if let Some(path) = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_path.as_ref())
+            .map(|h| PathBuf::from(&h.path))
+        {
             if path.starts_with(folders) {
                 let _ = std::fs::remove_dir_all(&path);
             }
         }
-        let _ = volumes.delete(&pv.name_any(), &DeleteParams::default()).await;
+        let _ = volumes
+            .delete(&pv.name_any(), &DeleteParams::default())
+            .await;
     }
     Ok(())
 }

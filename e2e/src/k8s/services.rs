@@ -136,8 +136,7 @@ async fn serve(listener: tokio::net::TcpListener, front: SocketAddr, backends: B
             for i in 0..targets.len() {
                 let target = targets[(start + i) % targets.len()];
                 let connect = tokio::net::TcpStream::connect(target);
-                if let Ok(Ok(mut outbound)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await
-                {
+                if let Ok(Ok(mut outbound)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                     let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     return;
                 }

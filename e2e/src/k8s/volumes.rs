@@ -46,7 +46,10 @@ pub async fn prepare(client: &Client, pod: &Pod, pod_dir: &Path) -> Result<Prepa
                 .get(&claim.claim_name)
                 .await
                 .with_context(|| format!("claim {}", claim.claim_name))?;
-            let Some(pv_name) = pvc.spec.and_then(|s| s.volume_name).filter(|v| !v.is_empty())
+            let Some(pv_name) = pvc
+                .spec
+                .and_then(|s| s.volume_name)
+                .filter(|v| !v.is_empty())
             else {
                 bail!("claim {} is not bound yet", claim.claim_name);
             };
@@ -266,12 +269,7 @@ pub async fn render(
                         };
                         let api = Api::<ServiceAccount>::namespaced(sources.client.clone(), &ns);
                         let answer: TokenRequest = api
-                            .create_subresource(
-                                "token",
-                                &account,
-                                &PostParams::default(),
-                                &request,
-                            )
+                            .create_subresource("token", &account, &PostParams::default(), &request)
                             .await
                             .with_context(|| format!("token for {ns}/{account}"))?;
                         let token = answer.status.map(|s| s.token).unwrap_or_default();
