@@ -52,6 +52,15 @@ impl Drop for Proc {
     }
 }
 
+/// `program` under `setpriv --pdeathsig KILL`: the kernel kills it when the thread that
+/// started it ends, so a harness killed outright (no destructor runs) leaves no control plane
+/// or server processes behind. (The threads that start them live as long as the harness.)
+pub fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+    command
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -92,7 +101,7 @@ impl ControlPlane {
         let client_port = free_port()?;
         let peer_port = free_port()?;
         let etcd_url = format!("http://127.0.0.1:{client_port}");
-        let mut command = Command::new(etcd);
+        let mut command = guarded(etcd);
         command.args([
             "--name=e2e",
             &format!("--data-dir={}", dir.join("etcd").display()),
@@ -111,7 +120,7 @@ impl ControlPlane {
         let port = free_port()?;
         let api_url = format!("https://{gateway}:{port}");
         let path = |p: &Path| p.display().to_string();
-        let mut command = Command::new(bin.join("kube-apiserver"));
+        let mut command = guarded(bin.join("kube-apiserver"));
         command.args([
             &format!("--etcd-servers={etcd_url}"),
             "--bind-address=0.0.0.0",
@@ -154,7 +163,7 @@ impl ControlPlane {
         };
         plane.wait_ready(&bin.join("kubectl"), &admin)?;
 
-        let mut command = Command::new(bin.join("kube-controller-manager"));
+        let mut command = guarded(bin.join("kube-controller-manager"));
         command.args([
             &format!("--kubeconfig={}", path(&cm_config)),
             &format!("--authentication-kubeconfig={}", path(&cm_config)),
@@ -178,7 +187,7 @@ impl ControlPlane {
             command,
             &logs.join("kube-controller-manager.log"),
         )?);
-        let mut command = Command::new(bin.join("kube-scheduler"));
+        let mut command = guarded(bin.join("kube-scheduler"));
         command.args([
             &format!("--kubeconfig={}", path(&sched_config)),
             &format!("--authentication-kubeconfig={}", path(&sched_config)),

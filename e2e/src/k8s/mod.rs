@@ -268,7 +268,7 @@ impl Cluster {
         env: &[(&str, &str)],
     ) -> Result<()> {
         let ns = self.client_namespace(name)?;
-        let mut command = Command::new("ip");
+        let mut command = control_plane::guarded("ip");
         command
             .args(["netns", "exec", &ns])
             .arg(program)

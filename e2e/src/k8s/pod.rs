@@ -366,11 +366,11 @@ impl PodWorker {
         }
         loop {
             // The newest copy of the pod; `None` once it is gone from the API.
-            if self.updates.has_changed().unwrap_or(true) {
-                match self.updates.borrow_and_update().clone() {
-                    Some(pod) => self.pod = pod,
-                    None => return Ok(()),
-                }
+            // (Always read: `changed()` below marks the value seen, so `has_changed` would
+            // miss exactly the updates that woke this loop.)
+            match self.updates.borrow_and_update().clone() {
+                Some(pod) => self.pod = pod,
+                None => return Ok(()),
             }
             if self.pod.metadata.deletion_timestamp.is_some() {
                 let grace = self
@@ -481,10 +481,13 @@ impl PodWorker {
             let run = &mut self.runs[i];
             match &spec.readiness_probe {
                 None => run.ready = true,
-                Some(p) => match tick_probe(&ctx, ns, ip, &spec, p, &mut run.readiness).await {
-                    Some(ready) => run.ready = ready,
-                    None => {}
-                },
+                Some(p) => {
+                    if let Some(ready) =
+                        tick_probe(&ctx, ns, ip, &spec, p, &mut run.readiness).await
+                    {
+                        run.ready = ready;
+                    }
+                }
             }
         }
         Ok(())
@@ -608,8 +611,11 @@ exec "$@""#;
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{}.log", spec.name)))?;
-        let mut command = Command::new("ip");
+        // Killed by the kernel if this kubelet's thread dies without cleaning up (see
+        // `control_plane::guarded`).
+        let mut command = Command::new("setpriv");
         command
+            .args(["--pdeathsig", "KILL", "--", "ip"])
             .args(["netns", "exec", ns, "sh", "-c", script, "sh"])
             .args(&script_args)
             .arg("--")
