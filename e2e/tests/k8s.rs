@@ -656,6 +656,69 @@ async fn deletions_do_what_their_policy_says(
     );
 }
 
+/// Scenario 7: rotating an AccessKey → the Secret carries a new key that works; the old key
+/// works through the grace period, then is refused.
+async fn a_rotated_key_retires_the_old_one(
+    cluster: &mut Cluster,
+    work: &Path,
+    old: &[(String, String)],
+) {
+    let id = |env: &[(String, String)]| {
+        env.iter()
+            .find(|(k, _)| k == "AWS_ACCESS_KEY_ID")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let old_id = id(old);
+    cluster
+        .kubectl(&[
+            "patch",
+            "accesskey",
+            "-n",
+            NS,
+            "gallery",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"rotation":{"gracePeriod":"20s","requestedAt":"scenario-7"}}}"#,
+        ])
+        .expect("kubectl patch of the AccessKey");
+    let new = wait_for("a new key in the Secret", cluster, |c| {
+        let env = secret_env(c, NS, "gallery-s3")?;
+        if id(&env) != old_id {
+            Ok(env)
+        } else {
+            Err("still the old key".into())
+        }
+    })
+    .await;
+    let fresh = aws(cluster, work, &new, &["s3", "ls", "s3://photos/"]);
+    assert!(fresh.status.success(), "the new key: {}", text(&fresh));
+    let during = aws(cluster, work, old, &["s3", "ls", "s3://photos/"]);
+    assert!(
+        during.status.success(),
+        "the old key within its grace period: {}",
+        text(&during)
+    );
+    wait_for("the old key refused after its grace period", cluster, |c| {
+        let out = aws(c, work, old, &["s3", "ls", "s3://photos/"]);
+        let said = text(&out);
+        if !out.status.success()
+            && (said.contains("InvalidAccessKeyId") || said.contains("AccessDenied"))
+        {
+            Ok(())
+        } else {
+            Err(said)
+        }
+    })
+    .await;
+    let after = aws(cluster, work, &new, &["s3", "ls", "s3://photos/"]);
+    assert!(
+        after.status.success(),
+        "the new key after the old one retired: {}",
+        text(&after)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubernetes_end_to_end() {
     let mut cluster = Cluster::start(Options {
@@ -674,4 +737,6 @@ async fn kubernetes_end_to_end() {
     eprintln!("scenario 6 passed after {:?}", started.elapsed());
     a_deleted_pod_comes_back(&mut cluster, work.path(), &envs["gallery"]).await;
     eprintln!("scenario 3 passed after {:?}", started.elapsed());
+    a_rotated_key_retires_the_old_one(&mut cluster, work.path(), &envs["gallery"]).await;
+    eprintln!("scenario 7 passed after {:?}", started.elapsed());
 }
