@@ -28,8 +28,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # The Kubernetes end-to-end test (e2e/tests/k8s.rs) runs the operator's binary and a control
 # plane built from Go modules: build both first, so their time shows here and not inside a
 # test (the Go build is cached in ~/.cache/coffer-e2e/go; cold it takes many minutes).
-cargo build --release -p coffer-server -p coffer-operator
-cargo run --release -q -p coffer-e2e -- k8s build
+# (Whole workspace, all targets: the same feature set `cargo test --workspace` resolves, so the
+# test run reuses these artifacts instead of rebuilding dependencies with other features.)
+cargo build --release --workspace --all-targets
+"${CARGO_TARGET_DIR:-target}/release/coffer-e2e" k8s build
 cargo test --release --workspace --no-fail-fast
 
 # Fuzz targets (fuzz/, cargo-fuzz, nightly only): each runs for a bounded time from the
