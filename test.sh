@@ -8,9 +8,10 @@ cd "$(dirname "$0")"
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages: RocksDB and libclang to build (we link Debian's RocksDB instead of
-# compiling its C++), rclone and s3cmd for the compatibility tests.
+# compiling its C++), rclone and s3cmd for the compatibility tests, iproute2 for the pod
+# network of the Kubernetes end-to-end test.
 missing=()
-for pkg in librocksdb-dev libclang-dev rclone s3cmd; do
+for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,6 +25,13 @@ fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
+# The Kubernetes end-to-end test (e2e/tests/k8s.rs) runs the operator's binary and a control
+# plane built from Go modules: build both first, so their time shows here and not inside a
+# test (the Go build is cached in ~/.cache/coffer-e2e/go; cold it takes many minutes).
+# (Whole workspace, all targets: the same feature set `cargo test --workspace` resolves, so the
+# test run reuses these artifacts instead of rebuilding dependencies with other features.)
+cargo build --release --workspace --all-targets
+"${CARGO_TARGET_DIR:-target}/release/coffer-e2e" k8s build
 cargo test --release --workspace --no-fail-fast
 
 # Fuzz targets (fuzz/, cargo-fuzz, nightly only): each runs for a bounded time from the

@@ -1,7 +1,9 @@
-//! The peer tools the benchmark measures with — the warp load generator and
-//! the MinIO server — built from their Go modules at pinned versions into a
-//! cache folder (`$XDG_CACHE_HOME/coffer-e2e/go`, else `~/.cache/…`). They are
-//! only used to measure on this machine, never shipped.
+//! Go programs the harness runs, built from their Go modules at pinned
+//! versions into a cache folder (`$XDG_CACHE_HOME/coffer-e2e/go`, else
+//! `~/.cache/…`): the peer tools the benchmark measures with (the warp load
+//! generator and the MinIO server), and the Kubernetes control plane of the
+//! end-to-end tests (etcd, and kube-apiserver, kube-controller-manager,
+//! kube-scheduler and kubectl of one Kubernetes release). None is shipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +32,39 @@ pub const MINIO: GoTool = GoTool {
     module: "github.com/minio/minio",
     version: "v0.0.0-20260212201848-7aac2a2c5b7c",
 };
+
+/// etcd for the Kubernetes control plane: the newest 3.5 patch release the
+/// module proxy serves (3.5 is the line the issue asks for; Kubernetes 1.34
+/// supports etcd 3.5 and 3.6). The module's root package is the `etcd` command.
+pub const ETCD: GoTool = GoTool {
+    name: "etcd",
+    module: "go.etcd.io/etcd/server/v3",
+    version: "v3.5.35",
+};
+
+/// The Kubernetes release whose control plane the end-to-end tests run. It
+/// matches the API the operator is built against (k8s-openapi feature `v1_34`).
+pub const KUBERNETES: Kubernetes = Kubernetes {
+    version: "v1.34.4",
+    staging_version: "v0.34.4",
+    commands: &[
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+    ],
+};
+
+/// Commands of one release of `k8s.io/kubernetes`. That module is not meant to
+/// be required by others: its go.mod requires every `k8s.io/*` staging module
+/// at `v0.0.0` and `replace`s them with folders inside its own repository, and
+/// replacements of a dependency are ignored. A main module that replaces each
+/// of them with its published tag (`v0.X.Y` for release `v1.X.Y`) builds it.
+pub struct Kubernetes {
+    pub version: &'static str,
+    pub staging_version: &'static str,
+    pub commands: &'static [&'static str],
+}
 
 /// `$XDG_CACHE_HOME/coffer-e2e/go`, or `~/.cache/coffer-e2e/go`.
 pub fn go_root() -> Result<PathBuf> {
@@ -77,34 +112,151 @@ impl GoTool {
         }
         std::fs::create_dir_all(&work)?;
         std::fs::create_dir_all(binary.parent().expect("binary path has a folder"))?;
-        let go = |args: &[&str]| -> Result<()> {
-            let status = Command::new("go")
-                .args(args)
-                .current_dir(&work)
-                .env("GOPATH", root)
-                .env("GOMODCACHE", root.join("pkg").join("mod"))
-                .env("GOTOOLCHAIN", "local")
-                .env("GOFLAGS", "-mod=mod")
-                // The checksum database does not know every pinned tag
-                // (warp v1.0.0); dependencies are still verified.
-                .env("GONOSUMDB", self.module)
-                .status()
-                .context("running `go` (is the Go toolchain installed and on PATH?)")?;
-            if !status.success() {
-                bail!("`go {}` failed with {status}", args.join(" "));
-            }
-            Ok(())
-        };
+        // The checksum database does not know every pinned tag (warp
+        // v1.0.0); dependencies are still verified.
+        let go = |args: &[&str]| run_go(root, &work, &[("GONOSUMDB", self.module)], args);
         go(&["mod", "init", &format!("coffer-e2e-build/{}", self.name)])?;
         go(&["get", &format!("{}@{}", self.module, self.version)])?;
         let tmp = binary.with_extension("tmp");
         go(&[
             "build",
+            "-trimpath",
             "-o",
             tmp.to_str().context("non-UTF-8 cache path")?,
             self.module,
         ])?;
         std::fs::rename(&tmp, binary)?;
+        Ok(())
+    }
+}
+
+/// Runs `go ARGS` in `work` with the module cache under `root`, at low CPU
+/// priority (a cold build takes minutes and must not starve the rest of the
+/// machine), without cgo (static binaries, no C toolchain needed).
+fn run_go(root: &Path, work: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> Result<()> {
+    let mut command = Command::new("nice");
+    command
+        .args(["-n", "10", "go"])
+        .args(args)
+        .current_dir(work)
+        .env("GOPATH", root)
+        .env("GOMODCACHE", root.join("pkg").join("mod"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0");
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let status = command
+        .status()
+        .context("running `go` (is the Go toolchain installed and on PATH?)")?;
+    if !status.success() {
+        bail!("`go {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+impl Kubernetes {
+    /// The folder holding the release's commands, built first when any is
+    /// missing. The commands share one `go build`, so the packages they have
+    /// in common (most of them) compile once.
+    pub fn ensure_built(&self) -> Result<PathBuf> {
+        let root = go_root()?;
+        let dir = root
+            .join("bin")
+            .join(format!("kubernetes-{}", self.version));
+        if self.commands.iter().all(|c| dir.join(c).is_file()) {
+            return Ok(dir);
+        }
+        eprintln!(
+            "building Kubernetes {} ({}) into {} (a cold build takes many minutes)",
+            self.version,
+            self.commands.join(", "),
+            dir.display()
+        );
+        self.build(&root, &dir)
+            .with_context(|| format!("building Kubernetes {}", self.version))?;
+        Ok(dir)
+    }
+
+    fn build(&self, root: &Path, dir: &Path) -> Result<()> {
+        let work = root
+            .join("build")
+            .join(format!("kubernetes-{}", self.version));
+        if work.exists() {
+            std::fs::remove_dir_all(&work)?;
+        }
+        std::fs::create_dir_all(&work)?;
+        let go = |args: &[&str]| run_go(root, &work, &[], args);
+        let module = format!("k8s.io/kubernetes@{}", self.version);
+        go(&["mod", "init", "coffer-e2e-build/kubernetes"])?;
+        // The staging modules to replace are exactly the release's own
+        // `replace` directives that point into its repository.
+        let download = Command::new("go")
+            .args(["mod", "download", "-json", &module])
+            .current_dir(&work)
+            .env("GOPATH", root)
+            .env("GOMODCACHE", root.join("pkg").join("mod"))
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-mod=mod")
+            .output()
+            .context("running `go mod download`")?;
+        if !download.status.success() {
+            bail!(
+                "`go mod download {module}` failed: {}",
+                String::from_utf8_lossy(&download.stderr)
+            );
+        }
+        let info: serde_json::Value = serde_json::from_slice(&download.stdout)?;
+        let go_mod = info["GoMod"]
+            .as_str()
+            .context("`go mod download -json` gave no GoMod")?;
+        let parsed = Command::new("go")
+            .args(["mod", "edit", "-json", go_mod])
+            .output()
+            .context("running `go mod edit -json`")?;
+        if !parsed.status.success() {
+            bail!("`go mod edit -json {go_mod}` failed");
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&parsed.stdout)?;
+        let staging: Vec<&str> = parsed["Replace"]
+            .as_array()
+            .context("the Kubernetes go.mod has no replace directives")?
+            .iter()
+            .filter(|r| {
+                r["New"]["Path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("./staging/"))
+            })
+            .filter_map(|r| r["Old"]["Path"].as_str())
+            .collect();
+        if staging.is_empty() {
+            bail!("no staging modules found in {go_mod}");
+        }
+        let mut edit = vec!["mod".to_string(), "edit".to_string()];
+        edit.push(format!("-require={module}"));
+        for path in &staging {
+            edit.push(format!("-replace={path}={path}@{}", self.staging_version));
+        }
+        go(&edit.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let tmp = dir.with_extension("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        let out = format!("{}/", tmp.to_str().context("non-UTF-8 cache path")?);
+        let packages: Vec<String> = self
+            .commands
+            .iter()
+            .map(|c| format!("k8s.io/kubernetes/cmd/{c}"))
+            .collect();
+        let mut args = vec!["build", "-trimpath", "-o", &out];
+        args.extend(packages.iter().map(String::as_str));
+        go(&args)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::rename(&tmp, dir)?;
         Ok(())
     }
 }

@@ -39,6 +39,12 @@ enum Cmd {
     },
     /// Build (or find in the cache) warp and MinIO and print their paths.
     Tools,
+    /// A Kubernetes cluster on this machine (needs root): `k8s up` runs one until Ctrl-C,
+    /// `k8s build` only builds (or finds cached) its Go binaries.
+    K8s {
+        #[command(subcommand)]
+        command: K8sCmd,
+    },
     /// Start a cluster of coffer-server processes on loopback and run until interrupted.
     LocalCluster {
         /// Number of servers.
@@ -52,6 +58,76 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum K8sCmd {
+    /// Start the control plane and the process kubelet, print the kubeconfig path, run
+    /// until Ctrl-C, then remove everything.
+    Up {
+        /// Nodes the kubelet registers.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Keep the run's folder (logs, volumes) after exit.
+        #[arg(long)]
+        keep: bool,
+        /// Also apply the CRDs and start coffer-operator with the kubeconfig.
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Build (or find in the cache) etcd and the Kubernetes commands; print their folder.
+    Build,
+}
+
+fn k8s(command: K8sCmd) -> Result<()> {
+    match command {
+        K8sCmd::Build => {
+            println!(
+                "{}",
+                coffer_e2e::go_tools::KUBERNETES.ensure_built()?.display()
+            );
+            println!("{}", coffer_e2e::go_tools::ETCD.ensure_built()?.display());
+            Ok(())
+        }
+        K8sCmd::Up {
+            nodes,
+            keep,
+            operator,
+        } => {
+            coffer_e2e::bench::fresh_coffer_binary()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let mut cluster =
+                    coffer_e2e::k8s::Cluster::start(coffer_e2e::k8s::Options { nodes, keep })
+                        .await?;
+                if operator {
+                    cluster.kubectl(&["apply", "-f", "crds/"])?;
+                    let binary = coffer_e2e::server::workspace_binary("coffer-operator")?;
+                    let kubeconfig = cluster.kubeconfig.display().to_string();
+                    cluster.spawn_in_cluster(
+                        "coffer-operator",
+                        &binary,
+                        &["run"],
+                        &[("KUBECONFIG", &kubeconfig)],
+                    )?;
+                }
+                println!("KUBECONFIG={}", cluster.kubeconfig.display());
+                println!("kubectl={}", cluster.kubectl.display());
+                println!(
+                    "logs: {}/logs (control plane), {}/pods (containers); images {} and {} run {}",
+                    cluster.dir.display(),
+                    cluster.dir.display(),
+                    coffer_e2e::k8s::IMAGE,
+                    coffer_e2e::k8s::IMAGE_NEXT,
+                    cluster.coffer_server.display()
+                );
+                println!("Ctrl-C stops the cluster and removes everything it made");
+                tokio::signal::ctrl_c().await?;
+                drop(cluster);
+                Ok(())
+            })
+        }
+    }
 }
 
 fn main() -> Result<()> {
@@ -89,6 +165,7 @@ fn main() -> Result<()> {
             );
             cluster.wait()
         }
+        Cmd::K8s { command } => k8s(command),
         Cmd::Tools => {
             for tool in [&coffer_e2e::go_tools::WARP, &coffer_e2e::go_tools::MINIO] {
                 println!("{}", tool.ensure_built()?.display());

@@ -443,11 +443,6 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The release `coffer-server` of this workspace, found next to the running
-/// executable: `target/release/` for `coffer-e2e`, its parent for test
-/// executables in `target/release/deps/`. Fails when it is missing or older
-/// than one of its sources, so nobody tests a stale build by accident
-/// (`cargo test -p coffer-e2e` does not rebuild another package's binary).
 /// `n` empty drive folders inside `dir` (`drive` alone, or `drive0`…`driveN-1`).
 fn drive_folders(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     let names: Vec<PathBuf> = if n <= 1 {
@@ -461,17 +456,28 @@ fn drive_folders(dir: &Path, n: usize) -> Result<Vec<PathBuf>> {
     Ok(names)
 }
 
+/// The release `coffer-server` of this workspace (see [`workspace_binary`]).
 pub fn coffer_binary() -> Result<PathBuf> {
+    workspace_binary("coffer-server")
+}
+
+/// A release binary of this workspace (`coffer-server`, `coffer-operator`),
+/// found next to the running executable: `target/release/` for `coffer-e2e`,
+/// its parent for test executables in `target/release/deps/`. Fails when it is
+/// missing or older than one of its sources, so nobody tests a stale build by
+/// accident (`cargo test -p coffer-e2e` does not rebuild another package's
+/// binary).
+pub fn workspace_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the running executable")?;
     let dirs = [exe.parent(), exe.parent().and_then(Path::parent)];
     let Some(binary) = dirs
         .into_iter()
         .flatten()
-        .map(|d| d.join("coffer-server"))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
     else {
         bail!(
-            "coffer-server binary not found next to {} or in its parent folder; build it with `cargo build --release -p coffer-server`",
+            "{name} binary not found next to {} or in its parent folder; build it with `cargo build --release -p {name}`",
             exe.display()
         );
     };
@@ -481,7 +487,7 @@ pub fn coffer_binary() -> Result<PathBuf> {
         .find(|src| modified(src).is_some_and(|t| t > built))
     {
         bail!(
-            "{} is older than its source {}; rebuild it with `cargo build --release -p coffer-server`",
+            "{} is older than its source {}; rebuild it with `cargo build --release -p {name}`",
             binary.display(),
             newer.display()
         );

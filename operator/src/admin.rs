@@ -155,6 +155,12 @@ pub struct ServerStatus {
 
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct DriveStatus {
+    /// The drive's erasure set and index in it: every server of a pool lists all the pool's
+    /// drives as it sees them, so these identify a drive across answers.
+    #[serde(default)]
+    pub set: usize,
+    #[serde(default)]
+    pub index: usize,
     #[serde(default)]
     pub online: bool,
 }

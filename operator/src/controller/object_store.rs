@@ -152,6 +152,9 @@ async fn store_health(
         return (health, None);
     };
     let mut last_error = None;
+    // Every server lists every drive of its pool (its own and its peers', as it sees them):
+    // a drive counts once, online when some server reaches it.
+    let mut drives: std::collections::BTreeMap<(usize, usize, usize), bool> = Default::default();
     for pod in pods.iter().filter(|p| p.ready) {
         let endpoint = format!(
             "http://{}:{S3_PORT}",
@@ -174,9 +177,16 @@ async fn store_health(
         };
         let online = status.drives.iter().filter(|d| d.online).count();
         health.servers_answered += 1;
-        health.drives_online += online;
+        for d in &status.drives {
+            *drives.entry((pod.pool, d.set, d.index)).or_default() |= d.online;
+        }
+        // A healing server rebuilds into its own drives.
         if heal.healing() {
-            health.drives_healing += status.drives.len();
+            health.drives_healing += store
+                .spec
+                .pools
+                .get(pod.pool)
+                .map_or(0, |p| p.volumes_per_server as usize);
         }
         if status.write_quorum > 0 {
             health.write_quorum = Some(
@@ -189,6 +199,7 @@ async fn store_health(
             }
         }
     }
+    health.drives_online = drives.values().filter(|online| **online).count();
     (health, last_error)
 }
 

@@ -56,9 +56,14 @@ pub struct ObjectStoreSpec {
                 "rule": "size(self) >= size(oldSelf)",
                 "message": "pools are append-only: a pool cannot be removed"
             },
+            // Names only: a rule on positions (`indexOf` over mapped names) is refused by
+            // kube-apiserver as over 100x the CEL cost budget, and two-variable
+            // comprehensions need Kubernetes 1.33. A reordering passes this rule but not the
+            // operator, whose `Topology::check_update` compares pools position by position
+            // (the store turns Degraded instead).
             {
-                "rule": "oldSelf.all(p, self.map(q, q.name).indexOf(p.name) == oldSelf.map(q, q.name).indexOf(p.name))",
-                "message": "pools are append-only: existing pools keep their names and order; add new pools at the end"
+                "rule": "oldSelf.all(p, self.exists(q, q.name == p.name))",
+                "message": "pools are append-only: existing pools cannot be removed or renamed; add new pools at the end"
             }
         ]
     ))]

@@ -11,9 +11,10 @@ async fn every_admin_call_the_reconcilers_make_works_against_a_real_server() {
     let admin = server.admin();
 
     let status = admin.status().await.unwrap();
-    assert_eq!(status.write_quorum, 1);
-    assert_eq!(status.drives.len(), 1);
-    assert!(status.drives[0].online);
+    // One set of the server's four drives: 2 data + 2 parity, write quorum K+1.
+    assert_eq!(status.write_quorum, 3);
+    assert_eq!(status.drives.len(), 4);
+    assert!(status.drives.iter().all(|d| d.online));
     assert!(!admin.heal_status().await.unwrap().healing());
 
     assert_eq!(admin.bucket("photos").await.unwrap(), None);

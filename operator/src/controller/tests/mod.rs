@@ -341,9 +341,12 @@ impl RealServer {
     pub fn start() -> RealServer {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
+        // Four drives: the tests' stores are one pool of 4 servers × 1 drive, and every
+        // server of a pool lists all the pool's drives, as this one server does for all four
+        // pods it answers for.
         let mut child = Command::new(server_binary())
             .arg("serve")
-            .arg(dir.path().join("drive"))
+            .args((0..4).map(|i| dir.path().join(format!("drive{i}"))))
             .args(["--address", "127.0.0.1:0"])
             .env("COFFER_ROOT_USER", ROOT_USER)
             .env("COFFER_ROOT_PASSWORD", ROOT_PASSWORD)

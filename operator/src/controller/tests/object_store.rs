@@ -225,7 +225,7 @@ async fn a_running_store_is_ready_only_when_the_servers_confirm_every_drive() {
             healing: 0
         }
     );
-    assert_eq!(status.write_quorum, Some(1));
+    assert_eq!(status.write_quorum, Some(3));
     assert_eq!(status.current_image.as_deref(), Some("coffer:1"));
     assert_eq!(status.usage_bytes, Some(0));
     assert_eq!(fake.take_events(), ["StoreReady"]);
