@@ -485,12 +485,9 @@ async fn deletes_a_server_missed_while_down_leave_no_orphans_after_the_scanner()
     }
     cluster.spawn(3).unwrap();
     cluster.wait_ready(3).unwrap();
-    assert_eq!(
-        shard_files(&cluster.drive(3, 0)).len(),
-        7,
-        "the returning drive still holds the shards of the deleted objects"
-    );
-    // Nobody sees the leftovers meanwhile.
+    // The returning drive still holds the deleted versions' records (their shard files may
+    // already be gone: the deletes' garbage records name them, and any server removes those
+    // files once the drive answers). Nobody sees the leftovers meanwhile.
     let keys: Vec<String> = list(&client(&cluster, 3), "orphans")
         .await
         .into_iter()
