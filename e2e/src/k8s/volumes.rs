@@ -292,11 +292,11 @@ pub fn secret_key(
     key: &str,
     optional: bool,
 ) -> Result<Option<String>> {
-    match secret_data(&sources.secrets, ns, name).and_then(|d| d.get(key).cloned()) {
-        Some(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
-        None if optional => Ok(None),
-        None => bail!("secret {ns}/{name} has no key {key}"),
-    }
+    key_value(
+        secret_data(&sources.secrets, ns, name),
+        ("secret", ns, name, key),
+        optional,
+    )
 }
 
 pub fn config_map_key(
@@ -306,10 +306,24 @@ pub fn config_map_key(
     key: &str,
     optional: bool,
 ) -> Result<Option<String>> {
-    match config_map_data(&sources.config_maps, ns, name).and_then(|d| d.get(key).cloned()) {
+    key_value(
+        config_map_data(&sources.config_maps, ns, name),
+        ("config map", ns, name, key),
+        optional,
+    )
+}
+
+/// One key of a Secret's or ConfigMap's data as text; `what` names it for the error.
+fn key_value(
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    what: (&str, &str, &str, &str),
+    optional: bool,
+) -> Result<Option<String>> {
+    let (kind, ns, name, key) = what;
+    match data.and_then(|d| d.get(key).cloned()) {
         Some(v) => Ok(Some(String::from_utf8_lossy(&v).into_owned())),
         None if optional => Ok(None),
-        None => bail!("config map {ns}/{name} has no key {key}"),
+        None => bail!("{kind} {ns}/{name} has no key {key}"),
     }
 }
 
