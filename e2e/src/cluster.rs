@@ -165,10 +165,36 @@ impl LocalCluster {
         for i in 0..total {
             cluster.spawn(i)?;
         }
-        for i in 0..total {
-            cluster.wait_ready(i)?;
-        }
+        cluster.wait_all_connected()?;
         Ok(cluster)
+    }
+
+    /// Waits until every server is ready and sees every drive of the cluster online: a
+    /// server is ready with a write quorum, and writes made before its last peer connects
+    /// miss that peer's drives (healed later, but a test counting shards would see them
+    /// missing).
+    pub fn wait_all_connected(&mut self) -> Result<()> {
+        for i in 0..self.len() {
+            self.wait_ready(i)?;
+        }
+        let drives = self.total_drives() as f64;
+        let start = Instant::now();
+        for i in 0..self.len() {
+            loop {
+                let online = self.metric(i, "coffer_drives{state=\"online\"}");
+                if online == Some(drives) {
+                    break;
+                }
+                if start.elapsed() > READY_TIMEOUT {
+                    bail!(
+                        "server {i} sees {online:?} of {drives} drives online after {READY_TIMEOUT:?}\n{}",
+                        self.log_tail(i, 30)
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
     }
 
     fn write_topology(&self) -> Result<()> {
@@ -226,10 +252,7 @@ impl LocalCluster {
             }
             self.spawn(i)?;
         }
-        for i in 0..self.len() {
-            self.wait_ready(i)?;
-        }
-        Ok(())
+        self.wait_all_connected()
     }
 
     pub fn len(&self) -> usize {
@@ -238,6 +261,16 @@ impl LocalCluster {
 
     pub fn is_empty(&self) -> bool {
         self.children.is_empty()
+    }
+
+    /// Drives of every server of every pool.
+    fn total_drives(&self) -> usize {
+        self.topology
+            .pools
+            .iter()
+            .flat_map(|p| &p.servers)
+            .map(|s| s.drives.len())
+            .sum()
     }
 
     /// Server `i`, counted over all pools.

@@ -488,12 +488,15 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
     let store = Arc::new(store);
     let cluster = Arc::new(cluster);
     let ctx_slot: Arc<std::sync::OnceLock<std::sync::Weak<Context>>> = Default::default();
-    let notify = {
+    let notify: crate::cluster::peer::NotifyFn = {
         let slot = ctx_slot.clone();
         Box::new(move |notice| {
-            if let Some(ctx) = slot.get().and_then(std::sync::Weak::upgrade) {
-                tokio::spawn(async move { apply_notice(&ctx, notice).await });
-            }
+            let ctx = slot.get().and_then(std::sync::Weak::upgrade);
+            Box::pin(async move {
+                if let Some(ctx) = ctx {
+                    apply_notice(&ctx, notice).await;
+                }
+            })
         })
     };
     let service = cluster

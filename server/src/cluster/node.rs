@@ -179,7 +179,7 @@ impl Cluster {
         &self,
         store: &Store,
         secret: Arc<Vec<u8>>,
-        notify: Box<dyn Fn(Notice) + Send + Sync>,
+        notify: super::peer::NotifyFn,
     ) -> Result<PeerService, StoreError> {
         let drives = self
             .drive_paths

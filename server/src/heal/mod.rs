@@ -142,6 +142,11 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
             }
         }
     }
+    // Data files whose removal a drive missed (it was away) are removed now it is back.
+    if let Err(e) = store.collect_garbage() {
+        tracing::warn!(error = %e, "scanner could not remove replaced data files");
+        status.errors.fetch_add(1, Ordering::Relaxed);
+    }
     status.scanning.store(0, Ordering::Relaxed);
     status.cycles.fetch_add(1, Ordering::Relaxed);
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::erasure::{frame_shard_block, verify_shard_block, DEFAULT_BITROT};
-use super::record::{self, DataLayout, PartRecord, VersionRecord};
+use super::record::{self, DataLayout, PartData, PartRecord, VersionRecord};
 use super::set::{Batch, DriveSet};
-use super::{ecio, keys, now_ns, Store, StoreError};
+use super::{ecio, keys, now_ns, KeyGuard, Store, StoreError};
 
 /// Marks a data file as being healed for as long as it lives.
 struct HealGuard<'a> {
@@ -283,7 +283,55 @@ impl Store {
         Ok(removed)
     }
 
+    /// Takes the lock of the object a version record `key` belongs to and reads the record
+    /// again on every drive: a version replaced or deleted since it was scanned must not be
+    /// brought back (its record on one drive, its shard files after their removal). None when
+    /// it is gone or no longer on a read quorum.
+    fn lock_version(
+        &self,
+        set: &DriveSet,
+        key: &[u8],
+    ) -> Result<Option<(KeyGuard<'_>, Vec<Option<Vec<u8>>>)>, StoreError> {
+        let Some((bucket, object)) = split_version_key(key) else {
+            return Ok(None);
+        };
+        let guard = self.lock_for(&bucket, &object)?;
+        let fresh = set.get_all(key)?;
+        if fresh.iter().flatten().count() < set.read_quorum() {
+            return Ok(None);
+        }
+        Ok(Some((guard, fresh)))
+    }
+
+    /// Copies record `key` to the drives `missing` and rebuilds their shards; a version
+    /// record is healed under its object's lock.
     fn heal_record(
+        &self,
+        set_index: usize,
+        key: &[u8],
+        values: &[Option<Vec<u8>>],
+        missing: &[usize],
+        uploads: &HashMap<String, Vec<usize>>,
+        report: &mut HealReport,
+    ) -> Result<(), StoreError> {
+        if key.first() != Some(&keys::VERSION) {
+            return self.heal_record_locked(set_index, key, values, missing, uploads, report);
+        }
+        let Some((_guard, fresh)) = self.lock_version(&self.sets[set_index], key)? else {
+            return Ok(());
+        };
+        let missing: Vec<usize> = missing
+            .iter()
+            .copied()
+            .filter(|&d| fresh[d].is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.heal_record_locked(set_index, key, &fresh, &missing, uploads, report)
+    }
+
+    fn heal_record_locked(
         &self,
         set_index: usize,
         key: &[u8],
@@ -429,8 +477,49 @@ impl Store {
             records_scanned: 1,
             ..Default::default()
         };
-        let Some(codec) = set.codec else {
+        if set.codec.is_none() || self.damage(v.set, &v.raw_key, &v.values)?.is_none() {
             return Ok(report);
+        }
+        // Damaged: look again under the object's lock (it may have been replaced meanwhile).
+        let Some((_guard, values)) = self.lock_version(set, &v.raw_key)? else {
+            return Ok(report);
+        };
+        match self.damage(v.set, &v.raw_key, &values)? {
+            None => {}
+            Some(Damage::Record(missing)) => {
+                // Copies the record and rebuilds every shard of those drives.
+                self.heal_record_locked(
+                    v.set,
+                    &v.raw_key,
+                    &values,
+                    &missing,
+                    &HashMap::new(),
+                    &mut report,
+                )?;
+            }
+            Some(Damage::Shards(order, parts)) => {
+                for (p, bad) in parts {
+                    report.shards_missing += bad.len() as u64;
+                    report.bytes_healed += heal_data_file(set, &order, &p.data_id, p.size, &bad)?;
+                    report.shards_healed += bad.len() as u64;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// What version record `raw_key` (with `values` on each drive) lacks on the drives that
+    /// answer: the record itself on some, or shards of its parts (missing, the wrong size,
+    /// or, on this server's own drives, failing a block's bitrot check). None when whole.
+    fn damage(
+        &self,
+        set_index: usize,
+        raw_key: &[u8],
+        values: &[Option<Vec<u8>>],
+    ) -> Result<Option<Damage>, StoreError> {
+        let set = &self.sets[set_index];
+        let (Some(codec), Some((bucket, key))) = (set.codec, split_version_key(raw_key)) else {
+            return Ok(None);
         };
         let online: Vec<usize> = set
             .online()
@@ -440,58 +529,54 @@ impl Store {
         let missing_record: Vec<usize> = online
             .iter()
             .copied()
-            .filter(|&d| v.values[d].is_none())
+            .filter(|&d| values[d].is_none())
             .collect();
         if !missing_record.is_empty() {
-            // heal_record copies the record and rebuilds every shard of those drives.
-            self.heal_record(
-                v.set,
-                &v.raw_key,
-                &v.values,
-                &missing_record,
-                &HashMap::new(),
-                &mut report,
-            )?;
-            return Ok(report);
+            return Ok(Some(Damage::Record(missing_record)));
         }
-        let Some((bucket, key)) = split_version_key(&v.raw_key) else {
-            return Ok(report);
+        let record = self.merge_record(set_index, &bucket, &key, values)?;
+        let DataLayout::Parts { parts, .. } = record.data else {
+            return Ok(None);
         };
-        let record = self.merge_record(v.set, &bucket, &key, &v.values)?;
-        if let DataLayout::Parts { parts, .. } = &record.data {
-            let order = Self::order(set, &bucket, &key);
-            for p in parts {
-                let expected = codec.shard_file_size(p.size);
-                let bad: Vec<usize> = online
-                    .iter()
-                    .copied()
-                    .filter(|&d| {
-                        let slot = set.slots[d].as_ref().expect("online");
-                        let size_ok = slot
-                            .drive
-                            .size(&p.data_id)
-                            .map(|len| len == expected)
-                            .unwrap_or(false);
-                        // Deep check of this server's own shards (every server scans its own
-                        // drives): each block's bitrot hash, so damage in a shard no read
-                        // touches (a parity shard) is found too.
-                        let shard = order.iter().position(|&o| o == d);
-                        !size_ok
-                            || (slot.is_local()
-                                && shard.is_some_and(|i| {
-                                    !shard_file_intact(&codec, slot, &p.data_id, p.size, i)
-                                }))
-                    })
-                    .collect();
-                if !bad.is_empty() {
-                    report.shards_missing += bad.len() as u64;
-                    report.bytes_healed += heal_data_file(set, &order, &p.data_id, p.size, &bad)?;
-                    report.shards_healed += bad.len() as u64;
-                }
+        let order = Self::order(set, &bucket, &key);
+        let mut damaged = Vec::new();
+        for p in parts {
+            let expected = codec.shard_file_size(p.size);
+            let bad: Vec<usize> = online
+                .iter()
+                .copied()
+                .filter(|&d| {
+                    let slot = set.slots[d].as_ref().expect("online");
+                    let size_ok = slot
+                        .drive
+                        .size(&p.data_id)
+                        .map(|len| len == expected)
+                        .unwrap_or(false);
+                    // Deep check of this server's own shards (every server scans its own
+                    // drives): each block's bitrot hash, so damage in a shard no read
+                    // touches (a parity shard) is found too.
+                    let shard = order.iter().position(|&o| o == d);
+                    !size_ok
+                        || (slot.is_local()
+                            && shard.is_some_and(|i| {
+                                !shard_file_intact(&codec, slot, &p.data_id, p.size, i)
+                            }))
+                })
+                .collect();
+            if !bad.is_empty() {
+                damaged.push((p, bad));
             }
         }
-        Ok(report)
+        Ok((!damaged.is_empty()).then_some(Damage::Shards(order, damaged)))
     }
+}
+
+/// What a version lacks on the drives that answer ([`Store::damage`]).
+enum Damage {
+    /// The record on these drives (healing it rebuilds their shards too).
+    Record(Vec<usize>),
+    /// With the shard order, the parts and the drives whose shard of each is missing or bad.
+    Shards(Vec<usize>, Vec<(PartData, Vec<usize>)>),
 }
 
 /// Whether every block of shard `shard` of a part (`part_size` bytes) in data file `data_id`

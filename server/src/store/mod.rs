@@ -356,18 +356,19 @@ impl Store {
         set::SetsIter::new(&self.sets)
     }
 
-    /// Removes data files whose records were replaced or deleted.
-    pub fn collect_garbage(&self) -> Result<(), StoreError> {
+    /// Removes data files whose records were replaced or deleted; a file on a drive that is
+    /// away stays queued for the next call. Returns how many files were removed.
+    pub fn collect_garbage(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
         for set in &self.sets {
-            let mut batch = Batch::default();
-            for (k, _) in set.scan(&[keys::GARBAGE])? {
-                let id = String::from_utf8_lossy(&k[1..]).to_string();
-                set.remove_data(&id)?;
-                batch.delete(&k);
-            }
-            set.write(&batch)?;
+            let ids: Vec<String> = set
+                .scan(&[keys::GARBAGE])?
+                .into_iter()
+                .map(|(k, _)| String::from_utf8_lossy(&k[1..]).to_string())
+                .collect();
+            removed += Self::remove_garbage(set, &ids);
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Queues data files for removal in `batch`; they are removed once the batch is durable.
@@ -377,17 +378,28 @@ impl Store {
         }
     }
 
-    fn remove_garbage(set: &DriveSet, ids: &[String]) {
+    /// Removes the data files `ids` and their garbage records; returns how many went. A
+    /// file some drive still holds keeps its record for [`Store::collect_garbage`].
+    fn remove_garbage(set: &DriveSet, ids: &[String]) -> usize {
         let mut done = Batch::default();
+        let mut removed = 0;
         for id in ids {
             match set.remove_data(id) {
-                Ok(()) => done.delete(keys::garbage(id)),
-                Err(e) => tracing::warn!(data_id = %id, error = %e, "could not remove data file"),
+                Ok(()) => {
+                    done.delete(keys::garbage(id));
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(data_id = %id, error = %e, "data file removal deferred")
+                }
             }
         }
-        if let Err(e) = set.write(&done) {
-            tracing::warn!(error = %e, "could not clear garbage records");
+        if removed > 0 {
+            if let Err(e) = set.write(&done) {
+                tracing::warn!(error = %e, "could not clear garbage records");
+            }
         }
+        removed
     }
 
     // ---------------------------------------------------------------- buckets

@@ -670,16 +670,17 @@ impl DriveSet {
         }
     }
 
-    /// Removes data file `id` from every drive.
+    /// Removes data file `id` from every drive. A drive that is away fails the call (the
+    /// caller keeps the garbage record and tries again later), so its copy is not left
+    /// behind with nothing naming it; an empty slot (a drive being replaced) holds nothing.
     pub fn remove_data(&self, id: &str) -> Result<(), StoreError> {
         let all: Vec<usize> = (0..self.slots.len()).collect();
-        for r in self.parallel(&all, |_, slot| match slot {
-            Some(s) if s.reachable() => s.drive.remove(id),
-            _ => Ok(()),
-        }) {
-            r?;
-        }
-        Ok(())
+        let results = self.parallel(&all, |_, slot| match slot {
+            Some(s) if s.reachable() => s.drive.remove(id).map_err(StoreError::from),
+            Some(_) => Err(StoreError::QuorumLost { have: 0, need: 1 }),
+            None => Ok(()),
+        });
+        results.into_iter().collect()
     }
 }
 

@@ -52,8 +52,13 @@ impl Staged {
 impl Drop for Staged {
     fn drop(&mut self) {
         if let Some(StagedContent::File(id)) = &self.content {
-            if let Err(e) = self.set.remove_data(id) {
-                tracing::warn!(data_id = %id, error = %e, "could not remove uncommitted data file");
+            if self.set.remove_data(id).is_err() {
+                // A drive that is away keeps its copy: the garbage collector removes it later.
+                let mut batch = super::set::Batch::default();
+                batch.put(super::keys::garbage(id), Vec::new());
+                if let Err(e) = self.set.write(&batch) {
+                    tracing::warn!(data_id = %id, error = %e, "could not remove uncommitted data file");
+                }
             }
         }
     }

@@ -36,7 +36,7 @@ use sha2::Sha256;
 pub use client::PeerClient;
 pub use drive::{RemoteDrive, SharedRemoteDrive};
 pub use locks::{LockTable, QuorumLocker};
-pub use server::{serve, PeerService};
+pub use server::{serve, NotifyFn, PeerService};
 
 /// The authentication header of peer requests.
 pub const AUTH_HEADER: &str = "x-coffer-peer";

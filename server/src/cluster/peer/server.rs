@@ -31,9 +31,13 @@ pub struct PeerService {
     /// the folder.
     pub drives: Vec<((usize, usize), LocalDrive)>,
     pub locks: Arc<LockTable>,
-    /// Called with every notice another server sends.
-    pub notify: Box<dyn Fn(Notice) + Send + Sync>,
+    /// Applies every notice another server sends; the sender hears back once it is applied.
+    pub notify: NotifyFn,
 }
+
+/// Applies a notice; the future completes once the change is in effect on this server.
+pub type NotifyFn =
+    Box<dyn Fn(Notice) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 type Resp = Response<PeerBody>;
 
@@ -126,7 +130,7 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
         },
         (Method::POST, ["peer", "v1", "notify"]) => match read_msg::<Notice>(req).await {
             Ok(n) => {
-                (svc.notify)(n);
+                (svc.notify)(n).await;
                 reply(StatusCode::OK, "")
             }
             Err(r) => r,
