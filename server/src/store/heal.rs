@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::erasure::{frame_shard_block, verify_shard_block, DEFAULT_BITROT};
 use super::record::{self, DataLayout, PartData, PartRecord, VersionRecord};
-use super::set::{Batch, DriveSet};
+use super::set::{Batch, DriveSet, DriveValues};
 use super::{ecio, keys, now_ns, KeyGuard, Store, StoreError};
 
 /// Marks a data file as being healed for as long as it lives.
@@ -291,7 +291,7 @@ impl Store {
         &self,
         set: &DriveSet,
         key: &[u8],
-    ) -> Result<Option<(KeyGuard<'_>, Vec<Option<Vec<u8>>>)>, StoreError> {
+    ) -> Result<Option<(KeyGuard<'_>, DriveValues)>, StoreError> {
         let Some((bucket, object)) = split_version_key(key) else {
             return Ok(None);
         };
