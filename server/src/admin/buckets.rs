@@ -107,7 +107,8 @@ fn check_name(name: &str) -> Result<(), S3Error> {
 /// How many times a forced delete empties the bucket again when writers keep adding objects.
 const FORCE_ROUNDS: usize = 5;
 
-/// Removes every object version of `bucket` that listings reveal; returns how many.
+/// Removes every object version and delete marker of `bucket`; returns how many. A version
+/// object lock keeps stops it (the bucket then stays, not empty).
 fn empty_bucket(s: &Store, bucket: &str) -> Result<u64, StoreError> {
     let mut removed = 0;
     let query = ListQuery {
@@ -116,10 +117,10 @@ fn empty_bucket(s: &Store, bucket: &str) -> Result<u64, StoreError> {
     };
     let mut previous_first: Option<(String, Option<String>)> = None;
     loop {
-        // Always from the start: a removed version may uncover an older one of the same key.
-        let page = s.list_objects(bucket, &query)?;
+        // Always from the start: writers may have added versions meanwhile.
+        let page = s.list_versions(bucket, &query, None)?;
         let first = page.entries.iter().find_map(|e| match e {
-            ListEntry::Item(key, v) => Some((key.clone(), v.version_id.clone())),
+            ListEntry::Item(key, (v, _)) => Some((key.clone(), v.version_id.clone())),
             ListEntry::CommonPrefix(_) => None,
         });
         let Some(first) = first else {
@@ -131,9 +132,9 @@ fn empty_bucket(s: &Store, bucket: &str) -> Result<u64, StoreError> {
         }
         previous_first = Some(first);
         for entry in &page.entries {
-            if let ListEntry::Item(key, v) = entry {
+            if let ListEntry::Item(key, (v, _)) = entry {
                 let version = v.version_id.as_deref().unwrap_or("null");
-                s.delete_object(bucket, key, Some(version))?;
+                s.delete_object(bucket, key, Some(version), false)?;
                 removed += 1;
             }
         }
@@ -194,7 +195,7 @@ pub async fn handle(
             check_name(name)?;
             let n = name.to_string();
             let (info, created) = blocking(ctx, move |s| {
-                let (r, created) = match s.create_bucket(&n) {
+                let (r, created) = match s.create_bucket(&n, None) {
                     Ok(r) => (r, true),
                     Err(StoreError::BucketAlreadyExists) => (s.bucket(&n)?, false),
                     Err(e) => return Err(e),

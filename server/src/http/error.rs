@@ -54,6 +54,15 @@ pub enum ErrorCode {
     InvalidPolicyDocument,
     MalformedPOSTRequest,
     MaxPostPreDataLengthExceeded,
+    InvalidBucketState,
+    NoSuchTagSet,
+    InvalidTag,
+    ObjectLockConfigurationNotFoundError,
+    NoSuchObjectLockConfiguration,
+    QuotaExceeded,
+    NoSuchCORSConfiguration,
+    NoSuchLifecycleConfiguration,
+    CORSResponse,
 }
 
 impl ErrorCode {
@@ -103,6 +112,17 @@ impl ErrorCode {
             ErrorCode::InvalidPolicyDocument => "InvalidPolicyDocument",
             ErrorCode::MalformedPOSTRequest => "MalformedPOSTRequest",
             ErrorCode::MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
+            ErrorCode::InvalidBucketState => "InvalidBucketState",
+            ErrorCode::NoSuchTagSet => "NoSuchTagSet",
+            ErrorCode::InvalidTag => "InvalidTag",
+            ErrorCode::ObjectLockConfigurationNotFoundError => {
+                "ObjectLockConfigurationNotFoundError"
+            }
+            ErrorCode::NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
+            ErrorCode::QuotaExceeded => "QuotaExceeded",
+            ErrorCode::NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
+            ErrorCode::NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            ErrorCode::CORSResponse => "CORSResponse",
         }
     }
 
@@ -112,10 +132,18 @@ impl ErrorCode {
             AccessDenied | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
                 StatusCode::FORBIDDEN
             }
-            BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
-            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchBucketPolicy => {
-                StatusCode::NOT_FOUND
-            }
+            BucketAlreadyOwnedByYou | BucketNotEmpty | InvalidBucketState => StatusCode::CONFLICT,
+            NoSuchBucket
+            | NoSuchKey
+            | NoSuchUpload
+            | NoSuchVersion
+            | NoSuchBucketPolicy
+            | NoSuchTagSet
+            | ObjectLockConfigurationNotFoundError
+            | NoSuchObjectLockConfiguration
+            | NoSuchCORSConfiguration
+            | NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND,
+            CORSResponse => StatusCode::FORBIDDEN,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             NotModified => StatusCode::NOT_MODIFIED,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -165,6 +193,14 @@ impl ErrorCode {
             InvalidPolicyDocument => "The content of the form does not meet the conditions specified in the policy document.",
             MalformedPOSTRequest => "The body of your POST request is not well-formed multipart/form-data.",
             MaxPostPreDataLengthExceeded => "Your POST request fields preceding the upload file were too large.",
+            NoSuchTagSet => "The TagSet does not exist",
+            InvalidTag => "The tag provided was not a valid tag.",
+            ObjectLockConfigurationNotFoundError => "Object Lock configuration does not exist for this bucket",
+            NoSuchObjectLockConfiguration => "The specified object does not have a ObjectLock configuration",
+            QuotaExceeded => "The bucket quota would be exceeded by this request.",
+            NoSuchCORSConfiguration => "The CORS configuration does not exist",
+            NoSuchLifecycleConfiguration => "The lifecycle configuration does not exist",
+            CORSResponse => "This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.",
             _ => "The request is not valid.",
         }
     }
@@ -177,6 +213,8 @@ pub struct S3Error {
     pub message: String,
     /// Extra elements of the error document (e.g. `Key`, `BucketName`, `Condition`).
     pub extra: Vec<(&'static str, String)>,
+    /// Response headers S3 sets on this error (`x-amz-delete-marker`, `x-amz-version-id`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -185,6 +223,7 @@ impl S3Error {
             code,
             message: code.default_message().to_string(),
             extra: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -193,11 +232,17 @@ impl S3Error {
             code,
             message: message.into(),
             extra: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
     pub fn with(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
         self.extra.push((name, value.into()));
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> S3Error {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -226,7 +271,24 @@ impl From<StoreError> for S3Error {
             StoreError::NoSuchBucket => C::NoSuchBucket.into(),
             StoreError::BucketAlreadyExists => C::BucketAlreadyOwnedByYou.into(),
             StoreError::BucketNotEmpty => C::BucketNotEmpty.into(),
-            StoreError::NoSuchKey | StoreError::DeleteMarker(_) => C::NoSuchKey.into(),
+            StoreError::NoSuchKey => C::NoSuchKey.into(),
+            // The current version is a delete marker: 404; a delete marker asked for by its
+            // version id: 405. Both say so in headers.
+            StoreError::DeleteMarker(marker, by_id) => {
+                let e = if by_id {
+                    S3Error::new(C::MethodNotAllowed).with_header("allow", "DELETE")
+                } else {
+                    S3Error::new(C::NoSuchKey)
+                };
+                e.with_header("x-amz-delete-marker", "true").with_header(
+                    "x-amz-version-id",
+                    marker.version_id.unwrap_or_else(|| "null".into()),
+                )
+            }
+            StoreError::InvalidBucketState(m) => S3Error::msg(C::InvalidBucketState, m),
+            StoreError::InvalidRequest(m) => S3Error::msg(C::InvalidRequest, m),
+            StoreError::ObjectLocked(m) => S3Error::msg(C::AccessDenied, m),
+            StoreError::QuotaExceeded(m) => S3Error::msg(C::QuotaExceeded, m),
             StoreError::NoSuchVersion => C::NoSuchVersion.into(),
             StoreError::NoSuchUpload => C::NoSuchUpload.into(),
             StoreError::PreconditionFailed => C::PreconditionFailed.into(),

@@ -87,6 +87,11 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/xml"),
             );
+            for (name, value) in &e.headers {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    r.headers_mut().insert(*name, v);
+                }
+            }
             r
         }
     };
@@ -241,5 +246,5 @@ async fn dispatch(
             b
         }
     };
-    s3::dispatch(ctx, &route, &parts.headers, body).await
+    s3::dispatch(ctx, &route, &auth.principal, &parts.headers, body).await
 }

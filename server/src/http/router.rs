@@ -41,6 +41,27 @@ pub enum Operation {
     GetBucketPolicy,
     DeleteBucketPolicy,
     GetBucketPolicyStatus,
+    PutBucketVersioning,
+    ListObjectVersions,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
+    GetObjectLockConfiguration,
+    PutObjectLockConfiguration,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    GetBucketLifecycleConfiguration,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
+    GetObjectAttributes,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
 }
 
 /// A routed request.
@@ -144,6 +165,19 @@ pub fn route(
         (Some(_), None) => match *method {
             Method::GET if has("location") => Operation::GetBucketLocation,
             Method::GET if has("versioning") => Operation::GetBucketVersioning,
+            Method::PUT if has("versioning") => Operation::PutBucketVersioning,
+            Method::GET if has("versions") => Operation::ListObjectVersions,
+            Method::GET if has("tagging") => Operation::GetBucketTagging,
+            Method::PUT if has("tagging") => Operation::PutBucketTagging,
+            Method::DELETE if has("tagging") => Operation::DeleteBucketTagging,
+            Method::GET if has("object-lock") => Operation::GetObjectLockConfiguration,
+            Method::PUT if has("object-lock") => Operation::PutObjectLockConfiguration,
+            Method::GET if has("cors") => Operation::GetBucketCors,
+            Method::PUT if has("cors") => Operation::PutBucketCors,
+            Method::DELETE if has("cors") => Operation::DeleteBucketCors,
+            Method::GET if has("lifecycle") => Operation::GetBucketLifecycleConfiguration,
+            Method::PUT if has("lifecycle") => Operation::PutBucketLifecycleConfiguration,
+            Method::DELETE if has("lifecycle") => Operation::DeleteBucketLifecycle,
             Method::GET if has("uploads") => Operation::ListMultipartUploads,
             Method::GET if query.get("list-type").map(String::as_str) == Some("2") => {
                 Operation::ListObjectsV2
@@ -170,6 +204,14 @@ pub fn route(
             Method::POST if has("uploads") => Operation::CreateMultipartUpload,
             Method::POST if has("uploadId") => Operation::CompleteMultipartUpload,
             Method::DELETE if has("uploadId") => Operation::AbortMultipartUpload,
+            Method::GET if has("tagging") => Operation::GetObjectTagging,
+            Method::PUT if has("tagging") => Operation::PutObjectTagging,
+            Method::DELETE if has("tagging") => Operation::DeleteObjectTagging,
+            Method::GET if has("attributes") => Operation::GetObjectAttributes,
+            Method::GET if has("retention") => Operation::GetObjectRetention,
+            Method::PUT if has("retention") => Operation::PutObjectRetention,
+            Method::GET if has("legal-hold") => Operation::GetObjectLegalHold,
+            Method::PUT if has("legal-hold") => Operation::PutObjectLegalHold,
             _ if unsupported_subresource(&query).is_some() => return Err(not_implemented(&query)),
             Method::PUT if copy => Operation::CopyObject,
             Method::PUT => Operation::PutObject,
@@ -386,8 +428,11 @@ mod tests {
         let long = format!("/b/{}", "k".repeat(1025));
         let e = route(&Method::PUT, &long, None, &HeaderMap::new(), &[]).unwrap_err();
         assert_eq!(e.code, ErrorCode::KeyTooLongError);
+        let e = route(&Method::PUT, "/b/k", Some("acl"), &HeaderMap::new(), &[]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotImplemented);
+        // A known sub-resource with a method it does not have is refused, not a plain write.
         let e = route(
-            &Method::PUT,
+            &Method::POST,
             "/b/k",
             Some("tagging"),
             &HeaderMap::new(),
@@ -395,5 +440,30 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::NotImplemented);
+    }
+
+    #[test]
+    fn data_management_subresources_route_to_their_operations() {
+        use Operation as O;
+        for (method, path, query, want) in [
+            (Method::PUT, "/b", "versioning", O::PutBucketVersioning),
+            (Method::GET, "/b", "versions", O::ListObjectVersions),
+            (Method::GET, "/b", "tagging", O::GetBucketTagging),
+            (Method::DELETE, "/b", "tagging", O::DeleteBucketTagging),
+            (
+                Method::PUT,
+                "/b",
+                "object-lock",
+                O::PutObjectLockConfiguration,
+            ),
+            (Method::GET, "/b/k", "tagging", O::GetObjectTagging),
+            (Method::PUT, "/b/k", "tagging", O::PutObjectTagging),
+            (Method::DELETE, "/b/k", "tagging", O::DeleteObjectTagging),
+            (Method::GET, "/b/k", "attributes", O::GetObjectAttributes),
+            (Method::PUT, "/b/k", "retention", O::PutObjectRetention),
+            (Method::GET, "/b/k", "legal-hold", O::GetObjectLegalHold),
+        ] {
+            assert_eq!(op(method, path, Some(query)), want, "{path}?{query}");
+        }
     }
 }

@@ -135,12 +135,23 @@ fn need(op: &Operation) -> Need {
     match op {
         O::ListBuckets => Need::Nothing,
         O::CreateBucket | O::DeleteBucket => Need::RootOnly,
-        O::HeadBucket | O::GetBucketLocation | O::GetBucketVersioning => Need::Scope,
+        O::HeadBucket
+        | O::GetBucketLocation
+        | O::GetBucketVersioning
+        | O::GetBucketTagging
+        | O::GetObjectLockConfiguration
+        | O::GetBucketCors
+        | O::GetBucketLifecycleConfiguration => Need::Scope,
         O::ListObjects
         | O::ListObjectsV2
+        | O::ListObjectVersions
         | O::ListMultipartUploads
         | O::GetObject
         | O::HeadObject
+        | O::GetObjectTagging
+        | O::GetObjectAttributes
+        | O::GetObjectRetention
+        | O::GetObjectLegalHold
         | O::ListParts => Need::Read,
         O::PutObject
         | O::PostObject
@@ -149,7 +160,11 @@ fn need(op: &Operation) -> Need {
         | O::CreateMultipartUpload
         | O::UploadPart
         | O::CompleteMultipartUpload
-        | O::AbortMultipartUpload => Need::Write,
+        | O::AbortMultipartUpload
+        | O::PutObjectTagging
+        | O::DeleteObjectTagging
+        | O::PutObjectRetention
+        | O::PutObjectLegalHold => Need::Write,
         O::CopyObject | O::UploadPartCopy => Need::Copy,
         // Operations added later (bucket configuration, policies) stay root-only until
         // someone decides otherwise here.

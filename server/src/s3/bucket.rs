@@ -1,12 +1,12 @@
 //! Bucket operations: list, create (with LocationConstraint), head, delete, location and
-//! versioning state.
+//! versioning state (Get/PutBucketVersioning).
 
 use axum::body::Body;
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 
 use super::{blocking, empty, headers, owner, xml, xml_response};
 use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
-use crate::store::record::Versioning;
+use crate::store::record::{ObjectLockConfig, Versioning};
 
 /// S3's bucket naming rules (general purpose buckets).
 pub fn valid_bucket_name(name: &str) -> bool {
@@ -70,6 +70,7 @@ pub async fn list_buckets_in(
 pub async fn create_bucket(
     ctx: &Context,
     route: &Route,
+    req: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
     let name = route.bucket().to_string();
@@ -88,8 +89,19 @@ pub async fn create_bucket(
             }
         }
     }
+    let object_lock = match headers::header(req, "x-amz-bucket-object-lock-enabled") {
+        None => None,
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => Some(ObjectLockConfig::default()),
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => None,
+        Some(_) => {
+            return Err(S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "x-amz-bucket-object-lock-enabled must be true or false",
+            ))
+        }
+    };
     let n = name.clone();
-    blocking(ctx, move |s| s.create_bucket(&n))
+    blocking(ctx, move |s| s.create_bucket(&n, object_lock))
         .await
         .map_err(|e| e.with("BucketName", name.clone()))?;
     let mut r = empty(StatusCode::OK);
@@ -149,6 +161,33 @@ pub async fn get_versioning(ctx: &Context, route: &Route) -> Result<Response<Bod
             status,
         },
     )
+}
+
+pub async fn put_versioning(
+    ctx: &Context,
+    route: &Route,
+    body: RequestBody,
+) -> Result<Response<Body>, S3Error> {
+    let doc = body.collect(64 * 1024).await?;
+    let config: xml::VersioningRequest = xml::from_xml(&doc)?;
+    if config
+        .mfa_delete
+        .as_deref()
+        .is_some_and(|m| m.trim() == "Enabled")
+    {
+        return Err(S3Error::msg(
+            ErrorCode::NotImplemented,
+            "MFA delete is not supported",
+        ));
+    }
+    let versioning = match config.status.as_deref().map(str::trim) {
+        Some("Enabled") => Versioning::Enabled,
+        Some("Suspended") => Versioning::Suspended,
+        _ => return Err(S3Error::new(ErrorCode::MalformedXML)),
+    };
+    let name = route.bucket().to_string();
+    blocking(ctx, move |s| s.set_versioning(&name, versioning)).await?;
+    Ok(empty(StatusCode::OK))
 }
 
 #[cfg(test)]

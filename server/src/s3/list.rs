@@ -1,4 +1,4 @@
-//! Listings: ListObjects (v1), ListObjectsV2 and ListMultipartUploads, including
+//! Listings: ListObjects (v1), ListObjectsV2, ListObjectVersions and ListMultipartUploads, including
 //! `encoding-type=url` and opaque continuation tokens.
 
 use axum::body::Body;
@@ -8,6 +8,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{blocking, headers, owner, xml, xml_response};
 use crate::http::{Context, ErrorCode, Route, S3Error};
+use crate::store::record::VersionKind;
 use crate::store::{ListEntry, ListQuery};
 
 /// Characters S3 leaves alone in `encoding-type=url` output.
@@ -219,6 +220,97 @@ pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>
                 initiated: headers::iso8601(u.initiated_ns),
                 checksum_algorithm: u.checksum_algorithm.map(|a| a.name().to_string()),
             }),
+        }
+    }
+    xml_response(StatusCode::OK, &doc)
+}
+
+pub async fn list_versions(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
+    let enc = encoder(route)?;
+    let prefix = route.param("prefix").unwrap_or("").to_string();
+    let delimiter = route
+        .param("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
+    let max = max_keys(route, "max-keys")?;
+    let key_marker = route.param("key-marker").unwrap_or("").to_string();
+    let version_marker = route.param("version-id-marker").unwrap_or("").to_string();
+    if !version_marker.is_empty() && key_marker.is_empty() {
+        return Err(S3Error::msg(
+            ErrorCode::InvalidArgument,
+            "A version-id marker cannot be specified without a key marker.",
+        ));
+    }
+    let query = ListQuery {
+        prefix: prefix.clone(),
+        delimiter: delimiter.clone(),
+        start_after: Some(key_marker.clone()).filter(|k| !k.is_empty()),
+        max_keys: max,
+    };
+    let bucket = route.bucket().to_string();
+    let after = Some(version_marker.clone()).filter(|v| !v.is_empty());
+    let page = blocking(ctx, move |s| {
+        s.list_versions(&bucket, &query, after.as_deref())
+    })
+    .await?;
+    let mut doc = xml::ListVersionsResult {
+        xmlns: xml::NS,
+        name: route.bucket().to_string(),
+        prefix: enc(&prefix),
+        key_marker: enc(&key_marker),
+        version_id_marker: version_marker,
+        next_key_marker: None,
+        next_version_id_marker: None,
+        max_keys: max,
+        delimiter: delimiter.as_deref().map(&enc),
+        encoding_type: route.param("encoding-type").map(|_| "url".to_string()),
+        is_truncated: page.truncated,
+        entries: Vec::new(),
+        common_prefixes: Vec::new(),
+    };
+    if page.truncated {
+        if let Some(last) = page.entries.last() {
+            doc.next_key_marker = Some(enc(last.name()));
+            if let ListEntry::Item(_, (r, _)) = last {
+                doc.next_version_id_marker =
+                    Some(r.version_id.clone().unwrap_or_else(|| "null".into()));
+            }
+        }
+    }
+    for e in page.entries {
+        match e {
+            ListEntry::CommonPrefix(p) => doc
+                .common_prefixes
+                .push(xml::CommonPrefix { prefix: enc(&p) }),
+            ListEntry::Item(key, (r, latest)) => {
+                let version_id = r.version_id.clone().unwrap_or_else(|| "null".into());
+                let last_modified = headers::iso8601(r.mod_time_ns);
+                doc.entries.push(match r.kind {
+                    VersionKind::DeleteMarker => {
+                        xml::VersionEntry::DeleteMarker(xml::DeleteMarkerEntry {
+                            key: enc(&key),
+                            version_id,
+                            is_latest: latest,
+                            last_modified,
+                            owner: owner(ctx),
+                        })
+                    }
+                    VersionKind::Object => xml::VersionEntry::Version(xml::ObjectVersion {
+                        key: enc(&key),
+                        version_id,
+                        is_latest: latest,
+                        last_modified,
+                        etag: headers::quoted(&r.etag),
+                        checksum_algorithm: r
+                            .checksum
+                            .as_ref()
+                            .map(|c| c.algorithm.name().to_string()),
+                        size: r.size,
+                        storage_class: "STANDARD",
+                        owner: owner(ctx),
+                    }),
+                });
+            }
         }
     }
     xml_response(StatusCode::OK, &doc)

@@ -1,13 +1,16 @@
 //! S3 semantics, one module per resource. Handlers take a routed request and return a
 //! response; storage details stay behind [`crate::store::Store`].
 
+mod attributes;
 pub(crate) mod bucket;
 pub mod headers;
 mod list;
 mod multipart;
 pub(crate) mod object;
+pub(crate) mod object_lock;
 pub(crate) mod policy;
 pub(crate) mod post_object;
+pub(crate) mod tagging;
 pub mod xml;
 
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 
+use crate::auth::Principal;
 use crate::http::{Context, ErrorCode, Operation, RequestBody, Route, S3Error};
 use crate::store::checksum::DigestRequest;
 use crate::store::record::StoredChecksum;
@@ -28,13 +32,14 @@ pub const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub async fn dispatch(
     ctx: &Context,
     route: &Route,
+    principal: &Principal,
     headers: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
     use Operation as O;
     match route.op {
         O::ListBuckets => bucket::list_buckets(ctx).await,
-        O::CreateBucket => bucket::create_bucket(ctx, route, body).await,
+        O::CreateBucket => bucket::create_bucket(ctx, route, headers, body).await,
         O::HeadBucket => bucket::head_bucket(ctx, route).await,
         O::DeleteBucket => bucket::delete_bucket(ctx, route).await,
         O::GetBucketLocation => bucket::get_location(ctx, route).await,
@@ -42,7 +47,7 @@ pub async fn dispatch(
         O::ListObjects => list::list_objects(ctx, route, false).await,
         O::ListObjectsV2 => list::list_objects(ctx, route, true).await,
         O::ListMultipartUploads => list::list_uploads(ctx, route).await,
-        O::DeleteObjects => object::delete_objects(ctx, route, headers, body).await,
+        O::DeleteObjects => object::delete_objects(ctx, route, principal, headers, body).await,
         O::PutObject => object::put_object(ctx, route, headers, body).await,
         O::PostObject => Err(S3Error::internal(
             "POST Object is served by s3::post_object before the body is decoded",
@@ -50,7 +55,7 @@ pub async fn dispatch(
         O::CopyObject => object::copy_object(ctx, route, headers).await,
         O::GetObject => object::get_object(ctx, route, headers, false).await,
         O::HeadObject => object::get_object(ctx, route, headers, true).await,
-        O::DeleteObject => object::delete_object(ctx, route).await,
+        O::DeleteObject => object::delete_object(ctx, route, principal, headers).await,
         O::CreateMultipartUpload => multipart::create(ctx, route, headers).await,
         O::UploadPart => multipart::upload_part(ctx, route, headers, body).await,
         O::UploadPartCopy => multipart::upload_part_copy(ctx, route, headers).await,
@@ -61,6 +66,32 @@ pub async fn dispatch(
         O::GetBucketPolicy => policy::get_bucket_policy(ctx, route).await,
         O::DeleteBucketPolicy => policy::delete_bucket_policy(ctx, route).await,
         O::GetBucketPolicyStatus => policy::get_bucket_policy_status(ctx, route).await,
+        O::PutBucketVersioning => bucket::put_versioning(ctx, route, body).await,
+        O::ListObjectVersions => list::list_versions(ctx, route).await,
+        O::GetBucketTagging => tagging::get_bucket_tagging(ctx, route).await,
+        O::PutBucketTagging => tagging::put_bucket_tagging(ctx, route, body).await,
+        O::DeleteBucketTagging => tagging::delete_bucket_tagging(ctx, route).await,
+        O::GetObjectTagging => tagging::get_object_tagging(ctx, route).await,
+        O::PutObjectTagging => tagging::put_object_tagging(ctx, route, body).await,
+        O::DeleteObjectTagging => tagging::delete_object_tagging(ctx, route).await,
+        O::GetObjectAttributes => attributes::get_object_attributes(ctx, route, headers).await,
+        O::GetObjectLockConfiguration => object_lock::get_configuration(ctx, route).await,
+        O::PutObjectLockConfiguration => object_lock::put_configuration(ctx, route, body).await,
+        O::GetObjectRetention => object_lock::get_retention(ctx, route).await,
+        O::PutObjectRetention => {
+            object_lock::put_retention(ctx, route, principal, headers, body).await
+        }
+        O::GetObjectLegalHold => object_lock::get_legal_hold(ctx, route).await,
+        O::PutObjectLegalHold => object_lock::put_legal_hold(ctx, route, body).await,
+        O::GetBucketCors
+        | O::PutBucketCors
+        | O::DeleteBucketCors
+        | O::GetBucketLifecycleConfiguration
+        | O::PutBucketLifecycleConfiguration
+        | O::DeleteBucketLifecycle => Err(S3Error::msg(
+            ErrorCode::NotImplemented,
+            format!("{:?} is not implemented yet", route.op),
+        )),
     }
 }
 

@@ -34,13 +34,13 @@ pub async fn create(
     route: &Route,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, S3Error> {
-    let meta = headers::object_meta(headers)?;
+    let new = super::object::new_object(headers, headers::object_meta(headers)?)?;
     let algorithm = header(headers, "x-amz-checksum-algorithm")
         .map(headers::parse_algorithm)
         .transpose()?;
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let (b, k) = (bucket.clone(), key.clone());
-    let upload = blocking(ctx, move |s| s.create_upload(&b, &k, meta, algorithm)).await?;
+    let upload = blocking(ctx, move |s| s.create_upload(&b, &k, new, algorithm)).await?;
     let mut r = xml_response(
         StatusCode::OK,
         &xml::InitiateMultipartUploadResult {

@@ -8,9 +8,10 @@ use futures_util::StreamExt;
 use http::{HeaderMap, Response, StatusCode};
 
 use super::headers::{self, header, insert, quoted};
-use super::{blocking, empty, receive_body, xml, xml_response};
+use super::{blocking, empty, object_lock, receive_body, tagging, xml, xml_response};
+use crate::auth::Principal;
 use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
-use crate::store::record::{DataLayout, VersionRecord};
+use crate::store::record::{DataLayout, ObjectMeta, VersionRecord};
 use crate::store::{ByteRange, NewObject, WriteCondition};
 
 /// `If-None-Match` / `If-Match` on a write.
@@ -29,6 +30,18 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     Ok(cond)
 }
 
+/// A new version's metadata with the tags and object lock its write names in headers.
+pub fn new_object(headers: &HeaderMap, meta: ObjectMeta) -> Result<NewObject, S3Error> {
+    let (retention, legal_hold) = object_lock::from_headers(headers)?;
+    Ok(NewObject {
+        meta,
+        checksum: None,
+        tags: tagging::from_header(headers)?,
+        retention,
+        legal_hold,
+    })
+}
+
 fn key_error(e: S3Error, key: &str) -> S3Error {
     if e.code == ErrorCode::NoSuchKey {
         e.with("Key", key.to_string())
@@ -43,7 +56,7 @@ pub async fn put_object(
     headers: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
-    let meta = headers::object_meta(headers)?;
+    let mut new = new_object(headers, headers::object_meta(headers)?)?;
     let cond = write_condition(headers)?;
     if body.declared_length.is_none() && header(headers, "transfer-encoding").is_none() {
         return Err(ErrorCode::MissingContentLength.into());
@@ -54,12 +67,11 @@ pub async fn put_object(
     blocking(ctx, move |s| s.bucket(&b)).await?;
     let checksum_req = headers::checksum_request(headers)?;
     let (staged, checksum) = receive_body(ctx, route, headers, body, &checksum_req, false).await?;
+    new.checksum = checksum;
     let k = key.clone();
-    let record = blocking(ctx, move |s| {
-        s.put_object(&bucket, &k, NewObject { meta, checksum }, staged, &cond)
-    })
-    .await
-    .map_err(|e| key_error(e, &key))?;
+    let record = blocking(ctx, move |s| s.put_object(&bucket, &k, new, staged, &cond))
+        .await
+        .map_err(|e| key_error(e, &key))?;
     let mut r = empty(StatusCode::OK);
     write_headers(r.headers_mut(), &record);
     if let Some(c) = &record.checksum {
@@ -105,6 +117,8 @@ fn object_headers(h: &mut HeaderMap, record: &VersionRecord) {
     }
     insert(h, "last-modified", &headers::http_date(record.mod_time_ns));
     insert(h, "accept-ranges", "bytes");
+    tagging::insert_count(h, &record.tags);
+    object_lock::insert_headers(h, record);
     write_headers(h, record);
 }
 
@@ -273,11 +287,17 @@ fn part_range(record: &VersionRecord, n: u32) -> Result<ByteRange, S3Error> {
     }
 }
 
-pub async fn delete_object(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
+pub async fn delete_object(
+    ctx: &Context,
+    route: &Route,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let version = route.param("versionId").map(str::to_string);
+    let bypass = object_lock::bypass_governance(ctx, principal, headers);
     let outcome = blocking(ctx, move |s| {
-        s.delete_object(&bucket, &key, version.as_deref())
+        s.delete_object(&bucket, &key, version.as_deref(), bypass)
     })
     .await?;
     let mut r = empty(StatusCode::NO_CONTENT);
@@ -296,9 +316,11 @@ const MAX_DELETE_KEYS: usize = 1000;
 pub async fn delete_objects(
     ctx: &Context,
     route: &Route,
+    principal: &Principal,
     headers: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
+    let bypass = object_lock::bypass_governance(ctx, principal, headers);
     let md5 = headers::content_md5(headers)?;
     let checksum_req = headers::checksum_request(headers)?;
     let doc = body.collect(2 * 1024 * 1024).await?;
@@ -331,7 +353,7 @@ pub async fn delete_objects(
                 let r = if o.key.len() > crate::http::router::MAX_KEY_LEN {
                     Err(S3Error::new(ErrorCode::KeyTooLongError))
                 } else {
-                    s.delete_object(&bucket, &o.key, o.version_id.as_deref())
+                    s.delete_object(&bucket, &o.key, o.version_id.as_deref(), bypass)
                         .map_err(S3Error::from)
                 };
                 (o, r)
@@ -460,7 +482,22 @@ pub async fn copy_object(
             ))
         }
     };
-    if src.bucket == bucket && src.key == key && src.version_id.is_none() && !replace {
+    let replace_tags = match header(headers, "x-amz-tagging-directive").unwrap_or("COPY") {
+        "COPY" => false,
+        "REPLACE" => true,
+        _ => {
+            return Err(S3Error::msg(
+                ErrorCode::InvalidArgument,
+                "Unknown tagging directive.",
+            ))
+        }
+    };
+    if src.bucket == bucket
+        && src.key == key
+        && src.version_id.is_none()
+        && !replace
+        && !replace_tags
+    {
         return Err(S3Error::msg(
             ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -474,6 +511,10 @@ pub async fn copy_object(
     } else {
         source.meta.clone()
     };
+    let mut new = new_object(headers, meta)?;
+    if !replace_tags {
+        new.tags = source.tags.clone();
+    }
     let cond = write_condition(headers)?;
     let algorithm = match header(headers, "x-amz-checksum-algorithm") {
         Some(a) => Some(headers::parse_algorithm(a)?),
@@ -499,11 +540,9 @@ pub async fn copy_object(
             parts: None,
         }
     });
+    new.checksum = checksum;
     let b = bucket.clone();
-    let record = blocking(ctx, move |s| {
-        s.put_object(&b, &key, NewObject { meta, checksum }, staged, &cond)
-    })
-    .await?;
+    let record = blocking(ctx, move |s| s.put_object(&b, &key, new, staged, &cond)).await?;
     let doc = xml::CopyResult {
         xmlns: xml::NS,
         etag: quoted(&record.etag),

@@ -26,6 +26,7 @@ use crate::iam::policy::{
     bucket_arn, object_arn, s3_action_for, s3_version_action_for, Decision, Policy, PolicyError,
     PolicyRequest, MAX_POLICY_BYTES,
 };
+use crate::store::BucketDocument;
 
 /// Buckets whose policy (or its absence) is remembered before the cache starts over; bounds
 /// the memory anonymous requests naming made-up buckets can take.
@@ -88,7 +89,7 @@ async fn load(ctx: &Context, bucket: &str) -> Result<Option<Arc<Policy>>, S3Erro
         Err(generation) => generation,
     };
     let b = bucket.to_string();
-    let document = blocking(ctx, move |s| s.bucket_policy(&b)).await?;
+    let document = blocking(ctx, move |s| s.bucket_document(&b, BucketDocument::Policy)).await?;
     let policy = match document {
         None => None,
         Some(doc) => Some(Arc::new(Policy::parse(doc.as_bytes(), bucket).map_err(
@@ -133,6 +134,27 @@ fn operation_name(op: &Operation) -> &'static str {
         O::GetBucketPolicy => "GetBucketPolicy",
         O::DeleteBucketPolicy => "DeleteBucketPolicy",
         O::GetBucketPolicyStatus => "GetBucketPolicyStatus",
+        O::PutBucketVersioning => "PutBucketVersioning",
+        O::ListObjectVersions => "ListObjectVersions",
+        O::GetBucketTagging => "GetBucketTagging",
+        O::PutBucketTagging => "PutBucketTagging",
+        O::DeleteBucketTagging => "DeleteBucketTagging",
+        O::GetObjectLockConfiguration => "GetObjectLockConfiguration",
+        O::PutObjectLockConfiguration => "PutObjectLockConfiguration",
+        O::GetBucketCors => "GetBucketCors",
+        O::PutBucketCors => "PutBucketCors",
+        O::DeleteBucketCors => "DeleteBucketCors",
+        O::GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+        O::PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+        O::DeleteBucketLifecycle => "DeleteBucketLifecycle",
+        O::GetObjectTagging => "GetObjectTagging",
+        O::PutObjectTagging => "PutObjectTagging",
+        O::DeleteObjectTagging => "DeleteObjectTagging",
+        O::GetObjectAttributes => "GetObjectAttributes",
+        O::GetObjectRetention => "GetObjectRetention",
+        O::PutObjectRetention => "PutObjectRetention",
+        O::GetObjectLegalHold => "GetObjectLegalHold",
+        O::PutObjectLegalHold => "PutObjectLegalHold",
     }
 }
 
@@ -208,7 +230,10 @@ fn policy_request<'a>(
             add(key, v.to_string());
         }
     }
-    if matches!(route.op, Operation::ListObjects | Operation::ListObjectsV2) {
+    if matches!(
+        route.op,
+        Operation::ListObjects | Operation::ListObjectsV2 | Operation::ListObjectVersions
+    ) {
         for (key, param) in [
             ("s3:prefix", "prefix"),
             ("s3:delimiter", "delimiter"),
@@ -298,7 +323,10 @@ pub async fn put_bucket_policy(
     Policy::parse(&document, &bucket)?;
     let document = String::from_utf8(document.to_vec()).map_err(|_| PolicyError::InvalidJson)?;
     let b = bucket.clone();
-    let stored = blocking(ctx, move |s| s.put_bucket_policy(&b, document)).await;
+    let stored = blocking(ctx, move |s| {
+        s.put_bucket_document(&b, BucketDocument::Policy, document)
+    })
+    .await;
     ctx.forget_policy(&bucket).await;
     stored.map_err(|e| e.with("BucketName", bucket))?;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -309,7 +337,7 @@ pub async fn get_bucket_policy(ctx: &Context, route: &Route) -> Result<Response<
     let b = bucket.clone();
     let document = blocking(ctx, move |s| {
         s.bucket(&b)?;
-        s.bucket_policy(&b)
+        s.bucket_document(&b, BucketDocument::Policy)
     })
     .await
     .map_err(|e| e.with("BucketName", bucket.clone()))?
@@ -325,7 +353,10 @@ pub async fn get_bucket_policy(ctx: &Context, route: &Route) -> Result<Response<
 pub async fn delete_bucket_policy(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let bucket = route.bucket().to_string();
     let b = bucket.clone();
-    let deleted = blocking(ctx, move |s| s.delete_bucket_policy(&b)).await;
+    let deleted = blocking(ctx, move |s| {
+        s.delete_bucket_document(&b, BucketDocument::Policy)
+    })
+    .await;
     ctx.forget_policy(&bucket).await;
     deleted.map_err(|e| e.with("BucketName", bucket))?;
     Ok(empty(StatusCode::NO_CONTENT))

@@ -225,6 +225,12 @@ pub async fn post_object(
     blocking(ctx, move |s| s.bucket(&b)).await?;
 
     let meta = headers::object_meta(&meta_headers(&fields)?)?;
+    let tags = match fields.get("tagging") {
+        Some(doc) => {
+            super::tagging::parse_document(doc.as_bytes(), super::tagging::MAX_OBJECT_TAGS)?
+        }
+        None => Vec::new(),
+    };
     let (min, max) = policy
         .as_ref()
         .and_then(|p| p.content_length_range())
@@ -270,7 +276,8 @@ pub async fn post_object(
             &k,
             NewObject {
                 meta,
-                checksum: None,
+                tags,
+                ..Default::default()
             },
             staged,
             &WriteCondition::default(),

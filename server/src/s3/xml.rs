@@ -408,6 +408,237 @@ pub struct DeleteResult {
     pub errors: Vec<DeleteError>,
 }
 
+#[derive(Deserialize)]
+pub struct VersioningRequest {
+    #[serde(rename = "Status", default)]
+    pub status: Option<String>,
+    #[serde(rename = "MfaDelete", default)]
+    pub mfa_delete: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "ListVersionsResult")]
+pub struct ListVersionsResult {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Prefix")]
+    pub prefix: String,
+    #[serde(rename = "KeyMarker")]
+    pub key_marker: String,
+    #[serde(rename = "VersionIdMarker")]
+    pub version_id_marker: String,
+    #[serde(rename = "NextKeyMarker", skip_serializing_if = "Option::is_none")]
+    pub next_key_marker: Option<String>,
+    #[serde(
+        rename = "NextVersionIdMarker",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_version_id_marker: Option<String>,
+    #[serde(rename = "MaxKeys")]
+    pub max_keys: usize,
+    #[serde(rename = "Delimiter", skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    #[serde(rename = "EncodingType", skip_serializing_if = "Option::is_none")]
+    pub encoding_type: Option<String>,
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    /// Versions and delete markers, interleaved in listing order.
+    #[serde(rename = "$value")]
+    pub entries: Vec<VersionEntry>,
+    #[serde(rename = "CommonPrefixes")]
+    pub common_prefixes: Vec<CommonPrefix>,
+}
+
+#[derive(Serialize)]
+pub enum VersionEntry {
+    Version(ObjectVersion),
+    DeleteMarker(DeleteMarkerEntry),
+}
+
+#[derive(Serialize)]
+pub struct ObjectVersion {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: String,
+    #[serde(rename = "IsLatest")]
+    pub is_latest: bool,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "ChecksumAlgorithm", skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    #[serde(rename = "Size")]
+    pub size: u64,
+    #[serde(rename = "StorageClass")]
+    pub storage_class: &'static str,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+}
+
+#[derive(Serialize)]
+pub struct DeleteMarkerEntry {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: String,
+    #[serde(rename = "IsLatest")]
+    pub is_latest: bool,
+    #[serde(rename = "LastModified")]
+    pub last_modified: String,
+    #[serde(rename = "Owner")]
+    pub owner: Owner,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename = "Tagging")]
+pub struct Tagging {
+    #[serde(
+        rename = "@xmlns",
+        skip_deserializing,
+        skip_serializing_if = "str::is_empty"
+    )]
+    pub xmlns: &'static str,
+    #[serde(rename = "TagSet", default)]
+    pub tag_set: TagSet,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct TagSet {
+    #[serde(rename = "Tag", default)]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value", default)]
+    pub value: String,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename = "ObjectLockConfiguration")]
+pub struct ObjectLockConfiguration {
+    #[serde(
+        rename = "@xmlns",
+        skip_deserializing,
+        skip_serializing_if = "str::is_empty"
+    )]
+    pub xmlns: &'static str,
+    #[serde(
+        rename = "ObjectLockEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enabled: Option<String>,
+    #[serde(rename = "Rule", default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<ObjectLockRule>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ObjectLockRule {
+    #[serde(rename = "DefaultRetention")]
+    pub default_retention: DefaultRetentionXml,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct DefaultRetentionXml {
+    #[serde(rename = "Mode", default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(rename = "Days", default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<i64>,
+    #[serde(rename = "Years", default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename = "Retention")]
+pub struct RetentionXml {
+    #[serde(
+        rename = "@xmlns",
+        skip_deserializing,
+        skip_serializing_if = "str::is_empty"
+    )]
+    pub xmlns: &'static str,
+    #[serde(rename = "Mode", default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(
+        rename = "RetainUntilDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retain_until_date: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(rename = "LegalHold")]
+pub struct LegalHoldXml {
+    #[serde(
+        rename = "@xmlns",
+        skip_deserializing,
+        skip_serializing_if = "str::is_empty"
+    )]
+    pub xmlns: &'static str,
+    #[serde(rename = "Status", default)]
+    pub status: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename = "GetObjectAttributesResponse")]
+pub struct GetObjectAttributesResponse {
+    #[serde(rename = "@xmlns")]
+    pub xmlns: &'static str,
+    #[serde(rename = "ETag", skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(rename = "Checksum", skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumXml>,
+    #[serde(rename = "ObjectParts", skip_serializing_if = "Option::is_none")]
+    pub object_parts: Option<ObjectPartsXml>,
+    #[serde(rename = "StorageClass", skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<&'static str>,
+    #[serde(rename = "ObjectSize", skip_serializing_if = "Option::is_none")]
+    pub object_size: Option<u64>,
+}
+
+/// A checksum element: one `ChecksumCRC32`-style child named by the algorithm, and its type.
+#[derive(Serialize)]
+pub struct ChecksumXml {
+    #[serde(rename = "$value")]
+    pub value: Checksums,
+    #[serde(rename = "ChecksumType")]
+    pub checksum_type: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct ObjectPartsXml {
+    #[serde(rename = "IsTruncated")]
+    pub is_truncated: bool,
+    #[serde(rename = "MaxParts")]
+    pub max_parts: usize,
+    #[serde(rename = "NextPartNumberMarker")]
+    pub next_part_number_marker: u32,
+    #[serde(rename = "PartNumberMarker")]
+    pub part_number_marker: u32,
+    #[serde(rename = "Part")]
+    pub parts: Vec<ObjectPartXml>,
+    #[serde(rename = "PartsCount")]
+    pub parts_count: usize,
+}
+
+#[derive(Serialize)]
+pub struct ObjectPartXml {
+    #[serde(rename = "$value")]
+    pub checksum: Checksums,
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

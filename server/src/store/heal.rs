@@ -357,15 +357,10 @@ impl Store {
                 let order = Self::order(set, &bucket, &object);
                 let merged = self.merge_record(set_index, &bucket, &object, values)?;
                 match &merged.data {
-                    DataLayout::InlineShards(shards) => {
-                        let codec = set.codec.as_ref().expect("inline shards imply a codec");
-                        let (body, _) = ecio::decode_inline(codec, shards, merged.size)?;
-                        let framed = ecio::encode_inline(codec, &order, &body)?;
+                    DataLayout::InlineShards(_) => {
+                        let all = self.per_drive_records(&bucket, &object, &merged)?;
                         for (d, v) in &mut per_drive {
-                            *v = record::encode(&VersionRecord {
-                                data: DataLayout::Inline(framed[*d].clone()),
-                                ..merged.clone()
-                            });
+                            *v = all[*d].clone();
                             report.shards_missing += 1;
                             report.shards_healed += 1;
                         }

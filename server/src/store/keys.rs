@@ -12,6 +12,10 @@ pub const PART: u8 = b'P';
 pub const GARBAGE: u8 = b'G';
 /// A bucket's policy document.
 pub const POLICY: u8 = b'Y';
+/// A bucket's CORS configuration document.
+pub const CORS: u8 = b'R';
+/// A bucket's lifecycle configuration document.
+pub const LIFECYCLE: u8 = b'L';
 /// Scoped access keys, by access key id (global metadata).
 pub const ACCESS_KEY: u8 = b'K';
 
@@ -27,8 +31,9 @@ pub fn bucket(name: &str) -> Vec<u8> {
     k
 }
 
-pub fn policy(bucket: &str) -> Vec<u8> {
-    let mut k = vec![POLICY];
+/// A bucket's document of `kind` (POLICY, CORS, LIFECYCLE).
+pub fn bucket_document(kind: u8, bucket: &str) -> Vec<u8> {
+    let mut k = vec![kind];
     k.extend_from_slice(bucket.as_bytes());
     k
 }

@@ -44,6 +44,10 @@ impl<T> ListPage<T> {
 
 pub type UploadListing = ListPage<UploadRecord>;
 
+/// One entry of ListObjectVersions: a version or delete marker, and whether it is the newest
+/// version of its key.
+pub type VersionListing = ListPage<(VersionRecord, bool)>;
+
 /// Where `key` rolls up under `delimiter` after `prefix`, if it does.
 fn common_prefix<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Option<&'a str> {
     let d = delimiter.filter(|d| !d.is_empty())?;
@@ -53,8 +57,9 @@ fn common_prefix<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Opt
 
 impl Store {
     /// Generic scan over keys of `kind` in `bucket`. `decode` turns a raw record into an item
-    /// (or `None` to skip it, e.g. a delete marker); `one_per_key` keeps only the first record
-    /// of each key (the newest version).
+    /// (or `None` to skip it, e.g. a delete marker), told whether the record is the first of
+    /// its key (the newest version); `one_per_key` keeps only that first record. A scan that
+    /// resumes inside a key (`resume_at`) sees none of that key's records as first.
     fn scan<T>(
         &self,
         kind: u8,
@@ -62,17 +67,24 @@ impl Store {
         query: &ListQuery,
         one_per_key: bool,
         resume_at: Option<Vec<u8>>,
-        decode: impl Fn(&[u8]) -> Result<Option<T>, StoreError>,
+        decode: impl Fn(&[u8], bool) -> Result<Option<T>, StoreError>,
     ) -> Result<ListPage<T>, StoreError> {
         self.bucket(bucket)?;
         let base = keys::key_prefix(kind, bucket, &query.prefix);
         let mut start = base.clone();
+        let mut last_key: Option<String> = None;
         if let Some(after) = query
             .start_after
             .as_deref()
             .filter(|a| a.as_bytes() >= query.prefix.as_bytes())
         {
-            start = resume_at.unwrap_or_else(|| keys::after_key(kind, bucket, after));
+            match resume_at {
+                Some(at) => {
+                    start = at;
+                    last_key = Some(after.to_string());
+                }
+                None => start = keys::after_key(kind, bucket, after),
+            }
         }
         let mut it = self.object_iter();
         it.seek(&start);
@@ -80,7 +92,6 @@ impl Store {
             entries: Vec::new(),
             truncated: false,
         };
-        let mut last_key: Option<String> = None;
         while it.valid() {
             let (Some(raw), Some(value)) = (it.key(), it.value()) else {
                 break;
@@ -94,7 +105,8 @@ impl Store {
                 it.next();
                 continue;
             }
-            let item = decode(value)?;
+            let first = last_key.as_deref() != Some(key.as_str());
+            let item = decode(value, first)?;
             last_key = Some(key.clone());
             let Some(item) = item else {
                 it.next();
@@ -133,10 +145,48 @@ impl Store {
         bucket: &str,
         query: &ListQuery,
     ) -> Result<ListPage<VersionRecord>, StoreError> {
-        self.scan(keys::VERSION, bucket, query, true, None, |v| {
+        self.scan(keys::VERSION, bucket, query, true, None, |v, _| {
             let r: VersionRecord = record::decode(v)?;
             Ok((r.kind == VersionKind::Object).then_some(r))
         })
+    }
+
+    /// Every version and delete marker of `bucket`, keys in order and each key's versions
+    /// newest first (ListObjectVersions). `query.start_after` is the key marker; with
+    /// `after_version` the listing resumes inside that key, after that version (`"null"`
+    /// names the null version). A version marker that names no version resumes after the key.
+    pub fn list_versions(
+        &self,
+        bucket: &str,
+        query: &ListQuery,
+        after_version: Option<&str>,
+    ) -> Result<VersionListing, StoreError> {
+        let resume_at = match (query.start_after.as_deref(), after_version) {
+            (Some(key), Some(v)) => {
+                let wanted = (v != "null").then_some(v);
+                self.versions(bucket, key)?
+                    .into_iter()
+                    .find(|(_, r)| r.version_id.as_deref() == wanted)
+                    .map(|(raw, _)| {
+                        // The smallest key after `raw`: the next version of the same key.
+                        let mut k = raw.to_vec();
+                        k.push(0);
+                        k
+                    })
+            }
+            _ => None,
+        };
+        self.scan(
+            keys::VERSION,
+            bucket,
+            query,
+            false,
+            resume_at,
+            |v, first| {
+                let r: VersionRecord = record::decode(v)?;
+                Ok(Some((r, first)))
+            },
+        )
     }
 
     /// Unfinished multipart uploads of `bucket` (ListMultipartUploads). With
@@ -159,7 +209,7 @@ impl Store {
                 k.push(0);
                 k
             });
-        self.scan(keys::UPLOAD, bucket, query, false, resume_at, |v| {
+        self.scan(keys::UPLOAD, bucket, query, false, resume_at, |v, _| {
             Ok(Some(record::decode(v)?))
         })
     }

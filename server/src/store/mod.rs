@@ -27,8 +27,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-pub use list::{ListEntry, ListPage, ListQuery, UploadListing};
+pub use list::{ListEntry, ListPage, ListQuery, UploadListing, VersionListing};
 pub use multipart::CompletedPart;
+pub use policy::BucketDocument;
 
 /// S3's size and count limits of multipart uploads.
 pub mod record_limits {
@@ -83,8 +84,18 @@ pub enum StoreError {
     EntityTooSmall(u32),
     #[error("the object would exceed the maximum size")]
     EntityTooLarge,
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Object lock keeps the version (retention or legal hold).
+    #[error("{0}")]
+    ObjectLocked(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The version asked for is a delete marker (`true`: asked for by its version id).
     #[error("version is a delete marker")]
-    DeleteMarker(Box<VersionRecord>),
+    DeleteMarker(Box<VersionRecord>, bool),
     #[error("drive I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("metadata store: {0}")]
@@ -127,6 +138,10 @@ pub struct WriteCondition {
 pub struct NewObject {
     pub meta: ObjectMeta,
     pub checksum: Option<StoredChecksum>,
+    pub tags: Vec<(String, String)>,
+    /// Object lock given with the write; `None` takes the bucket's default retention.
+    pub retention: Option<record::Retention>,
+    pub legal_hold: bool,
 }
 
 /// A byte range of an object's content, already resolved against its size.
@@ -166,7 +181,7 @@ pub(crate) fn new_data_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -404,7 +419,13 @@ impl Store {
 
     // ---------------------------------------------------------------- buckets
 
-    pub fn create_bucket(&self, name: &str) -> Result<BucketRecord, StoreError> {
+    /// Creates bucket `name`; with `object_lock` it is versioned from the start and keeps
+    /// that configuration for life.
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        object_lock: Option<record::ObjectLockConfig>,
+    ) -> Result<BucketRecord, StoreError> {
         let _g = self.lock_for(name, "")?;
         if self.set.get(&keys::bucket(name))?.is_some() {
             return Err(StoreError::BucketAlreadyExists);
@@ -413,7 +434,14 @@ impl Store {
             name: name.to_string(),
             created_ns: now_ns(),
             region: self.region.clone(),
-            versioning: Versioning::Unversioned,
+            versioning: if object_lock.is_some() {
+                Versioning::Enabled
+            } else {
+                Versioning::Unversioned
+            },
+            object_lock,
+            tags: Vec::new(),
+            quota: record::Quota::default(),
         };
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
@@ -436,14 +464,33 @@ impl Store {
         Ok(out)
     }
 
-    pub fn set_versioning(&self, name: &str, versioning: Versioning) -> Result<(), StoreError> {
+    /// Changes bucket `name`'s record under its lock: `change` may refuse with an error.
+    pub fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketRecord) -> Result<(), StoreError>,
+    ) -> Result<BucketRecord, StoreError> {
         let _g = self.lock_for(name, "")?;
         let mut record = self.bucket(name)?;
-        record.versioning = versioning;
+        change(&mut record)?;
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
         self.set.write(&batch)?;
-        Ok(())
+        Ok(record)
+    }
+
+    /// Turns versioning on or suspends it. A bucket with object lock stays versioned.
+    pub fn set_versioning(&self, name: &str, versioning: Versioning) -> Result<(), StoreError> {
+        self.update_bucket(name, |b| {
+            if b.object_lock.is_some() && versioning != Versioning::Enabled {
+                return Err(StoreError::InvalidBucketState(
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.".into(),
+                ));
+            }
+            b.versioning = versioning;
+            Ok(())
+        })
+        .map(|_| ())
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
@@ -476,7 +523,7 @@ impl Store {
         }
         let mut batch = Batch::default();
         batch.delete(keys::bucket(name));
-        batch.delete(keys::policy(name));
+        Self::delete_bucket_documents(&mut batch, name);
         self.set.write(&batch)?;
         Ok(())
     }
@@ -649,6 +696,19 @@ impl Store {
             mut garbage,
             per_drive_inline,
         } = extra;
+        if record.kind == VersionKind::Object {
+            match &bucket.object_lock {
+                None if record.retention.is_some() || record.legal_hold => {
+                    return Err(StoreError::InvalidRequest(
+                        "Bucket is missing ObjectLockConfiguration".into(),
+                    ))
+                }
+                Some(lock) if record.retention.is_none() => {
+                    record.retention = lock.default_retention.map(|d| d.from(record.mod_time_ns));
+                }
+                _ => {}
+            }
+        }
         let versions = self.versions(&bucket.name, key)?;
         Self::check_condition(versions.first().map(|(_, r)| r), cond)?;
         if let Some((_, newest)) = versions.first() {
@@ -746,6 +806,9 @@ impl Store {
             meta: new.meta,
             checksum: new.checksum,
             data,
+            tags: new.tags,
+            retention: new.retention,
+            legal_hold: new.legal_hold,
             set_index,
         };
         let committed = self.commit_version(
@@ -783,18 +846,93 @@ impl Store {
             }
         };
         if record.kind == VersionKind::DeleteMarker {
-            return Err(StoreError::DeleteMarker(Box::new(record)));
+            return Err(StoreError::DeleteMarker(
+                Box::new(record),
+                version_id.is_some(),
+            ));
         }
         Ok(record)
     }
 
+    /// Changes the current version of `key` (or `version_id`) in place on every drive of its
+    /// set, under the key's lock: tags, retention, legal hold. `change` may refuse. A delete
+    /// marker cannot be changed (`StoreError::DeleteMarker`).
+    pub fn update_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        change: impl FnOnce(&mut VersionRecord) -> Result<(), StoreError>,
+    ) -> Result<VersionRecord, StoreError> {
+        self.bucket(bucket)?;
+        let _g = self.lock_for(bucket, key)?;
+        let versions = self.versions(bucket, key)?;
+        let (raw, mut record) = match version_id {
+            None => versions.into_iter().next().ok_or(StoreError::NoSuchKey)?,
+            Some(v) => {
+                let wanted = (v != "null").then_some(v);
+                versions
+                    .into_iter()
+                    .find(|(_, r)| r.version_id.as_deref() == wanted)
+                    .ok_or(StoreError::NoSuchVersion)?
+            }
+        };
+        if record.kind == VersionKind::DeleteMarker {
+            return Err(StoreError::DeleteMarker(
+                Box::new(record),
+                version_id.is_some(),
+            ));
+        }
+        change(&mut record)?;
+        let set = &self.sets[record.set_index];
+        let mut batch = Batch::default();
+        batch.put_per_drive(raw, self.per_drive_records(bucket, key, &record)?);
+        set.write(&batch)?;
+        Ok(record)
+    }
+
+    /// The value each drive of its set keeps for `record`: the record itself, or with an
+    /// erasure-coded inline body, the record with that drive's own shard (rebuilt from the
+    /// shards read, so a drive that missed it gets it too).
+    pub(crate) fn per_drive_records(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &VersionRecord,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let set = &self.sets[record.set_index];
+        match (&record.data, &set.codec) {
+            (DataLayout::InlineShards(shards), Some(codec)) => {
+                let order = Self::order(set, bucket, key);
+                let (body, _) = ecio::decode_inline(codec, shards, record.size)?;
+                let framed = ecio::encode_inline(codec, &order, &body)?;
+                Ok(framed
+                    .into_iter()
+                    .map(|shard| {
+                        record::encode(&VersionRecord {
+                            data: DataLayout::Inline(shard),
+                            ..record.clone()
+                        })
+                    })
+                    .collect())
+            }
+            (DataLayout::InlineShards(_), None) => Err(StoreError::Internal(
+                "inline shards without erasure coding".into(),
+            )),
+            _ => Ok(vec![record::encode(record); set.len()]),
+        }
+    }
+
     /// Deletes `key`: removes the null version, or adds a delete marker in a versioned bucket,
-    /// or removes exactly `version_id`. Deleting what does not exist succeeds, as in S3.
+    /// or removes exactly `version_id`. Deleting what does not exist succeeds, as in S3. A
+    /// version object lock keeps is refused: COMPLIANCE retention and legal holds always,
+    /// GOVERNANCE retention unless `bypass_governance`.
     pub fn delete_object(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        bypass_governance: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key)?;
@@ -812,6 +950,7 @@ impl Store {
                 .find(|(_, r)| r.version_id.as_deref() == wanted)
             {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
+                check_unlocked(r, bypass_governance)?;
                 batch.delete(k);
                 self.write_per_set(vec![(r.set_index, batch, r.data_ids())])?;
             }
@@ -821,6 +960,7 @@ impl Store {
             Versioning::Unversioned => {
                 let mut per_set: Vec<(usize, Batch, Vec<String>)> = Vec::new();
                 for (k, r) in &versions {
+                    check_unlocked(r, bypass_governance)?;
                     let at = match per_set.iter().position(|(s, _, _)| *s == r.set_index) {
                         Some(at) => at,
                         None => {
@@ -844,6 +984,9 @@ impl Store {
                     meta: ObjectMeta::default(),
                     checksum: None,
                     data: DataLayout::Inline(Vec::new()),
+                    tags: Vec::new(),
+                    retention: None,
+                    legal_hold: false,
                     set_index: 0,
                 };
                 let set_index = match versions.first() {
@@ -1002,6 +1145,21 @@ fn stream_files(
                 return; // the client went away
             }
         }
+    }
+}
+
+/// Refuses to remove a version object lock keeps.
+fn check_unlocked(record: &VersionRecord, bypass_governance: bool) -> Result<(), StoreError> {
+    match record.locked_at(now_ns()) {
+        None => Ok(()),
+        Some(Some(record::RetentionMode::Governance))
+            if bypass_governance && !record.legal_hold =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(StoreError::ObjectLocked(
+            "Access Denied because object protected by object lock.".into(),
+        )),
     }
 }
 

@@ -4,11 +4,11 @@
 
 use super::checksum::{self, ChecksumAlgorithm};
 use super::record::{
-    self, DataLayout, ObjectMeta, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind,
+    self, DataLayout, PartData, PartRecord, StoredChecksum, UploadRecord, VersionKind,
     VersionRecord,
 };
 use super::set::DriveSet;
-use super::{keys, now_ns, Staged, StagedContent, Store, StoreError, WriteCondition};
+use super::{keys, now_ns, NewObject, Staged, StagedContent, Store, StoreError, WriteCondition};
 use std::sync::Arc;
 
 /// S3's minimum size of every part but the last.
@@ -50,11 +50,12 @@ impl Store {
         }
     }
 
+    /// Starts a multipart upload; `new` (without checksum) is what the completed object gets.
     pub fn create_upload(
         &self,
         bucket: &str,
         key: &str,
-        meta: ObjectMeta,
+        new: NewObject,
         checksum_algorithm: Option<ChecksumAlgorithm>,
     ) -> Result<UploadRecord, StoreError> {
         self.bucket(bucket)?;
@@ -75,8 +76,11 @@ impl Store {
             bucket: bucket.to_string(),
             key: key.to_string(),
             initiated_ns: now_ns(),
-            meta,
+            meta: new.meta,
             checksum_algorithm,
+            tags: new.tags,
+            retention: new.retention,
+            legal_hold: new.legal_hold,
         };
         let mut batch = super::set::Batch::default();
         batch.put(
@@ -288,6 +292,9 @@ impl Store {
                     })
                     .collect(),
             },
+            tags: upload.tags.clone(),
+            retention: upload.retention,
+            legal_hold: upload.legal_hold,
             set_index: 0,
         };
         let set_index = self.index_of(self.upload_set(bucket, key, upload_id)?);

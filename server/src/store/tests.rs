@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::checksum::DigestRequest;
 use super::drive::{DataReader, DataWriter, Drive, LocalDrive};
-use super::record::{ObjectMeta, VersionKind};
+use super::record::VersionKind;
 use super::*;
 
 /// Stages `data` for key `k`, or as a part of upload `part_of`.
@@ -71,7 +71,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     {
         let store = Store::open(dir.path(), "us-east-1").unwrap();
-        store.create_bucket("bkt").unwrap();
+        store.create_bucket("bkt", None).unwrap();
         let s = stage(&store, b"small", None).await;
         store
             .put_object(
@@ -117,7 +117,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
         )
         .unwrap();
     assert_eq!(data_files(dir.path()), 0);
-    store.delete_object("bkt", "small", None).unwrap();
+    store.delete_object("bkt", "small", None, false).unwrap();
     assert!(matches!(
         store.head_object("bkt", "small", None),
         Err(StoreError::NoSuchKey)
@@ -128,7 +128,7 @@ async fn objects_survive_reopen_and_overwrite_frees_old_data() {
 async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     let keys = ["a/1", "a/2", "b", "c/x/y", "c/z", "d\0e", "e"];
     for k in keys {
         let s = stage(&store, k.as_bytes(), None).await;
@@ -188,9 +188,9 @@ async fn listing_rolls_up_prefixes_and_pages_without_repeats() {
 async fn multipart_assembles_parts_in_order_and_drops_unused_parts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     let up = store
-        .create_upload("bkt", "obj", ObjectMeta::default(), None)
+        .create_upload("bkt", "obj", NewObject::default(), None)
         .unwrap();
     let p1 = vec![1u8; multipart::MIN_PART_SIZE as usize];
     let p2 = b"tail".to_vec();
@@ -323,7 +323,7 @@ async fn multipart_assembles_parts_in_order_and_drops_unused_parts() {
 async fn conditional_writes_check_the_current_object() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     let none_match = WriteCondition {
         if_none_match_any: true,
         if_match: None,
@@ -369,7 +369,7 @@ async fn conditional_writes_check_the_current_object() {
 async fn versioned_bucket_keeps_versions_and_delete_markers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     store
         .set_versioning("bkt", record::Versioning::Enabled)
         .unwrap();
@@ -393,11 +393,11 @@ async fn versioned_bucket_keeps_versions_and_delete_markers() {
             &WriteCondition::default(),
         )
         .unwrap();
-    let del = store.delete_object("bkt", "k", None).unwrap();
+    let del = store.delete_object("bkt", "k", None, false).unwrap();
     assert!(del.delete_marker);
     assert!(matches!(
         store.head_object("bkt", "k", None),
-        Err(StoreError::DeleteMarker(_))
+        Err(StoreError::DeleteMarker(_, _))
     ));
     let old = store
         .head_object("bkt", "k", v1.version_id.as_deref())
@@ -477,7 +477,7 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
         fail: AtomicBool::new(true),
     });
     let store = Store::open_with(drive.clone(), &meta, "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     let mut w = store.stage("bkt", "k", DigestRequest::default());
     w.write(Bytes::from(vec![7u8; 500_000])).await.unwrap();
     let err = w.finish().await.err().expect("the commit fails");
@@ -503,18 +503,18 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
 async fn upload_listing_resumes_inside_a_key_after_an_upload_id() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), "us-east-1").unwrap();
-    store.create_bucket("bkt").unwrap();
+    store.create_bucket("bkt", None).unwrap();
     let mut ids: Vec<String> = (0..3)
         .map(|_| {
             store
-                .create_upload("bkt", "same", ObjectMeta::default(), None)
+                .create_upload("bkt", "same", NewObject::default(), None)
                 .unwrap()
                 .upload_id
         })
         .collect();
     ids.sort();
     store
-        .create_upload("bkt", "later", ObjectMeta::default(), None)
+        .create_upload("bkt", "later", NewObject::default(), None)
         .unwrap();
     let all = ListQuery {
         max_keys: 1000,
