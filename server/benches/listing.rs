@@ -42,7 +42,7 @@ const WRITERS: usize = 32;
 
 /// Writes `n` empty objects through the public API (`Store::stage`, `Store::put_object`).
 fn populate(store: &Store, n: usize) {
-    store.create_bucket(BUCKET).expect("create bucket");
+    store.create_bucket(BUCKET, None).expect("create bucket");
     let start = Instant::now();
     std::thread::scope(|scope| {
         for w in 0..WRITERS {

@@ -10,29 +10,21 @@
 
 use axum::body::Body;
 use http::{Method, Response, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::json;
+use crate::http::RequestBody;
 use crate::http::{Context, ErrorCode, S3Error};
 use crate::s3::blocking;
-use crate::store::record::{BucketRecord, Versioning};
-use crate::store::{ListEntry, ListQuery, Store, StoreError};
+use crate::store::record::{BucketRecord, ObjectLockConfig, Quota, Versioning};
+use crate::store::{BucketUsage, ListEntry, ListQuery, Store, StoreError};
 
 /// Most objects counted per bucket for usage; past it the counts are lower bounds, so one
 /// huge bucket cannot make a reconcile slow.
 const USAGE_SCAN_LIMIT: usize = 100_000;
 const USAGE_PAGE: usize = 1000;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Usage {
-    objects: u64,
-    bytes: u64,
-    /// False when the scan stopped at its limit (the counts are then lower bounds).
-    complete: bool,
-}
 
 /// A bucket as the admin API describes it.
 #[derive(Serialize)]
@@ -42,44 +34,32 @@ struct BucketInfo {
     created: String,
     region: String,
     versioning: Versioning,
-    usage: Usage,
+    object_lock: bool,
+    quota: QuotaInfo,
+    usage: BucketUsage,
 }
 
-fn usage(s: &Store, bucket: &str) -> Result<Usage, StoreError> {
-    let mut u = Usage {
-        objects: 0,
-        bytes: 0,
-        complete: true,
-    };
-    let mut query = ListQuery {
-        max_keys: USAGE_PAGE,
-        ..ListQuery::default()
-    };
-    let mut seen = 0usize;
-    loop {
-        let page = s.list_objects(bucket, &query)?;
-        for entry in &page.entries {
-            if let ListEntry::Item(_, v) = entry {
-                u.objects += 1;
-                u.bytes += v.size;
-            }
-        }
-        seen += page.entries.len();
-        match page.last_name() {
-            Some(last) if page.truncated => {
-                if seen >= USAGE_SCAN_LIMIT {
-                    u.complete = false;
-                    return Ok(u);
-                }
-                query.start_after = Some(last.to_string());
-            }
-            _ => return Ok(u),
-        }
-    }
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QuotaInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_objects: Option<u64>,
+}
+
+/// Settings a `PUT buckets/{name}` body may carry; absent ones are left as they are.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BucketSettings {
+    versioning: Option<Versioning>,
+    /// Object lock, chosen when the bucket is made (it cannot be turned on or off later).
+    object_lock: Option<bool>,
+    quota: Option<QuotaInfo>,
 }
 
 fn describe(s: &Store, r: BucketRecord) -> Result<BucketInfo, StoreError> {
-    let usage = usage(s, &r.name)?;
+    let usage = s.bucket_usage(&r.name, USAGE_SCAN_LIMIT)?;
     Ok(BucketInfo {
         created: OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.created_ns))
             .ok()
@@ -88,6 +68,11 @@ fn describe(s: &Store, r: BucketRecord) -> Result<BucketInfo, StoreError> {
         name: r.name,
         region: r.region,
         versioning: r.versioning,
+        object_lock: r.object_lock.is_some(),
+        quota: QuotaInfo {
+            max_bytes: r.quota.max_bytes,
+            max_objects: r.quota.max_objects,
+        },
         usage,
     })
 }
@@ -167,6 +152,7 @@ pub async fn handle(
     method: &Method,
     rest: &str,
     query: &std::collections::BTreeMap<String, String>,
+    body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
     let parts: Vec<&str> = rest.split('/').collect();
     match (method, parts.as_slice()) {
@@ -193,14 +179,49 @@ pub async fn handle(
         }
         (&Method::PUT, ["buckets", name]) => {
             check_name(name)?;
+            let doc = body.collect(64 * 1024).await?;
+            let settings: BucketSettings = if doc.iter().all(u8::is_ascii_whitespace) {
+                BucketSettings::default()
+            } else {
+                serde_json::from_slice(&doc).map_err(|e| {
+                    S3Error::msg(ErrorCode::InvalidArgument, format!("bucket settings: {e}"))
+                })?
+            };
             let n = name.to_string();
             let (info, created) = blocking(ctx, move |s| {
-                let (r, created) = match s.create_bucket(&n, None) {
+                let lock = settings.object_lock.unwrap_or(false);
+                let (r, created) = match s.create_bucket(&n, lock.then(ObjectLockConfig::default)) {
                     Ok(r) => (r, true),
                     Err(StoreError::BucketAlreadyExists) => (s.bucket(&n)?, false),
                     Err(e) => return Err(e),
                 };
-                Ok((describe(s, r)?, created))
+                if settings
+                    .object_lock
+                    .is_some_and(|l| l != r.object_lock.is_some())
+                {
+                    return Err(StoreError::InvalidBucketState(
+                        "object lock is chosen when a bucket is created and cannot change".into(),
+                    ));
+                }
+                if let Some(v) = settings.versioning.filter(|v| *v != r.versioning) {
+                    if v == Versioning::Unversioned {
+                        return Err(StoreError::InvalidBucketState(
+                            "a versioned bucket can be suspended, not made unversioned".into(),
+                        ));
+                    }
+                    s.set_versioning(&n, v)?;
+                }
+                if let Some(q) = settings.quota {
+                    let quota = Quota {
+                        max_bytes: q.max_bytes,
+                        max_objects: q.max_objects,
+                    };
+                    s.update_bucket(&n, |b| {
+                        b.quota = quota;
+                        Ok(())
+                    })?;
+                }
+                Ok((describe(s, s.bucket(&n)?)?, created))
             })
             .await?;
             let mut r = json(&info)?;

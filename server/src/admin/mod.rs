@@ -151,7 +151,7 @@ async fn route(
         (_, r) if r == "keys" || r.starts_with("keys/") => keys::handle(ctx, method, r, body).await,
         (_, r) if r == "buckets" || r.starts_with("buckets/") => {
             let query = crate::http::router::parse_query(query);
-            buckets::handle(ctx, method, r, &query).await
+            buckets::handle(ctx, method, r, &query, body).await
         }
         (&Method::POST, "heal/start") => {
             let (store, status) = (ctx.store.clone(), ctx.heal.clone());

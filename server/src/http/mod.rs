@@ -71,6 +71,18 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let bytes_received = content_length(req.headers());
+    // A browser's actual request (not the preflight) gets the bucket's CORS headers.
+    let cors = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| method != http::Method::OPTIONS && !path.starts_with(crate::admin::PREFIX))
+        .and_then(|origin| {
+            router::bucket_and_key(&path, req.headers(), &ctx.domains)
+                .ok()
+                .and_then(|(bucket, _)| bucket)
+                .map(|bucket| (bucket, origin.to_string()))
+        });
     // Set by `dispatch` once the request is routed; failures before that count as "unknown".
     let mut operation: Option<String> = None;
     let mut response = match dispatch(&ctx, req, &mut operation).await {
@@ -95,6 +107,9 @@ pub async fn handle(ctx: Arc<Context>, req: Request<Body>) -> Response<Body> {
             r
         }
     };
+    if let Some((bucket, origin)) = cors {
+        s3::cors::decorate(&ctx, &bucket, &method, &origin, &mut response).await;
+    }
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-amz-request-id", v.clone());
@@ -150,6 +165,12 @@ async fn dispatch(
     }
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query();
+    if parts.method == http::Method::OPTIONS && !raw_path.starts_with(crate::admin::PREFIX) {
+        // CORS preflight: browsers send it without credentials; the bucket's rules decide.
+        *operation = Some("PreflightCors".into());
+        let (bucket, _) = router::bucket_and_key(raw_path, &parts.headers, &ctx.domains)?;
+        return s3::cors::preflight(ctx, bucket.as_deref(), &parts.headers).await;
+    }
     let auth = auth::authenticate(
         &AuthRequest {
             method: &parts.method,

@@ -122,14 +122,12 @@ fn host_bucket(headers: &HeaderMap, domains: &[String]) -> Option<String> {
     })
 }
 
-pub fn route(
-    method: &Method,
+/// The bucket and key a request names, by its path or virtual host.
+pub fn bucket_and_key(
     raw_path: &str,
-    raw_query: Option<&str>,
     headers: &HeaderMap,
     domains: &[String],
-) -> Result<Route, S3Error> {
-    let query = parse_query(raw_query);
+) -> Result<(Option<String>, Option<String>), S3Error> {
     let path = percent_decode_str(raw_path).decode_utf8().map_err(|_| {
         S3Error::msg(
             ErrorCode::InvalidArgument,
@@ -137,7 +135,7 @@ pub fn route(
         )
     })?;
     let path = path.strip_prefix('/').unwrap_or(&path);
-    let (bucket, key) = match host_bucket(headers, domains) {
+    Ok(match host_bucket(headers, domains) {
         Some(b) => (Some(b), Some(path.to_string()).filter(|k| !k.is_empty())),
         None => match path.split_once('/') {
             None if path.is_empty() => (None, None),
@@ -147,7 +145,18 @@ pub fn route(
                 Some(k.to_string()).filter(|k| !k.is_empty()),
             ),
         },
-    };
+    })
+}
+
+pub fn route(
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    domains: &[String],
+) -> Result<Route, S3Error> {
+    let query = parse_query(raw_query);
+    let (bucket, key) = bucket_and_key(raw_path, headers, domains)?;
     if let Some(k) = &key {
         if k.len() > MAX_KEY_LEN {
             return Err(S3Error::new(ErrorCode::KeyTooLongError)

@@ -3,6 +3,7 @@
 
 mod attributes;
 pub(crate) mod bucket;
+pub(crate) mod cors;
 pub mod headers;
 mod list;
 mod multipart;
@@ -83,10 +84,10 @@ pub async fn dispatch(
         }
         O::GetObjectLegalHold => object_lock::get_legal_hold(ctx, route).await,
         O::PutObjectLegalHold => object_lock::put_legal_hold(ctx, route, body).await,
-        O::GetBucketCors
-        | O::PutBucketCors
-        | O::DeleteBucketCors
-        | O::GetBucketLifecycleConfiguration
+        O::GetBucketCors => cors::get_bucket_cors(ctx, route).await,
+        O::PutBucketCors => cors::put_bucket_cors(ctx, route, body).await,
+        O::DeleteBucketCors => cors::delete_bucket_cors(ctx, route).await,
+        O::GetBucketLifecycleConfiguration
         | O::PutBucketLifecycleConfiguration
         | O::DeleteBucketLifecycle => Err(S3Error::msg(
             ErrorCode::NotImplemented,

@@ -175,7 +175,25 @@ pub struct Store {
     cluster_locks: Option<Arc<dyn KeyLocker>>,
     inline_limit: usize,
     region: String,
+    /// Usage of buckets with a quota, as last counted, with the time of the count; this
+    /// server's own commits since are added in.
+    usage: Mutex<std::collections::HashMap<String, (std::time::Instant, BucketUsage)>>,
 }
+
+/// What a bucket holds: every stored version (delete markers aside) and its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketUsage {
+    pub objects: u64,
+    pub bytes: u64,
+    /// False when the count stopped at its limit (the numbers are then lower bounds).
+    pub complete: bool,
+}
+
+/// How long a counted bucket usage serves quota checks before it is counted again.
+const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most versions a quota's usage count visits; past it the numbers are lower bounds.
+const USAGE_SCAN_LIMIT: usize = 1_000_000;
 
 pub(crate) fn new_data_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -249,6 +267,7 @@ impl Store {
             locks: (0..256).map(|_| Mutex::new(())).collect(),
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
+            usage: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -525,7 +544,115 @@ impl Store {
         batch.delete(keys::bucket(name));
         Self::delete_bucket_documents(&mut batch, name);
         self.set.write(&batch)?;
+        self.forget_usage(name);
         Ok(())
+    }
+
+    /// Counts what `bucket` holds: every version but delete markers, visiting at most `limit`
+    /// entries.
+    pub fn bucket_usage(&self, bucket: &str, limit: usize) -> Result<BucketUsage, StoreError> {
+        let mut usage = BucketUsage {
+            complete: true,
+            ..Default::default()
+        };
+        let mut query = ListQuery {
+            max_keys: 1000,
+            ..ListQuery::default()
+        };
+        let mut after_version: Option<String> = None;
+        let mut seen = 0usize;
+        loop {
+            let page = self.list_versions(bucket, &query, after_version.as_deref())?;
+            for entry in &page.entries {
+                if let ListEntry::Item(_, (v, _)) = entry {
+                    if v.kind == VersionKind::Object {
+                        usage.objects += 1;
+                        usage.bytes += v.size;
+                    }
+                }
+            }
+            seen += page.entries.len();
+            let Some(ListEntry::Item(key, (last, _))) =
+                page.entries.last().filter(|_| page.truncated)
+            else {
+                return Ok(usage);
+            };
+            if seen >= limit {
+                usage.complete = false;
+                return Ok(usage);
+            }
+            query.start_after = Some(key.clone());
+            after_version = Some(last.version_id.clone().unwrap_or_else(|| "null".into()));
+        }
+    }
+
+    /// Refuses a change that would take `bucket` past its quota. The usage is the last count
+    /// (at most [`USAGE_TTL`] old, so writes through other servers are seen within it) plus
+    /// this server's commits since.
+    fn check_quota(
+        &self,
+        bucket: &BucketRecord,
+        objects: i64,
+        bytes: i64,
+    ) -> Result<(), StoreError> {
+        let quota = bucket.quota;
+        if quota.max_bytes.is_none() && quota.max_objects.is_none() || (objects <= 0 && bytes <= 0)
+        {
+            return Ok(());
+        }
+        let cached = {
+            let cache = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(&bucket.name)
+                .filter(|(at, _)| at.elapsed() < USAGE_TTL)
+                .map(|(_, u)| *u)
+        };
+        let usage = match cached {
+            Some(u) => u,
+            None => {
+                let u = self.bucket_usage(&bucket.name, USAGE_SCAN_LIMIT)?;
+                self.usage
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(bucket.name.clone(), (std::time::Instant::now(), u));
+                u
+            }
+        };
+        let after = |have: u64, delta: i64| have.saturating_add_signed(delta);
+        if let Some(max) = quota.max_bytes {
+            if bytes > 0 && after(usage.bytes, bytes) > max {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "The bucket quota of {max} bytes would be exceeded ({} stored).",
+                    usage.bytes
+                )));
+            }
+        }
+        if let Some(max) = quota.max_objects {
+            if objects > 0 && after(usage.objects, objects) > max {
+                return Err(StoreError::QuotaExceeded(format!(
+                    "The bucket quota of {max} objects would be exceeded ({} stored).",
+                    usage.objects
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a committed change to the counted usage of `bucket`, if it has one.
+    fn note_usage(&self, bucket: &str, objects: i64, bytes: i64) {
+        let mut cache = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, u)) = cache.get_mut(bucket) {
+            u.objects = u.objects.saturating_add_signed(objects);
+            u.bytes = u.bytes.saturating_add_signed(bytes);
+        }
+    }
+
+    /// Forgets the counted usage of `bucket` (versions were removed).
+    fn forget_usage(&self, bucket: &str) {
+        self.usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(bucket);
     }
 
     // ---------------------------------------------------------------- objects
@@ -721,6 +848,21 @@ impl Store {
             Versioning::Enabled => Some(uuid::Uuid::new_v4().simple().to_string()),
             _ => None,
         };
+        // What the bucket gains: the new version, less a null version it replaces.
+        let replaced: Vec<&VersionRecord> = if record.version_id.is_none() {
+            versions
+                .iter()
+                .map(|(_, r)| r)
+                .filter(|r| r.version_id.is_none() && r.kind == VersionKind::Object)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let is_object = u64::from(record.kind == VersionKind::Object);
+        let delta_objects = is_object as i64 - replaced.len() as i64;
+        let delta_bytes =
+            (is_object * record.size) as i64 - replaced.iter().map(|r| r.size as i64).sum::<i64>();
+        self.check_quota(bucket, delta_objects, delta_bytes)?;
         let mut elsewhere: Vec<(usize, Batch, Vec<String>)> = Vec::new();
         if record.version_id.is_none() {
             for (k, old) in versions.iter().filter(|(_, r)| r.version_id.is_none()) {
@@ -758,6 +900,7 @@ impl Store {
         Self::add_garbage(&mut batch, &garbage);
         let set = &self.sets[set_index];
         set.write(&batch)?;
+        self.note_usage(&bucket.name, delta_objects, delta_bytes);
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
         self.write_per_set(elsewhere)?;
@@ -936,6 +1079,7 @@ impl Store {
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key)?;
+        self.forget_usage(&bucket.name);
         let versions = self.versions(&bucket.name, key)?;
         let mut batch = Batch::default();
         let garbage = Vec::new();
