@@ -9,9 +9,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages: RocksDB and libclang to build (we link Debian's RocksDB instead of
 # compiling its C++), rclone and s3cmd for the compatibility tests, iproute2 for the pod
-# network of the Kubernetes end-to-end test.
+# network of the Kubernetes end-to-end test, headless Chromium for the browser CORS test.
 missing=()
-for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2; do
+for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2 chromium-headless-shell; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -308,6 +308,15 @@ impl Admin {
         )
     }
 
+    /// Creates the bucket or applies `settings` (versioning, objectLock, defaultRetention,
+    /// quota) to it; idempotent.
+    pub async fn put_bucket(&self, name: &str, settings: &Value) -> Result<BucketInfo, AdminError> {
+        Self::parse(
+            self.call(Method::PUT, &format!("buckets/{name}"), Some(settings))
+                .await?,
+        )
+    }
+
     /// Deletes an empty bucket; `BucketNotEmpty` when it holds objects.
     pub async fn delete_bucket(&self, name: &str) -> Result<(), AdminError> {
         self.call(Method::DELETE, &format!("buckets/{name}"), None)

@@ -105,19 +105,84 @@ pub(crate) async fn target(
 /// The settings of `spec` this coffer-server cannot apply through its APIs yet.
 fn unsupported_settings(spec: &BucketSpec) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if spec.versioning.is_some() {
-        out.push("versioning");
-    }
-    if spec.object_lock.as_ref().is_some_and(|l| l.enabled) {
-        out.push("objectLock");
-    }
     if spec.lifecycle.as_ref().is_some_and(|l| !l.is_empty()) {
         out.push("lifecycle");
     }
-    if spec.quota.is_some() {
-        out.push("quota");
-    }
     out
+}
+
+/// A Kubernetes quantity (`500Mi`, `100G`, `1e9`, `1024`) as a number of bytes.
+fn parse_quantity(q: &str) -> Result<u64, String> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let factor: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024f64,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        s if s.starts_with(['e', 'E']) => s[1..]
+            .parse::<i32>()
+            .map(|e| 10f64.powi(e))
+            .map_err(|_| format!("{q:?} is not a quantity"))?,
+        _ => return Err(format!("{q:?} is not a quantity")),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{q:?} is not a quantity"))?;
+    let bytes = (n * factor).ceil();
+    if !(0.0..=u64::MAX as f64).contains(&bytes) {
+        return Err(format!("{q:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The admin API's bucket settings for `spec`: versioning, object lock with its default
+/// retention, and the quota (always sent, so a quota removed from the spec is lifted).
+fn bucket_settings(spec: &BucketSpec) -> Result<serde_json::Value, String> {
+    use serde_json::{json, Value};
+    let mut v = serde_json::Map::new();
+    if let Some(versioning) = spec.versioning {
+        let status = match versioning {
+            Versioning::Enabled => "Enabled",
+            Versioning::Suspended => "Suspended",
+        };
+        v.insert("versioning".into(), json!(status));
+    }
+    if let Some(lock) = &spec.object_lock {
+        v.insert("objectLock".into(), json!(lock.enabled));
+        if lock.enabled {
+            let retention = match (&lock.default_retention_mode, lock.default_retention_days) {
+                (Some(mode), Some(days)) => json!({ "mode": mode, "days": days }),
+                (None, None) => Value::Null,
+                _ => {
+                    return Err(
+                        "objectLock.defaultRetentionMode and defaultRetentionDays go together"
+                            .into(),
+                    )
+                }
+            };
+            v.insert("defaultRetention".into(), retention);
+        }
+    }
+    let quota = spec.quota.clone().unwrap_or_default();
+    let max_bytes = quota.max_size.as_deref().map(parse_quantity).transpose()?;
+    v.insert(
+        "quota".into(),
+        json!({ "maxBytes": max_bytes, "maxObjects": quota.max_objects }),
+    );
+    Ok(Value::Object(v))
 }
 
 struct Outcome {
@@ -261,8 +326,16 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_secs(60)));
     }
 
+    let settings = match bucket_settings(&bucket.spec) {
+        Ok(s) => s,
+        Err(message) => {
+            let o = Outcome::not_ready("InvalidSetting", message, true);
+            write_status(bucket, api, &o, |_| {}).await?;
+            return Ok(Action::await_change());
+        }
+    };
     let info = match target.admin.bucket(&name).await {
-        Ok(Some(info)) => {
+        Ok(Some(_)) => {
             if bucket
                 .status
                 .as_ref()
@@ -278,9 +351,10 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
                 )
                 .await;
             }
-            Ok(info)
+            // Applying the settings every time puts back any drift (idempotent).
+            target.admin.put_bucket(&name, &settings).await
         }
-        Ok(None) => match target.admin.create_bucket(&name).await {
+        Ok(None) => match target.admin.put_bucket(&name, &settings).await {
             Ok(info) => {
                 ctx.event(
                     bucket,
@@ -299,14 +373,23 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
     let info = match info {
         Ok(info) => info,
         Err(e) => {
+            // Settings the server refuses (object lock on an existing bucket, a bad value)
+            // need a spec change, not a retry.
+            let terminal = e
+                .status
+                .is_some_and(|s| (400..500).contains(&s) && s != 403);
             write_status(
                 bucket,
                 api,
-                &Outcome::not_ready(&e.reason(), e.message.clone(), false),
+                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
                 |_| {},
             )
             .await?;
-            return Err(e.into());
+            return if terminal {
+                Ok(Action::await_change())
+            } else {
+                Err(e.into())
+            };
         }
     };
 
@@ -517,11 +600,53 @@ mod tests {
     fn settings_the_server_cannot_apply_are_named() {
         let mut spec = Bucket::test("b").spec;
         assert!(unsupported_settings(&spec).is_empty());
+        spec.lifecycle = Some(vec![LifecycleRule {
+            id: "old".into(),
+            expiration_days: Some(30),
+            ..Default::default()
+        }]);
+        assert_eq!(unsupported_settings(&spec), ["lifecycle"]);
+    }
+
+    #[test]
+    fn specs_become_admin_settings() {
+        let mut spec = Bucket::test("b").spec;
+        assert_eq!(
+            bucket_settings(&spec).unwrap(),
+            serde_json::json!({ "quota": { "maxBytes": null, "maxObjects": null } })
+        );
         spec.versioning = Some(Versioning::Enabled);
+        spec.object_lock = Some(ObjectLock {
+            enabled: true,
+            default_retention_mode: Some("GOVERNANCE".into()),
+            default_retention_days: Some(7),
+        });
         spec.quota = Some(Quota {
             max_size: Some("1Gi".into()),
-            max_objects: None,
+            max_objects: Some(10),
         });
-        assert_eq!(unsupported_settings(&spec), ["versioning", "quota"]);
+        assert_eq!(
+            bucket_settings(&spec).unwrap(),
+            serde_json::json!({
+                "versioning": "Enabled",
+                "objectLock": true,
+                "defaultRetention": { "mode": "GOVERNANCE", "days": 7 },
+                "quota": { "maxBytes": 1073741824u64, "maxObjects": 10 },
+            })
+        );
+        spec.object_lock.as_mut().unwrap().default_retention_days = None;
+        assert!(bucket_settings(&spec).is_err());
+    }
+
+    #[test]
+    fn quantities_parse_like_kubernetes() {
+        assert_eq!(parse_quantity("1024").unwrap(), 1024);
+        assert_eq!(parse_quantity("500Mi").unwrap(), 500 * 1024 * 1024);
+        assert_eq!(parse_quantity("1.5Gi").unwrap(), 3 * 512 * 1024 * 1024);
+        assert_eq!(parse_quantity("100G").unwrap(), 100_000_000_000);
+        assert_eq!(parse_quantity("2k").unwrap(), 2000);
+        assert_eq!(parse_quantity("1e9").unwrap(), 1_000_000_000);
+        assert!(parse_quantity("ten").is_err());
+        assert!(parse_quantity("5Qi").is_err());
     }
 }

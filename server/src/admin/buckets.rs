@@ -18,7 +18,10 @@ use super::json;
 use crate::http::RequestBody;
 use crate::http::{Context, ErrorCode, S3Error};
 use crate::s3::blocking;
-use crate::store::record::{BucketRecord, ObjectLockConfig, Quota, Versioning};
+use crate::store::record::{
+    BucketRecord, DefaultRetention, ObjectLockConfig, Quota, RetentionMode, RetentionPeriod,
+    Versioning,
+};
 use crate::store::{BucketUsage, ListEntry, ListQuery, Store, StoreError};
 
 /// Most objects counted per bucket for usage; past it the counts are lower bounds, so one
@@ -35,6 +38,8 @@ struct BucketInfo {
     region: String,
     versioning: Versioning,
     object_lock: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_retention: Option<RetentionSetting>,
     quota: QuotaInfo,
     usage: BucketUsage,
 }
@@ -55,7 +60,16 @@ struct BucketSettings {
     versioning: Option<Versioning>,
     /// Object lock, chosen when the bucket is made (it cannot be turned on or off later).
     object_lock: Option<bool>,
+    /// The retention object lock gives new versions (`null`: none).
+    default_retention: Option<Option<RetentionSetting>>,
     quota: Option<QuotaInfo>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RetentionSetting {
+    mode: RetentionMode,
+    days: u32,
 }
 
 fn describe(s: &Store, r: BucketRecord) -> Result<BucketInfo, StoreError> {
@@ -69,6 +83,15 @@ fn describe(s: &Store, r: BucketRecord) -> Result<BucketInfo, StoreError> {
         region: r.region,
         versioning: r.versioning,
         object_lock: r.object_lock.is_some(),
+        default_retention: r.object_lock.and_then(|l| l.default_retention).map(|d| {
+            RetentionSetting {
+                mode: d.mode,
+                days: match d.period {
+                    RetentionPeriod::Days(n) => n,
+                    RetentionPeriod::Years(n) => n.saturating_mul(365),
+                },
+            }
+        }),
         quota: QuotaInfo {
             max_bytes: r.quota.max_bytes,
             max_objects: r.quota.max_objects,
@@ -210,6 +233,21 @@ pub async fn handle(
                         ));
                     }
                     s.set_versioning(&n, v)?;
+                }
+                if let Some(d) = settings.default_retention {
+                    s.update_bucket(&n, |b| match &mut b.object_lock {
+                        Some(lock) => {
+                            lock.default_retention =
+                                d.filter(|d| d.days > 0).map(|d| DefaultRetention {
+                                    mode: d.mode,
+                                    period: RetentionPeriod::Days(d.days),
+                                });
+                            Ok(())
+                        }
+                        None => Err(StoreError::InvalidBucketState(
+                            "a default retention needs a bucket created with object lock".into(),
+                        )),
+                    })?;
                 }
                 if let Some(q) = settings.quota {
                     let quota = Quota {

@@ -258,12 +258,14 @@ pub struct VersionRecord {
     pub set_index: usize,
 }
 
-/// Object lock retention modes (S3's names).
+/// Object lock retention modes (S3's names; the admin API's JSON uses them too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RetentionMode {
+    #[serde(rename = "GOVERNANCE")]
     /// Removable or shortened by a caller allowed `s3:BypassGovernanceRetention`.
     Governance,
     /// Nobody can shorten or remove it, the root credential included.
+    #[serde(rename = "COMPLIANCE")]
     Compliance,
 }
 

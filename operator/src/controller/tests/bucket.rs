@@ -250,3 +250,46 @@ async fn deletion_policy_delete_empties_the_bucket_then_removes_it() {
         .unwrap_or_default()
         .is_empty());
 }
+
+#[tokio::test]
+async fn settings_reach_the_server_and_drift_is_put_back() {
+    let server = RealServer::start();
+    let mut b = Bucket::test("ledger");
+    b.spec.versioning = Some(Versioning::Enabled);
+    b.spec.quota = Some(Quota {
+        max_size: Some("1Mi".into()),
+        max_objects: Some(5),
+    });
+    let (fake, ctx) = world(&server, &[b]);
+    pass(&fake, &ctx, "ledger").await.unwrap();
+    assert!(ready(&fake, "ledger").is_true());
+    let info = server.admin().bucket("ledger").await.unwrap().unwrap();
+    assert_eq!(info.versioning, "Enabled");
+    // Someone suspends versioning behind the operator's back: the next pass restores it.
+    server
+        .admin()
+        .put_bucket("ledger", &serde_json::json!({ "versioning": "Suspended" }))
+        .await
+        .unwrap();
+    pass(&fake, &ctx, "ledger").await.unwrap();
+    let info = server.admin().bucket("ledger").await.unwrap().unwrap();
+    assert_eq!(info.versioning, "Enabled");
+
+    // Object lock cannot be added to a bucket that exists without it: a terminal condition.
+    server.admin().create_bucket("plain").await.unwrap();
+    let mut locked = Bucket::test("plain");
+    locked.spec.versioning = Some(Versioning::Enabled);
+    locked.spec.object_lock = Some(ObjectLock {
+        enabled: true,
+        ..Default::default()
+    });
+    fake.put(&path("plain"), &locked);
+    pass(&fake, &ctx, "plain").await.unwrap();
+    let cond = ready(&fake, "plain");
+    assert!(!cond.is_true());
+    assert_eq!(
+        cond.reason, "AdminAPIInvalidBucketState",
+        "{}",
+        cond.message
+    );
+}
