@@ -419,3 +419,37 @@ async fn object_attributes_describe_size_etag_checksum_and_parts() {
     assert_eq!(rest.parts()[0].part_number(), Some(3));
     assert_eq!(rest.parts()[0].size(), Some(1024 * 1024));
 }
+
+#[tokio::test]
+async fn tags_and_holds_change_in_place_on_erasure_coded_drives() {
+    let mut server = TestServer::start_drives(4, &[]);
+    let client = server.bucket("ecb").await;
+    let big = pattern(3 * 1024 * 1024 + 7, 9);
+    put_bytes(&client, "ecb", "inline", b"small body".to_vec()).await;
+    put_bytes(&client, "ecb", "big", big.clone()).await;
+    for key in ["inline", "big"] {
+        client
+            .put_object_tagging()
+            .bucket("ecb")
+            .key(key)
+            .tagging(tagging(&[("k", key)]))
+            .send()
+            .await
+            .unwrap();
+    }
+    server.kill9();
+    server.restart();
+    let client = server.client();
+    for key in ["inline", "big"] {
+        assert_eq!(
+            tags_of(&client, "ecb", key, None).await,
+            pairs(&[("k", key)])
+        );
+    }
+    // The bodies are intact: every drive kept its own shard through the change.
+    assert_eq!(
+        common::get_bytes(&client, "ecb", "inline").await,
+        b"small body"
+    );
+    assert_eq!(common::get_bytes(&client, "ecb", "big").await, big);
+}
