@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use coffer_e2e::k8s::{Cluster, Options, IMAGE};
 use serde_json::Value;
 
+#[path = "k8s/fresh_volumes.rs"]
+mod fresh_volumes;
+#[path = "k8s/image_change.rs"]
+mod image_change;
+
 /// Upper bound for anything the scenarios wait for (a store's first start included).
 const WAIT: Duration = Duration::from_secs(240);
 
@@ -122,6 +127,20 @@ fn aws(
     cluster
         .run_in_cluster("app", "aws", &all, &env)
         .expect("running the aws CLI")
+}
+
+/// `len` bytes of a pseudo-random sequence named by `seed` (incompressible, so a drive's
+/// bytes on disk say how much of them it holds).
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -742,6 +761,15 @@ async fn kubernetes_end_to_end() {
     eprintln!("scenario 6 passed after {:?}", started.elapsed());
     a_deleted_pod_comes_back(&mut cluster, work.path(), &envs["gallery"]).await;
     eprintln!("scenario 3 passed after {:?}", started.elapsed());
+    fresh_volumes::a_pod_deleted_with_its_claims_comes_back_empty_and_healed(
+        &mut cluster,
+        work.path(),
+        &envs["gallery"],
+    )
+    .await;
+    eprintln!("scenario 4 passed after {:?}", started.elapsed());
+    image_change::an_image_change_rolls_one_server_at_a_time(&mut cluster, &envs["gallery"]).await;
+    eprintln!("scenario 5 passed after {:?}", started.elapsed());
     a_rotated_key_retires_the_old_one(&mut cluster, work.path(), &envs["gallery"]).await;
     eprintln!("scenario 7 passed after {:?}", started.elapsed());
 }

@@ -174,12 +174,22 @@ pub struct HealReport {
     pub shards_healed: u64,
     #[serde(default)]
     pub scanning: bool,
+    /// Drives of the server still catching up with their set (after a restart, or empty).
+    #[serde(default)]
+    pub drives_healing: u64,
+    /// Bytes of shard files those drives still have to receive.
+    #[serde(default)]
+    pub bytes_left: u64,
 }
 
 impl HealReport {
-    /// Healing is under way: a scan runs and has found shards it has not rebuilt yet.
+    /// Healing is under way: the server's drives are still catching up with their set (a
+    /// restarted server, an empty drive), or a scan runs and has found shards it has not
+    /// rebuilt yet.
     pub fn healing(&self) -> bool {
-        self.scanning && self.shards_missing > self.shards_healed
+        self.drives_healing > 0
+            || self.bytes_left > 0
+            || (self.scanning && self.shards_missing > self.shards_healed)
     }
 }
 
@@ -580,6 +590,24 @@ mod tests {
         ));
         assert_eq!((e.status, e.code.clone()), (None, None));
         assert_eq!(e.reason(), "AdminAPIUnreachable");
+    }
+
+    #[test]
+    fn a_server_catching_up_is_healing_before_its_scanner_finds_anything() {
+        let report = |json: &str| serde_json::from_str::<HealReport>(json).unwrap();
+        // What a server answers right after it came back with empty drives: the scanner is
+        // idle, the drives are being filled.
+        let catching_up = report(
+            r#"{"cycles":0,"objects_scanned":0,"shards_missing":0,"shards_healed":0,
+               "bytes_healed":0,"errors":0,"scanning":false,"orphans_removed":0,
+               "bytes_left":0,"drives_healing":2}"#,
+        );
+        assert!(catching_up.healing());
+        assert!(report(r#"{"scanning":false,"bytes_left":4096}"#).healing());
+        assert!(report(r#"{"scanning":true,"shards_missing":3,"shards_healed":1}"#).healing());
+        assert!(!report(r#"{"scanning":true,"shards_missing":3,"shards_healed":3}"#).healing());
+        // A server from before `drives_healing` existed.
+        assert!(!report(r#"{"scanning":false,"shards_missing":0,"shards_healed":0}"#).healing());
     }
 
     #[test]

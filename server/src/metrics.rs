@@ -340,6 +340,7 @@ mod tests {
                 scanning: true,
                 orphans_removed: 0,
                 bytes_left: 0,
+                drives_healing: 0,
             }),
             rocksdb_live_bytes: vec![(0, 100), (2, 200)],
             resident_bytes: Some(1 << 20),

@@ -68,10 +68,20 @@ fn ip_output(args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Kills every process still inside network namespace `ns`.
+/// Kills every process still inside network namespace `ns`, and waits (a few seconds at
+/// most) until they are gone: a namespace whose processes still exit keeps its veth, whose
+/// name the next pod of the same identity needs.
 fn kill_inside(ns: &str) {
-    for pid in ip_output(&["netns", "pids", ns]).split_whitespace() {
-        let _ = Command::new("kill").args(["-9", pid]).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let pids = ip_output(&["netns", "pids", ns]);
+        if pids.trim().is_empty() || std::time::Instant::now() > deadline {
+            return;
+        }
+        for pid in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
@@ -182,6 +192,12 @@ impl Network {
         let host_veth = &host_veth[..host_veth.len().min(15)];
         let peer = "eth0tmp";
         remove_namespace(&ns);
+        // The veth of a namespace that is still going away (the pod this one replaces): the
+        // kernel frees it with that namespace, which can take a moment; deleting one end
+        // removes the pair now.
+        if !ip_output(&["link", "show", host_veth]).trim().is_empty() {
+            let _ = ip(&["link", "del", host_veth]);
+        }
         ip(&["netns", "add", &ns])?;
         let made = (|| -> Result<()> {
             ip(&[
@@ -225,6 +241,7 @@ impl Network {
         })();
         if let Err(e) = made {
             remove_namespace(&ns);
+            let _ = ip(&["link", "del", host_veth]);
             return Err(e);
         }
         Ok(ns)

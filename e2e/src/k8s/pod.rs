@@ -351,7 +351,33 @@ impl PodWorker {
     async fn lifecycle(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let names = self.names();
-        let ns = self.ctx.net.add_namespace(self.address, &names)?;
+        // Like a kubelet creating a pod sandbox, this retries until the pod is deleted: the
+        // network of the pod this one replaces (same identity, same address) may still be
+        // going away.
+        let mut failures = 0u32;
+        let ns = loop {
+            match self.ctx.net.add_namespace(self.address, &names) {
+                Ok(ns) => break ns,
+                Err(e) => {
+                    failures += 1;
+                    let gone = self
+                        .updates
+                        .borrow()
+                        .as_ref()
+                        .is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+                    if gone {
+                        return Err(e);
+                    }
+                    if failures == 1 {
+                        eprintln!(
+                            "kubelet: pod {}: network not ready yet, retrying: {e:#}",
+                            self.pod.name_any()
+                        );
+                    }
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+        };
         self.netns = Some(ns.clone());
         if self
             .pod

@@ -153,8 +153,10 @@ async fn store_health(
     };
     let mut last_error = None;
     // Every server lists every drive of its pool (its own and its peers', as it sees them):
-    // a drive counts once, online when some server reaches it.
-    let mut drives: std::collections::BTreeMap<(usize, usize, usize), bool> = Default::default();
+    // a drive counts once, online when some server reaches it, and online everywhere when
+    // every server that answered reaches it.
+    let mut drives: std::collections::BTreeMap<(usize, usize, usize), (bool, bool)> =
+        Default::default();
     for pod in pods.iter().filter(|p| p.ready) {
         let endpoint = format!(
             "http://{}:{S3_PORT}",
@@ -178,15 +180,23 @@ async fn store_health(
         let online = status.drives.iter().filter(|d| d.online).count();
         health.servers_answered += 1;
         for d in &status.drives {
-            *drives.entry((pod.pool, d.set, d.index)).or_default() |= d.online;
+            let (somewhere, everywhere) = drives
+                .entry((pod.pool, d.set, d.index))
+                .or_insert((false, true));
+            *somewhere |= d.online;
+            *everywhere &= d.online;
         }
-        // A healing server rebuilds into its own drives.
+        // A healing server rebuilds into its own drives: those it says it is filling, else
+        // (a scan found damage) all of them.
         if heal.healing() {
-            health.drives_healing += store
-                .spec
-                .pools
-                .get(pod.pool)
-                .map_or(0, |p| p.volumes_per_server as usize);
+            health.drives_healing += match heal.drives_healing {
+                0 => store
+                    .spec
+                    .pools
+                    .get(pod.pool)
+                    .map_or(0, |p| p.volumes_per_server as usize),
+                n => n as usize,
+            };
         }
         if status.write_quorum > 0 {
             health.write_quorum = Some(
@@ -199,7 +209,11 @@ async fn store_health(
             }
         }
     }
-    health.drives_online = drives.values().filter(|online| **online).count();
+    health.drives_online = drives.values().filter(|(somewhere, _)| *somewhere).count();
+    health.drives_online_everywhere = drives
+        .values()
+        .filter(|(_, everywhere)| *everywhere)
+        .count();
     (health, last_error)
 }
 

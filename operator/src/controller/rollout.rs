@@ -8,6 +8,10 @@ pub struct StoreHealth {
     pub drives_total: usize,
     /// Drives reported online by a server that answered.
     pub drives_online: usize,
+    /// Drives reported online by every server that answered (of their pool): a server that
+    /// still counts a returning peer as down writes to fewer drives, so taking another server
+    /// down then could leave it below its write quorum.
+    pub drives_online_everywhere: usize,
     /// Drives of servers that report healing under way.
     pub drives_healing: usize,
     /// The smallest write quorum any server reported.
@@ -19,9 +23,13 @@ pub struct StoreHealth {
 }
 
 impl StoreHealth {
-    /// Every drive online and nothing healing: a server may be taken down.
+    /// Every drive online as every server sees it, and nothing healing: a server may be
+    /// taken down.
     pub fn whole(&self) -> bool {
-        self.drives_total > 0 && self.drives_online == self.drives_total && self.drives_healing == 0
+        self.drives_total > 0
+            && self.drives_online == self.drives_total
+            && self.drives_online_everywhere == self.drives_total
+            && self.drives_healing == 0
     }
 }
 
@@ -47,9 +55,10 @@ impl ServerPod {
 }
 
 /// The pod to delete now so the StatefulSet recreates it from the new template, or `None`:
-/// nothing outdated, or the store is not whole yet (a server missing, not ready or being
-/// replaced, a drive offline, healing under way). Within a pool the highest ordinal goes
-/// first, pools in spec order.
+/// nothing outdated, or the store is not whole yet (a server missing, not ready, being
+/// replaced or not answering its admin API, a drive offline to some server, healing under
+/// way — a server that came back catching up included). Within a pool the highest ordinal
+/// goes first, pools in spec order.
 pub fn next_pod_to_replace(
     pods: &[ServerPod],
     expected_servers: usize,
@@ -60,7 +69,7 @@ pub fn next_pod_to_replace(
         return None;
     }
     let settled = pods.len() == expected_servers && pods.iter().all(|p| p.ready && !p.deleting);
-    if !settled || !health.whole() {
+    if !settled || health.servers_answered < expected_servers || !health.whole() {
         return None;
     }
     outdated.sort_by_key(|p| (p.pool, std::cmp::Reverse(p.ordinal)));
@@ -87,6 +96,7 @@ mod tests {
         StoreHealth {
             drives_total: 8,
             drives_online: 8,
+            drives_online_everywhere: 8,
             servers_answered: 4,
             write_quorum: Some(5),
             ..StoreHealth::default()
@@ -140,6 +150,38 @@ mod tests {
         assert_eq!(
             next_pod_to_replace(&pods, 2, &whole()).as_deref(),
             Some("photos-p0-0")
+        );
+    }
+
+    #[test]
+    fn waits_until_a_returning_server_caught_up_and_every_server_sees_it() {
+        let pods = vec![
+            pod(0, 0, "v1"),
+            pod(0, 1, "v1"),
+            pod(0, 2, "v2"),
+            pod(0, 3, "v2"),
+        ];
+        // The server replaced last is Ready but still copies what it missed.
+        let catching_up = StoreHealth {
+            drives_healing: 2,
+            ..whole()
+        };
+        assert_eq!(next_pod_to_replace(&pods, 4, &catching_up), None);
+        // It answers, but another server has not seen it back yet.
+        let stale_view = StoreHealth {
+            drives_online_everywhere: 6,
+            ..whole()
+        };
+        assert_eq!(next_pod_to_replace(&pods, 4, &stale_view), None);
+        // A ready server whose admin API did not answer is not known to be whole.
+        let silent = StoreHealth {
+            servers_answered: 3,
+            ..whole()
+        };
+        assert_eq!(next_pod_to_replace(&pods, 4, &silent), None);
+        assert_eq!(
+            next_pod_to_replace(&pods, 4, &whole()).as_deref(),
+            Some("photos-p0-1")
         );
     }
 

@@ -38,6 +38,9 @@ pub struct HealStatusReport {
     /// Bytes of shard files that drives healing right now (empty or returning) still have
     /// to receive.
     pub bytes_left: u64,
+    /// Drives of this server still catching up with the rest of their set (after a restart,
+    /// or empty): they are online but do not hold everything yet.
+    pub drives_healing: u64,
 }
 
 impl HealStatus {
@@ -64,6 +67,7 @@ impl HealStatus {
             scanning: g(&self.scanning) > 0,
             orphans_removed: g(&self.orphans_removed),
             bytes_left: store.sets().iter().map(|s| g(&s.heal_bytes_left)).sum(),
+            drives_healing: store.sets().iter().map(|s| g(&s.drives_healing)).sum(),
         }
     }
 }

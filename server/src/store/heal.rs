@@ -145,6 +145,7 @@ impl Store {
         drives: &[usize],
     ) -> Result<HealReport, StoreError> {
         let set = &self.sets[set_index];
+        let _healing = DrivesHealing::start(set, drives.len() as u64);
         let mut report = HealReport::default();
         // Part records are keyed by upload id only: their shard order comes from the upload's
         // bucket and key, looked up here once rather than by a scan per part.
@@ -400,6 +401,29 @@ impl Store {
     }
 }
 
+/// Counts drives in [`DriveSet::drives_healing`] while [`Store::heal_drives`] fills them,
+/// however it ends (an error or a panic included), so the heal status never shows a heal that
+/// stopped, nor hides one that runs.
+struct DrivesHealing<'a> {
+    set: &'a DriveSet,
+    drives: u64,
+}
+
+impl<'a> DrivesHealing<'a> {
+    fn start(set: &'a DriveSet, drives: u64) -> Self {
+        set.drives_healing.fetch_add(drives, Ordering::Relaxed);
+        DrivesHealing { set, drives }
+    }
+}
+
+impl Drop for DrivesHealing<'_> {
+    fn drop(&mut self) {
+        self.set
+            .drives_healing
+            .fetch_sub(self.drives, Ordering::Relaxed);
+    }
+}
+
 /// Takes healed bytes off the set's bytes left to heal.
 fn count_healed(set: &DriveSet, bytes: u64) {
     let _ = set
@@ -591,4 +615,29 @@ fn shard_file_intact(
         ecio::read_frame(file.as_mut(), codec.shard_file_offset(block), len)
             .is_ok_and(|frame| verify_shard_block(DEFAULT_BITROT, shard, block, &frame).is_ok())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::erasure::ErasureGeometry;
+
+    #[test]
+    fn drives_being_filled_count_until_their_heal_ends_however_it_ends() {
+        let geometry = ErasureGeometry::new(2, 2).expect("2+2 is a valid geometry");
+        let set = DriveSet::assemble(Vec::new(), geometry, None);
+        let healing = |set: &DriveSet| set.drives_healing.load(Ordering::Relaxed);
+        {
+            let _first = DrivesHealing::start(&set, 2);
+            assert_eq!(healing(&set), 2);
+            let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _second = DrivesHealing::start(&set, 1);
+                assert_eq!(healing(&set), 3);
+                panic!("a heal that fails half way");
+            }));
+            assert!(failed.is_err());
+            assert_eq!(healing(&set), 2);
+        }
+        assert_eq!(healing(&set), 0);
+    }
 }

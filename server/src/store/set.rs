@@ -146,6 +146,10 @@ pub struct DriveSet {
     reconstructed: std::sync::atomic::AtomicU64,
     /// Bytes of shard files a drive healing into this set still has to receive.
     pub heal_bytes_left: std::sync::atomic::AtomicU64,
+    /// Drives of this set that [`Store::heal_drives`](super::Store::heal_drives) is filling
+    /// right now (a server catching up after a restart, or an empty drive): they answer
+    /// but do not hold everything yet.
+    pub drives_healing: std::sync::atomic::AtomicU64,
 }
 
 /// Records written without every drive, and data files written without every shard.
@@ -351,6 +355,7 @@ impl DriveSet {
                 missed: Default::default(),
                 reconstructed: Default::default(),
                 heal_bytes_left: Default::default(),
+                drives_healing: Default::default(),
             },
             fresh,
         ))
@@ -370,6 +375,7 @@ impl DriveSet {
             missed: Default::default(),
             reconstructed: Default::default(),
             heal_bytes_left: Default::default(),
+            drives_healing: Default::default(),
         }
     }
 
@@ -382,6 +388,7 @@ impl DriveSet {
             missed: Default::default(),
             reconstructed: Default::default(),
             heal_bytes_left: Default::default(),
+            drives_healing: Default::default(),
         }
     }
 
