@@ -287,6 +287,52 @@ async fn an_explicit_deny_binds_the_root_key_but_not_its_policy_management() {
 }
 
 #[tokio::test]
+async fn multi_object_deletes_obey_a_deny_on_each_key() {
+    let server = TestServer::start();
+    let client = server.bucket(B).await;
+    put_bytes(&client, B, "protected/a", b"a".to_vec()).await;
+    put_bytes(&client, B, "open/b", b"b".to_vec()).await;
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject",
+          "Resource":"arn:aws:s3:::{B}/protected/*"}}]}}"#
+    );
+    put_policy(&client, B, &policy).await;
+    let id = |k: &str| {
+        aws_sdk_s3::types::ObjectIdentifier::builder()
+            .key(k)
+            .build()
+            .unwrap()
+    };
+    let out = client
+        .delete_objects()
+        .bucket(B)
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .objects(id("protected/a"))
+                .objects(id("open/b"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let errors: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap(), e.code().unwrap()))
+        .collect();
+    assert_eq!(errors, vec![("protected/a", "AccessDenied")]);
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, vec!["open/b"]);
+    assert!(
+        exists(&client, B, "protected/a").await,
+        "the denied key stays"
+    );
+    assert!(!exists(&client, B, "open/b").await);
+}
+
+#[tokio::test]
 async fn a_recreated_bucket_does_not_inherit_the_old_policy() {
     let server = TestServer::start();
     let client = server.bucket(B).await;

@@ -267,5 +267,13 @@ async fn dispatch(
             b
         }
     };
-    s3::dispatch(ctx, &route, &auth.principal, &parts.headers, body).await
+    s3::dispatch(
+        ctx,
+        &route,
+        &auth.principal,
+        connection,
+        &parts.headers,
+        body,
+    )
+    .await
 }

@@ -20,7 +20,7 @@ use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::auth::Principal;
-use crate::http::{Context, ErrorCode, Operation, RequestBody, Route, S3Error};
+use crate::http::{ClientConnection, Context, ErrorCode, Operation, RequestBody, Route, S3Error};
 use crate::store::checksum::DigestRequest;
 use crate::store::record::StoredChecksum;
 use crate::store::{Staged, Store, StoreError};
@@ -34,6 +34,7 @@ pub async fn dispatch(
     ctx: &Context,
     route: &Route,
     principal: &Principal,
+    connection: Option<&ClientConnection>,
     headers: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
@@ -48,7 +49,9 @@ pub async fn dispatch(
         O::ListObjects => list::list_objects(ctx, route, false).await,
         O::ListObjectsV2 => list::list_objects(ctx, route, true).await,
         O::ListMultipartUploads => list::list_uploads(ctx, route).await,
-        O::DeleteObjects => object::delete_objects(ctx, route, principal, headers, body).await,
+        O::DeleteObjects => {
+            object::delete_objects(ctx, route, principal, connection, headers, body).await
+        }
         O::PutObject => object::put_object(ctx, route, headers, body).await,
         O::PostObject => Err(S3Error::internal(
             "POST Object is served by s3::post_object before the body is decoded",

@@ -10,7 +10,7 @@ use http::{HeaderMap, Response, StatusCode};
 use super::headers::{self, header, insert, quoted};
 use super::{blocking, empty, object_lock, receive_body, tagging, xml, xml_response};
 use crate::auth::Principal;
-use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
+use crate::http::{ClientConnection, Context, ErrorCode, RequestBody, Route, S3Error};
 use crate::store::record::{DataLayout, ObjectMeta, VersionRecord};
 use crate::store::{ByteRange, NewObject, WriteCondition};
 
@@ -317,6 +317,7 @@ pub async fn delete_objects(
     ctx: &Context,
     route: &Route,
     principal: &Principal,
+    connection: Option<&ClientConnection>,
     headers: &HeaderMap,
     body: RequestBody,
 ) -> Result<Response<Body>, S3Error> {
@@ -345,12 +346,34 @@ pub async fn delete_objects(
     let bucket = route.bucket().to_string();
     let b = bucket.clone();
     blocking(ctx, move |s| s.bucket(&b)).await?;
+    // Each key is authorized as the DeleteObject it stands for, so a policy's Deny on a
+    // prefix holds for multi-object deletes too.
+    let mut refused = Vec::with_capacity(request.objects.len());
+    for o in &request.objects {
+        let single = Route {
+            op: crate::http::Operation::DeleteObject,
+            bucket: route.bucket.clone(),
+            key: Some(o.key.clone()),
+            query: o
+                .version_id
+                .iter()
+                .map(|v| ("versionId".to_string(), v.clone()))
+                .collect(),
+        };
+        let denied = super::policy::authorize(ctx, &single, principal, headers, connection)
+            .await
+            .err();
+        refused.push(denied);
+    }
     let results = blocking(ctx, move |s| {
         Ok(request
             .objects
             .into_iter()
-            .map(|o| {
-                let r = if o.key.len() > crate::http::router::MAX_KEY_LEN {
+            .zip(refused)
+            .map(|(o, refused)| {
+                let r = if let Some(e) = refused {
+                    Err(e)
+                } else if o.key.len() > crate::http::router::MAX_KEY_LEN {
                     Err(S3Error::new(ErrorCode::KeyTooLongError))
                 } else {
                     s.delete_object(&bucket, &o.key, o.version_id.as_deref(), bypass)

@@ -170,8 +170,8 @@ fn manages_policy(op: &Operation) -> bool {
 
 /// Operations no policy opens to anonymous callers: listing all buckets, creating one,
 /// managing policies (the owner's alone), and those whose authorization depends on more than
-/// the routed resource (a copy's source, each key of a multi-object delete), which this
-/// check does not evaluate yet.
+/// the routed resource: a copy's source (not evaluated here yet), and a multi-object delete
+/// (signed callers get each key checked as a DeleteObject by `s3::object::delete_objects`).
 fn never_anonymous(op: &Operation) -> bool {
     manages_policy(op)
         || matches!(
