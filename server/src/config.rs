@@ -158,6 +158,10 @@ pub struct ServeArgs {
     /// Seconds between two full scans of the drives.
     #[arg(long, env = "COFFER_HEAL_INTERVAL", default_value_t = 600)]
     pub heal_interval: u64,
+    /// Seconds in a lifecycle "day" (rules' Days count in these). Only for tests and trials:
+    /// production keeps the default of 86400, as S3 does.
+    #[arg(long, env = "COFFER_LIFECYCLE_DAY_SECONDS", default_value_t = 86_400)]
+    pub lifecycle_day_seconds: u64,
     /// Region reported to clients and required in signatures.
     #[arg(long, default_value = "us-east-1", env = "COFFER_REGION")]
     pub region: String,
@@ -355,6 +359,10 @@ async fn serve_store(
             objects_per_second: args.heal_rate,
             interval: std::time::Duration::from_secs(args.heal_interval),
         },
+    );
+    crate::lifecycle::spawn_worker(
+        store.clone(),
+        crate::lifecycle::Pace::for_day(args.lifecycle_day_seconds),
     );
     let iam = {
         let (root, store) = (root.clone(), store.clone());

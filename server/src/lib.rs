@@ -9,6 +9,7 @@ pub mod config;
 pub mod heal;
 pub mod http;
 pub mod iam;
+pub mod lifecycle;
 pub mod metrics;
 pub mod s3;
 pub mod store;

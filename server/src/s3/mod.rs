@@ -5,6 +5,7 @@ mod attributes;
 pub(crate) mod bucket;
 pub(crate) mod cors;
 pub mod headers;
+mod lifecycle;
 mod list;
 mod multipart;
 pub(crate) mod object;
@@ -90,12 +91,9 @@ pub async fn dispatch(
         O::GetBucketCors => cors::get_bucket_cors(ctx, route).await,
         O::PutBucketCors => cors::put_bucket_cors(ctx, route, body).await,
         O::DeleteBucketCors => cors::delete_bucket_cors(ctx, route).await,
-        O::GetBucketLifecycleConfiguration
-        | O::PutBucketLifecycleConfiguration
-        | O::DeleteBucketLifecycle => Err(S3Error::msg(
-            ErrorCode::NotImplemented,
-            format!("{:?} is not implemented yet", route.op),
-        )),
+        O::GetBucketLifecycleConfiguration => lifecycle::get(ctx, route).await,
+        O::PutBucketLifecycleConfiguration => lifecycle::put(ctx, route, body).await,
+        O::DeleteBucketLifecycle => lifecycle::delete(ctx, route).await,
     }
 }
 

@@ -647,6 +647,15 @@ impl Store {
         }
     }
 
+    /// Holds `resource` exclusively across the cluster (a quorum lock, leased) or, standalone,
+    /// not at all: for background work one server at a time should do.
+    pub fn lock_cluster(&self, resource: &str) -> Result<Option<Box<dyn Send>>, StoreError> {
+        self.cluster_locks
+            .as_ref()
+            .map(|l| l.lock(resource))
+            .transpose()
+    }
+
     /// Forgets the counted usage of `bucket` (versions were removed).
     fn forget_usage(&self, bucket: &str) {
         self.usage
@@ -1079,8 +1088,50 @@ impl Store {
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
         let _g = self.lock_for(&bucket.name, key)?;
-        self.forget_usage(&bucket.name);
         let versions = self.versions(&bucket.name, key)?;
+        self.delete_locked(&bucket, key, versions, version_id, bypass_governance)
+    }
+
+    /// Expires the current version of `key` as a lifecycle rule does (a delete marker in a
+    /// versioned bucket, removal otherwise), but only while it is still the object version
+    /// `version_id` last modified at `mod_time_ns`: a second run, or a run after a newer
+    /// write, changes nothing. Returns whether it expired it.
+    pub fn expire_current(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        mod_time_ns: u64,
+    ) -> Result<bool, StoreError> {
+        let bucket = self.bucket(bucket)?;
+        let _g = self.lock_for(&bucket.name, key)?;
+        let versions = self.versions(&bucket.name, key)?;
+        let still = versions.first().is_some_and(|(_, r)| {
+            r.kind == VersionKind::Object
+                && r.version_id.as_deref() == version_id
+                && r.mod_time_ns == mod_time_ns
+        });
+        if !still {
+            return Ok(false);
+        }
+        let exact = match bucket.versioning {
+            Versioning::Unversioned => Some(version_id.unwrap_or("null")),
+            Versioning::Enabled | Versioning::Suspended => None,
+        };
+        self.delete_locked(&bucket, key, versions, exact, false)?;
+        Ok(true)
+    }
+
+    /// The body of [`Store::delete_object`], under the key's lock, given its versions.
+    fn delete_locked(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        versions: Vec<(RawKey, VersionRecord)>,
+        version_id: Option<&str>,
+        bypass_governance: bool,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.forget_usage(&bucket.name);
         let mut batch = Batch::default();
         let garbage = Vec::new();
         if let Some(v) = version_id {
@@ -1138,7 +1189,7 @@ impl Store {
                     None => self.home_set(&bucket.name, key),
                 };
                 let r = self.commit_version(
-                    &bucket,
+                    bucket,
                     key,
                     set_index,
                     marker,
