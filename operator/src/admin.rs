@@ -180,6 +180,9 @@ pub struct HealReport {
     /// Bytes of shard files those drives still have to receive.
     #[serde(default)]
     pub bytes_left: u64,
+    /// Writes the server made while a drive was away, not yet healed onto it.
+    #[serde(default)]
+    pub writes_to_heal: u64,
 }
 
 impl HealReport {
@@ -189,6 +192,7 @@ impl HealReport {
     pub fn healing(&self) -> bool {
         self.drives_healing > 0
             || self.bytes_left > 0
+            || self.writes_to_heal > 0
             || (self.scanning && self.shards_missing > self.shards_healed)
     }
 }
@@ -533,6 +537,38 @@ impl Admin {
             Err(Self::s3_error(status, &body))
         }
     }
+
+    /// The bucket's lifecycle configuration document as stored, `None` without one.
+    pub async fn bucket_lifecycle(&self, bucket: &str) -> Result<Option<String>, AdminError> {
+        let (status, body) = self
+            .s3(Method::GET, &format!("/{bucket}"), Some("lifecycle"), b"")
+            .await?;
+        match status {
+            200 => Ok(Some(String::from_utf8_lossy(&body).into_owned())),
+            404 if Self::s3_error(status, &body).is("NoSuchLifecycleConfiguration") => Ok(None),
+            _ => Err(Self::s3_error(status, &body)),
+        }
+    }
+
+    /// Replaces the bucket's lifecycle configuration, or removes it (`None`).
+    pub async fn put_bucket_lifecycle(
+        &self,
+        bucket: &str,
+        document: Option<&str>,
+    ) -> Result<(), AdminError> {
+        let (method, body) = match document {
+            Some(d) => (Method::PUT, d.as_bytes()),
+            None => (Method::DELETE, &b""[..]),
+        };
+        let (status, reply) = self
+            .s3(method, &format!("/{bucket}"), Some("lifecycle"), body)
+            .await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(Self::s3_error(status, &reply))
+        }
+    }
 }
 
 /// The text of every `<tag>…</tag>` in `xml`, with the five XML entities decoded.
@@ -604,6 +640,7 @@ mod tests {
         );
         assert!(catching_up.healing());
         assert!(report(r#"{"scanning":false,"bytes_left":4096}"#).healing());
+        assert!(report(r#"{"scanning":false,"writes_to_heal":3}"#).healing());
         assert!(report(r#"{"scanning":true,"shards_missing":3,"shards_healed":1}"#).healing());
         assert!(!report(r#"{"scanning":true,"shards_missing":3,"shards_healed":3}"#).healing());
         // A server from before `drives_healing` existed.

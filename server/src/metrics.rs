@@ -341,6 +341,7 @@ mod tests {
                 orphans_removed: 0,
                 bytes_left: 0,
                 drives_healing: 0,
+                writes_to_heal: 0,
             }),
             rocksdb_live_bytes: vec![(0, 100), (2, 200)],
             resident_bytes: Some(1 << 20),

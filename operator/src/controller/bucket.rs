@@ -102,13 +102,44 @@ pub(crate) async fn target(
     }))
 }
 
-/// The settings of `spec` this coffer-server cannot apply through its APIs yet.
-fn unsupported_settings(spec: &BucketSpec) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if spec.lifecycle.as_ref().is_some_and(|l| !l.is_empty()) {
-        out.push("lifecycle");
+/// XML text with the five special characters escaped.
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// The S3 `LifecycleConfiguration` document of `rules` (`None` for no rules: remove it).
+fn lifecycle_document(rules: &[LifecycleRule]) -> Option<String> {
+    if rules.is_empty() {
+        return None;
     }
-    out
+    let mut doc = String::from("<LifecycleConfiguration>");
+    for r in rules {
+        doc.push_str(&format!(
+            "<Rule><ID>{}</ID><Filter><Prefix>{}</Prefix></Filter><Status>Enabled</Status>",
+            xml_escape(&r.id),
+            xml_escape(r.prefix.as_deref().unwrap_or(""))
+        ));
+        if let Some(d) = r.expiration_days {
+            doc.push_str(&format!("<Expiration><Days>{d}</Days></Expiration>"));
+        }
+        if let Some(d) = r.noncurrent_version_expiration_days {
+            doc.push_str(&format!(
+                "<NoncurrentVersionExpiration><NoncurrentDays>{d}</NoncurrentDays></NoncurrentVersionExpiration>"
+            ));
+        }
+        if let Some(d) = r.abort_incomplete_multipart_upload_days {
+            doc.push_str(&format!(
+                "<AbortIncompleteMultipartUpload><DaysAfterInitiation>{d}</DaysAfterInitiation></AbortIncompleteMultipartUpload>"
+            ));
+        }
+        doc.push_str("</Rule>");
+    }
+    doc.push_str("</LifecycleConfiguration>");
+    Some(doc)
 }
 
 /// A Kubernetes quantity (`500Mi`, `100G`, `1e9`, `1024`) as a number of bytes.
@@ -431,23 +462,43 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         }
     }
 
-    let unsupported = unsupported_settings(&bucket.spec);
-    let outcome = if unsupported.is_empty() {
-        Outcome {
-            ready: true,
-            reason: "BucketReady".into(),
-            message: format!("bucket {name} exists"),
-            degraded: false,
+    if let Some(rules) = &bucket.spec.lifecycle {
+        // The spec's rules replace whatever the bucket has; an empty list removes them.
+        let wanted = lifecycle_document(rules);
+        let result = match target.admin.bucket_lifecycle(&name).await {
+            Ok(current) if current == wanted => Ok(()),
+            Ok(_) => {
+                target
+                    .admin
+                    .put_bucket_lifecycle(&name, wanted.as_deref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let terminal = e
+                .status
+                .is_some_and(|s| (400..500).contains(&s) && s != 403);
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
+                |_| {},
+            )
+            .await?;
+            return if terminal {
+                Ok(Action::await_change())
+            } else {
+                Err(e.into())
+            };
         }
-    } else {
-        Outcome::not_ready(
-            "UnsupportedSetting",
-            format!(
-                "this coffer-server cannot apply {} yet",
-                unsupported.join(", ")
-            ),
-            true,
-        )
+    }
+
+    let outcome = Outcome {
+        ready: true,
+        reason: "BucketReady".into(),
+        message: format!("bucket {name} exists"),
+        degraded: false,
     };
     let endpoint = endpoint_url(&target.store.name_any(), &target.store_ns);
     write_status(bucket, api, &outcome, |s| {
@@ -597,15 +648,20 @@ mod tests {
     }
 
     #[test]
-    fn settings_the_server_cannot_apply_are_named() {
-        let mut spec = Bucket::test("b").spec;
-        assert!(unsupported_settings(&spec).is_empty());
-        spec.lifecycle = Some(vec![LifecycleRule {
-            id: "old".into(),
+    fn lifecycle_rules_become_an_s3_document() {
+        assert_eq!(lifecycle_document(&[]), None);
+        let doc = lifecycle_document(&[LifecycleRule {
+            id: "old <logs>".into(),
+            prefix: Some("logs/".into()),
             expiration_days: Some(30),
-            ..Default::default()
-        }]);
-        assert_eq!(unsupported_settings(&spec), ["lifecycle"]);
+            noncurrent_version_expiration_days: Some(7),
+            abort_incomplete_multipart_upload_days: Some(2),
+        }])
+        .unwrap();
+        assert_eq!(
+            doc,
+            "<LifecycleConfiguration><Rule><ID>old &lt;logs&gt;</ID><Filter><Prefix>logs/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>30</Days></Expiration><NoncurrentVersionExpiration><NoncurrentDays>7</NoncurrentDays></NoncurrentVersionExpiration><AbortIncompleteMultipartUpload><DaysAfterInitiation>2</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>"
+        );
     }
 
     #[test]

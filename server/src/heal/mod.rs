@@ -41,6 +41,9 @@ pub struct HealStatusReport {
     /// Drives of this server still catching up with the rest of their set (after a restart,
     /// or empty): they are online but do not hold everything yet.
     pub drives_healing: u64,
+    /// Writes this server made while a drive was away, not yet healed onto it: until then the
+    /// set holds them with less redundancy than its parity promises.
+    pub writes_to_heal: u64,
 }
 
 impl HealStatus {
@@ -68,6 +71,7 @@ impl HealStatus {
             orphans_removed: g(&self.orphans_removed),
             bytes_left: store.sets().iter().map(|s| g(&s.heal_bytes_left)).sum(),
             drives_healing: store.sets().iter().map(|s| g(&s.drives_healing)).sum(),
+            writes_to_heal: store.sets().iter().map(|s| s.missed_records() as u64).sum(),
         }
     }
 }

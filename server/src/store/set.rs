@@ -517,6 +517,11 @@ impl DriveSet {
         }
     }
 
+    /// How many records wait for the missed-write healer (written without every drive).
+    pub fn missed_records(&self) -> usize {
+        self.missed().keys.len()
+    }
+
     /// Takes the queued record keys (see [`DriveSet::requeue_missed`]).
     pub fn take_missed(&self) -> Vec<Vec<u8>> {
         self.missed().keys.drain().collect()

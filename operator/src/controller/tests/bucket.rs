@@ -136,20 +136,19 @@ async fn a_bucket_name_claimed_from_another_namespace_is_refused() {
 }
 
 #[tokio::test]
-async fn settings_this_server_cannot_apply_keep_the_bucket_from_ready() {
+async fn settings_the_server_refuses_keep_the_bucket_from_ready() {
     let server = RealServer::start();
     let mut b = Bucket::test("logs");
+    // A rule without any action is not a lifecycle rule S3 accepts.
     b.spec.lifecycle = Some(vec![LifecycleRule {
-        id: "expire".into(),
-        expiration_days: Some(30),
+        id: "nothing".into(),
         ..LifecycleRule::default()
     }]);
     let (fake, ctx) = world(&server, &[b]);
     pass(&fake, &ctx, "logs").await.unwrap();
     let c = ready(&fake, "logs");
     assert!(!c.is_true());
-    assert_eq!(c.reason, "UnsupportedSetting");
-    assert!(c.message.contains("lifecycle"));
+    assert_eq!(c.reason, "AdminAPIMalformedXML", "{}", c.message);
 }
 
 #[tokio::test]
@@ -274,6 +273,31 @@ async fn settings_reach_the_server_and_drift_is_put_back() {
     pass(&fake, &ctx, "ledger").await.unwrap();
     let info = server.admin().bucket("ledger").await.unwrap().unwrap();
     assert_eq!(info.versioning, "Enabled");
+
+    // Lifecycle rules reach the server as its S3 configuration, and go when emptied.
+    let mut b: Bucket = read(&fake, &path("ledger"));
+    b.spec.lifecycle = Some(vec![LifecycleRule {
+        id: "logs".into(),
+        prefix: Some("logs/".into()),
+        expiration_days: Some(30),
+        ..Default::default()
+    }]);
+    fake.put(&path("ledger"), &b);
+    pass(&fake, &ctx, "ledger").await.unwrap();
+    assert!(ready(&fake, "ledger").is_true());
+    let doc = server.admin().bucket_lifecycle("ledger").await.unwrap();
+    assert!(
+        doc.as_deref()
+            .is_some_and(|d| d.contains("<Days>30</Days>")),
+        "{doc:?}"
+    );
+    b.spec.lifecycle = Some(Vec::new());
+    fake.put(&path("ledger"), &b);
+    pass(&fake, &ctx, "ledger").await.unwrap();
+    assert_eq!(
+        server.admin().bucket_lifecycle("ledger").await.unwrap(),
+        None
+    );
 
     // Object lock cannot be added to a bucket that exists without it: a terminal condition.
     server.admin().create_bucket("plain").await.unwrap();
