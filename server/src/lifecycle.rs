@@ -14,6 +14,7 @@
 //! respected: a version it keeps is never removed. The length of a "day" is a server setting
 //! (`--lifecycle-day-seconds`) so tests can run rules in seconds; the rule logic is the same.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -488,37 +489,20 @@ pub fn apply(
         now,
     };
     let mut report = PassReport::default();
-    let mut query = ListQuery {
-        max_keys: 1000,
-        ..ListQuery::default()
-    };
-    let mut after_version: Option<String> = None;
     // The versions of the key being gathered (a key's versions may span pages).
     let mut pending: Option<(String, Vec<VersionRecord>)> = None;
-    loop {
-        let page = store.list_versions(bucket, &query, after_version.as_deref())?;
-        for entry in &page.entries {
-            let ListEntry::Item(key, (v, _)) = entry else {
-                continue;
-            };
-            match &mut pending {
-                Some((k, vs)) if k == key => vs.push(v.clone()),
-                _ => {
-                    if let Some((k, vs)) = pending.take() {
-                        apply_to_key(&run, &k, &vs, &mut report)?;
-                    }
-                    pending = Some((key.clone(), vec![v.clone()]));
+    store.for_each_version(bucket, |key, v| {
+        match &mut pending {
+            Some((k, vs)) if k == key => vs.push(v),
+            _ => {
+                if let Some((k, vs)) = pending.take() {
+                    apply_to_key(&run, &k, &vs, &mut report)?;
                 }
+                pending = Some((key.to_string(), vec![v]));
             }
         }
-        match page.entries.last() {
-            Some(ListEntry::Item(key, (last, _))) if page.truncated => {
-                query.start_after = Some(key.clone());
-                after_version = Some(last.version_id.clone().unwrap_or_else(|| "null".into()));
-            }
-            _ => break,
-        }
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
     if let Some((k, vs)) = pending.take() {
         apply_to_key(&run, &k, &vs, &mut report)?;
     }

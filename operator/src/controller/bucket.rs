@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use super::apply::{merge_conditions, now_rfc3339, patch_status};
 use super::object_store::root_credential;
 use super::{Context, Error, Result, BUCKET_FINALIZER};
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminError};
 use crate::crd::bucket::valid_bucket_name;
 use crate::crd::*;
 use crate::resources::{endpoint_url, root_secret_name};
@@ -234,6 +234,27 @@ impl Outcome {
     }
 }
 
+/// Reports an admin API error as the Ready condition. What the server refuses (4xx but
+/// 403: a bad policy, a setting it cannot apply) needs a spec change, not a retry; anything
+/// else is retried.
+async fn refused(bucket: &Bucket, api: &Api<Bucket>, e: AdminError) -> Result<Action> {
+    let terminal = e
+        .status
+        .is_some_and(|s| (400..500).contains(&s) && s != 403);
+    write_status(
+        bucket,
+        api,
+        &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
+        |_| {},
+    )
+    .await?;
+    if terminal {
+        Ok(Action::await_change())
+    } else {
+        Err(e.into())
+    }
+}
+
 async fn write_status(
     bucket: &Bucket,
     api: &Api<Bucket>,
@@ -406,21 +427,7 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         Err(e) => {
             // Settings the server refuses (object lock on an existing bucket, a bad value)
             // need a spec change, not a retry.
-            let terminal = e
-                .status
-                .is_some_and(|s| (400..500).contains(&s) && s != 403);
-            write_status(
-                bucket,
-                api,
-                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
-                |_| {},
-            )
-            .await?;
-            return if terminal {
-                Ok(Action::await_change())
-            } else {
-                Err(e.into())
-            };
+            return refused(bucket, api, e).await;
         }
     };
 
@@ -444,21 +451,7 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         };
         if let Err(e) = result {
             // A policy the server refuses (MalformedPolicy) needs a spec change, not a retry.
-            let terminal = e
-                .status
-                .is_some_and(|s| (400..500).contains(&s) && s != 403);
-            write_status(
-                bucket,
-                api,
-                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
-                |_| {},
-            )
-            .await?;
-            return if terminal {
-                Ok(Action::await_change())
-            } else {
-                Err(e.into())
-            };
+            return refused(bucket, api, e).await;
         }
     }
 
@@ -476,21 +469,7 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            let terminal = e
-                .status
-                .is_some_and(|s| (400..500).contains(&s) && s != 403);
-            write_status(
-                bucket,
-                api,
-                &Outcome::not_ready(&e.reason(), e.message.clone(), terminal),
-                |_| {},
-            )
-            .await?;
-            return if terminal {
-                Ok(Action::await_change())
-            } else {
-                Err(e.into())
-            };
+            return refused(bucket, api, e).await;
         }
     }
 

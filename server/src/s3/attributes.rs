@@ -110,8 +110,5 @@ pub async fn get_object_attributes(
         "last-modified",
         &headers::http_date(record.mod_time_ns),
     );
-    if let Some(v) = &record.version_id {
-        insert(r.headers_mut(), "x-amz-version-id", v);
-    }
-    Ok(r)
+    Ok(headers::with_version(r, record.version_id.as_deref()))
 }

@@ -278,6 +278,19 @@ pub fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
+/// Adds `x-amz-version-id` for a versioned record (the null version carries none).
+pub fn insert_version_id(h: &mut HeaderMap, version_id: Option<&str>) {
+    if let Some(v) = version_id {
+        insert(h, "x-amz-version-id", v);
+    }
+}
+
+/// `r` with the `x-amz-version-id` of the version it answers about.
+pub fn with_version<B>(mut r: http::Response<B>, version_id: Option<&str>) -> http::Response<B> {
+    insert_version_id(r.headers_mut(), version_id);
+    r
+}
+
 /// The checksum value as S3 prints it: base64, with `-N` for COMPOSITE multipart checksums.
 pub fn checksum_text(c: &StoredChecksum) -> String {
     match c.parts {

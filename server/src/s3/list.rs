@@ -56,6 +56,27 @@ fn encoder(route: &Route) -> Result<impl Fn(&str) -> String, S3Error> {
     })
 }
 
+/// The query of a listing paged by a key marker and a second marker (upload id or version
+/// id): the query, the key marker and the second marker as given ("" when absent).
+fn marker_query(
+    route: &Route,
+    max_param: &str,
+    second_param: &str,
+) -> Result<(ListQuery, String, String), S3Error> {
+    let key_marker = route.param("key-marker").unwrap_or("").to_string();
+    let second = route.param(second_param).unwrap_or("").to_string();
+    let query = ListQuery {
+        prefix: route.param("prefix").unwrap_or("").to_string(),
+        delimiter: route
+            .param("delimiter")
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        start_after: Some(key_marker.clone()).filter(|k| !k.is_empty()),
+        max_keys: max_keys(route, max_param)?,
+    };
+    Ok((query, key_marker, second))
+}
+
 fn encode_token(name: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_bytes())
 }
@@ -160,20 +181,13 @@ pub async fn list_objects(
 
 pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let enc = encoder(route)?;
-    let prefix = route.param("prefix").unwrap_or("").to_string();
-    let delimiter = route
-        .param("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
-    let max = max_keys(route, "max-uploads")?;
-    let key_marker = route.param("key-marker").unwrap_or("").to_string();
-    let upload_id_marker = route.param("upload-id-marker").unwrap_or("").to_string();
-    let query = ListQuery {
-        prefix: prefix.clone(),
-        delimiter: delimiter.clone(),
-        start_after: Some(key_marker.clone()).filter(|k| !k.is_empty()),
-        max_keys: max,
-    };
+    let (query, key_marker, upload_id_marker) =
+        marker_query(route, "max-uploads", "upload-id-marker")?;
+    let (prefix, delimiter, max) = (
+        query.prefix.clone(),
+        query.delimiter.clone(),
+        query.max_keys,
+    );
     let bucket = route.bucket().to_string();
     let after_id = Some(upload_id_marker.clone()).filter(|u| !u.is_empty());
     let page = blocking(ctx, move |s| {
@@ -227,26 +241,18 @@ pub async fn list_uploads(ctx: &Context, route: &Route) -> Result<Response<Body>
 
 pub async fn list_versions(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let enc = encoder(route)?;
-    let prefix = route.param("prefix").unwrap_or("").to_string();
-    let delimiter = route
-        .param("delimiter")
-        .filter(|d| !d.is_empty())
-        .map(str::to_string);
-    let max = max_keys(route, "max-keys")?;
-    let key_marker = route.param("key-marker").unwrap_or("").to_string();
-    let version_marker = route.param("version-id-marker").unwrap_or("").to_string();
+    let (query, key_marker, version_marker) = marker_query(route, "max-keys", "version-id-marker")?;
     if !version_marker.is_empty() && key_marker.is_empty() {
         return Err(S3Error::msg(
             ErrorCode::InvalidArgument,
             "A version-id marker cannot be specified without a key marker.",
         ));
     }
-    let query = ListQuery {
-        prefix: prefix.clone(),
-        delimiter: delimiter.clone(),
-        start_after: Some(key_marker.clone()).filter(|k| !k.is_empty()),
-        max_keys: max,
-    };
+    let (prefix, delimiter, max) = (
+        query.prefix.clone(),
+        query.delimiter.clone(),
+        query.max_keys,
+    );
     let bucket = route.bucket().to_string();
     let after = Some(version_marker.clone()).filter(|v| !v.is_empty());
     let page = blocking(ctx, move |s| {

@@ -83,9 +83,7 @@ pub async fn put_object(
 /// ETag and version id of a written version.
 fn write_headers(h: &mut HeaderMap, record: &VersionRecord) {
     insert(h, "etag", &quoted(&record.etag));
-    if let Some(v) = &record.version_id {
-        insert(h, "x-amz-version-id", v);
-    }
+    headers::insert_version_id(h, record.version_id.as_deref());
 }
 
 /// Headers describing a stored version on GET/HEAD.

@@ -12,7 +12,7 @@ use http::{HeaderMap, Response, StatusCode};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::headers::{header, insert};
+use super::headers::{header, insert, with_version};
 use super::{blocking, empty, xml, xml_response};
 use crate::auth::Principal;
 use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
@@ -185,13 +185,6 @@ pub async fn put_configuration(
     Ok(empty(StatusCode::OK))
 }
 
-fn with_version(mut r: Response<Body>, record: &VersionRecord) -> Response<Body> {
-    if let Some(v) = &record.version_id {
-        insert(r.headers_mut(), "x-amz-version-id", v);
-    }
-    r
-}
-
 /// Fails unless `bucket` was created with object lock.
 async fn require_lock(ctx: &Context, bucket: &str) -> Result<(), S3Error> {
     let b = bucket.to_string();
@@ -221,7 +214,10 @@ pub async fn get_retention(ctx: &Context, route: &Route) -> Result<Response<Body
         mode: Some(r.mode.as_str().to_string()),
         retain_until_date: Some(super::headers::iso8601(r.until_ns)),
     };
-    Ok(with_version(xml_response(StatusCode::OK, &doc)?, &record))
+    Ok(with_version(
+        xml_response(StatusCode::OK, &doc)?,
+        record.version_id.as_deref(),
+    ))
 }
 
 /// Whether retention `old` may become `new` (`None`: removed): COMPLIANCE only lengthens;
@@ -273,7 +269,10 @@ pub async fn put_retention(
         })
     })
     .await?;
-    Ok(with_version(empty(StatusCode::OK), &record))
+    Ok(with_version(
+        empty(StatusCode::OK),
+        record.version_id.as_deref(),
+    ))
 }
 
 pub async fn get_legal_hold(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
@@ -288,7 +287,10 @@ pub async fn get_legal_hold(ctx: &Context, route: &Route) -> Result<Response<Bod
         xmlns: xml::NS,
         status: if record.legal_hold { "ON" } else { "OFF" }.into(),
     };
-    Ok(with_version(xml_response(StatusCode::OK, &doc)?, &record))
+    Ok(with_version(
+        xml_response(StatusCode::OK, &doc)?,
+        record.version_id.as_deref(),
+    ))
 }
 
 pub async fn put_legal_hold(
@@ -309,7 +311,10 @@ pub async fn put_legal_hold(
         })
     })
     .await?;
-    Ok(with_version(empty(StatusCode::OK), &record))
+    Ok(with_version(
+        empty(StatusCode::OK),
+        record.version_id.as_deref(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 
-use super::headers::{header, insert};
+use super::headers::{header, insert, with_version};
 use super::{blocking, empty, xml, xml_response};
 use crate::http::{Context, ErrorCode, RequestBody, Route, S3Error};
 
@@ -111,13 +111,6 @@ fn tagging_response(tags: Tags) -> Result<Response<Body>, S3Error> {
     )
 }
 
-fn with_version(mut r: Response<Body>, version_id: Option<String>) -> Response<Body> {
-    if let Some(v) = version_id {
-        insert(r.headers_mut(), "x-amz-version-id", &v);
-    }
-    r
-}
-
 pub async fn get_object_tagging(ctx: &Context, route: &Route) -> Result<Response<Body>, S3Error> {
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
     let version = route.param("versionId").map(str::to_string);
@@ -126,7 +119,7 @@ pub async fn get_object_tagging(ctx: &Context, route: &Route) -> Result<Response
     })
     .await?;
     let r = tagging_response(record.tags)?;
-    Ok(with_version(r, record.version_id))
+    Ok(with_version(r, record.version_id.as_deref()))
 }
 
 async fn set_object_tags(
@@ -144,7 +137,7 @@ async fn set_object_tags(
         })
     })
     .await?;
-    Ok(with_version(empty(status), record.version_id))
+    Ok(with_version(empty(status), record.version_id.as_deref()))
 }
 
 pub async fn put_object_tagging(

@@ -3,6 +3,8 @@
 //! roll-up into common prefixes, a start-after position and a page size. A common prefix is
 //! skipped over with a single seek, so a page costs time in its own size, not the bucket's.
 
+use std::ops::ControlFlow;
+
 use super::record::{self, UploadRecord, VersionKind, VersionRecord};
 use super::{keys, Store, StoreError};
 
@@ -163,10 +165,9 @@ impl Store {
     ) -> Result<VersionListing, StoreError> {
         let resume_at = match (query.start_after.as_deref(), after_version) {
             (Some(key), Some(v)) => {
-                let wanted = (v != "null").then_some(v);
                 self.versions(bucket, key)?
                     .into_iter()
-                    .find(|(_, r)| r.version_id.as_deref() == wanted)
+                    .find(|(_, r)| r.is_named(v))
                     .map(|(raw, _)| {
                         // The smallest key after `raw`: the next version of the same key.
                         let mut k = raw.to_vec();
@@ -187,6 +188,41 @@ impl Store {
                 Ok(Some((r, first)))
             },
         )
+    }
+
+    /// Calls `f` with every version and delete marker of `bucket` in listing order (keys in
+    /// order, each key's versions newest first), a page at a time, until it breaks.
+    pub fn for_each_version(
+        &self,
+        bucket: &str,
+        mut f: impl FnMut(&str, VersionRecord) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut query = ListQuery {
+            max_keys: 1000,
+            ..ListQuery::default()
+        };
+        let mut after_version: Option<String> = None;
+        loop {
+            let page = self.list_versions(bucket, &query, after_version.as_deref())?;
+            let truncated = page.truncated;
+            let mut last = None;
+            for entry in page.entries {
+                if let ListEntry::Item(key, (v, _)) = entry {
+                    let id = v.version_id.clone().unwrap_or_else(|| "null".into());
+                    if f(&key, v)?.is_break() {
+                        return Ok(());
+                    }
+                    last = Some((key, id));
+                }
+            }
+            match last {
+                Some((key, id)) if truncated => {
+                    query.start_after = Some(key);
+                    after_version = Some(id);
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// Unfinished multipart uploads of `bucket` (ListMultipartUploads). With

@@ -555,35 +555,20 @@ impl Store {
             complete: true,
             ..Default::default()
         };
-        let mut query = ListQuery {
-            max_keys: 1000,
-            ..ListQuery::default()
-        };
-        let mut after_version: Option<String> = None;
         let mut seen = 0usize;
-        loop {
-            let page = self.list_versions(bucket, &query, after_version.as_deref())?;
-            for entry in &page.entries {
-                if let ListEntry::Item(_, (v, _)) = entry {
-                    if v.kind == VersionKind::Object {
-                        usage.objects += 1;
-                        usage.bytes += v.size;
-                    }
-                }
-            }
-            seen += page.entries.len();
-            let Some(ListEntry::Item(key, (last, _))) =
-                page.entries.last().filter(|_| page.truncated)
-            else {
-                return Ok(usage);
-            };
+        self.for_each_version(bucket, |_, v| {
             if seen >= limit {
                 usage.complete = false;
-                return Ok(usage);
+                return Ok(std::ops::ControlFlow::Break(()));
             }
-            query.start_after = Some(key.clone());
-            after_version = Some(last.version_id.clone().unwrap_or_else(|| "null".into()));
-        }
+            seen += 1;
+            if v.kind == VersionKind::Object {
+                usage.objects += 1;
+                usage.bytes += v.size;
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        Ok(usage)
     }
 
     /// Refuses a change that would take `bucket` past its quota. The usage is the last count
@@ -988,14 +973,12 @@ impl Store {
         self.bucket(bucket)?;
         let record = match version_id {
             None => self.latest(bucket, key)?.ok_or(StoreError::NoSuchKey)?,
-            Some(v) => {
-                let wanted = (v != "null").then_some(v);
-                self.versions(bucket, key)?
-                    .into_iter()
-                    .map(|(_, r)| r)
-                    .find(|r| r.version_id.as_deref() == wanted)
-                    .ok_or(StoreError::NoSuchVersion)?
-            }
+            Some(v) => self
+                .versions(bucket, key)?
+                .into_iter()
+                .map(|(_, r)| r)
+                .find(|r| r.is_named(v))
+                .ok_or(StoreError::NoSuchVersion)?,
         };
         if record.kind == VersionKind::DeleteMarker {
             return Err(StoreError::DeleteMarker(
@@ -1021,13 +1004,10 @@ impl Store {
         let versions = self.versions(bucket, key)?;
         let (raw, mut record) = match version_id {
             None => versions.into_iter().next().ok_or(StoreError::NoSuchKey)?,
-            Some(v) => {
-                let wanted = (v != "null").then_some(v);
-                versions
-                    .into_iter()
-                    .find(|(_, r)| r.version_id.as_deref() == wanted)
-                    .ok_or(StoreError::NoSuchVersion)?
-            }
+            Some(v) => versions
+                .into_iter()
+                .find(|(_, r)| r.is_named(v))
+                .ok_or(StoreError::NoSuchVersion)?,
         };
         if record.kind == VersionKind::DeleteMarker {
             return Err(StoreError::DeleteMarker(
@@ -1135,15 +1115,11 @@ impl Store {
         let mut batch = Batch::default();
         let garbage = Vec::new();
         if let Some(v) = version_id {
-            let wanted = (v != "null").then_some(v);
             let mut outcome = DeleteOutcome {
                 version_id: Some(v.to_string()),
                 delete_marker: false,
             };
-            if let Some((k, r)) = versions
-                .iter()
-                .find(|(_, r)| r.version_id.as_deref() == wanted)
-            {
+            if let Some((k, r)) = versions.iter().find(|(_, r)| r.is_named(v)) {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
                 check_unlocked(r, bypass_governance)?;
                 batch.delete(k);

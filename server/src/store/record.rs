@@ -333,6 +333,11 @@ impl Record for VersionRecord {
 }
 
 impl VersionRecord {
+    /// Whether `id` (as clients give it: `"null"` names the null version) names this version.
+    pub fn is_named(&self, id: &str) -> bool {
+        self.version_id.as_deref() == (id != "null").then_some(id)
+    }
+
     /// Whether object lock keeps this version at `now_ns` (retention not yet over, or a legal
     /// hold), and in which mode (`None` for a legal hold alone).
     pub fn locked_at(&self, now_ns: u64) -> Option<Option<RetentionMode>> {
