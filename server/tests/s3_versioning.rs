@@ -52,9 +52,12 @@ async fn get_version(client: &aws_sdk_s3::Client, bucket: &str, key: &str, v: &s
         .to_vec()
 }
 
-/// (key, version id, is latest, is delete marker) of every entry, paging with `page` keys.
+/// Every version and delete marker of `bucket` as (key, version id, is latest, is marker), in
+/// the server's listing order, paging with key and version-id markers `page` entries at a
+/// time. Read from the XML itself: the SDK splits versions from markers, and their
+/// millisecond LastModified cannot restore the order of writes made within one millisecond.
 async fn all_versions(
-    client: &aws_sdk_s3::Client,
+    server: &TestServer,
     bucket: &str,
     prefix: Option<&str>,
     page: i32,
@@ -62,54 +65,92 @@ async fn all_versions(
     let mut out = Vec::new();
     let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
     for _ in 0..1000 {
-        let resp = client
-            .list_object_versions()
-            .bucket(bucket)
-            .set_prefix(prefix.map(str::to_string))
-            .set_key_marker(key_marker.clone())
-            .set_version_id_marker(version_marker.clone())
-            .max_keys(page)
+        let mut query = format!("versions&max-keys={page}");
+        if let Some(p) = prefix {
+            query.push_str(&format!(
+                "&prefix={}",
+                common::encode_key(p).replace('/', "%2F")
+            ));
+        }
+        if let Some(k) = &key_marker {
+            query.push_str(&format!(
+                "&key-marker={}",
+                common::encode_key(k).replace('/', "%2F")
+            ));
+        }
+        if let Some(v) = &version_marker {
+            query.push_str(&format!("&version-id-marker={v}"));
+        }
+        let resp = server
+            .raw("GET", &format!("/{bucket}"))
+            .query(&query)
             .send()
-            .await
-            .expect("ListObjectVersions succeeds");
-        let mut entries: Vec<(String, String, bool, bool, aws_sdk_s3::primitives::DateTime)> =
-            Vec::new();
-        for v in resp.versions() {
-            entries.push((
-                v.key().unwrap().to_string(),
-                v.version_id().unwrap().to_string(),
-                v.is_latest().unwrap(),
-                false,
-                *v.last_modified().unwrap(),
-            ));
-        }
-        for d in resp.delete_markers() {
-            entries.push((
-                d.key().unwrap().to_string(),
-                d.version_id().unwrap().to_string(),
-                d.is_latest().unwrap(),
-                true,
-                *d.last_modified().unwrap(),
-            ));
-        }
+            .await;
+        assert_eq!(
+            resp.status,
+            200,
+            "ListObjectVersions succeeds: {}",
+            resp.text()
+        );
+        let entries = listed_entries(&resp.text());
         assert!(
             entries.len() <= page as usize,
             "a page holds at most max-keys"
         );
-        // The SDK splits versions and markers; restore listing order: key, then newest first.
-        entries.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
-        out.extend(entries.into_iter().map(|(k, v, l, d, _)| (k, v, l, d)));
-        if !resp.is_truncated().unwrap_or(false) {
+        out.extend(entries);
+        if resp.xml("IsTruncated").as_deref() != Some("true") {
             return out;
         }
-        key_marker = resp.next_key_marker().map(str::to_string);
-        version_marker = resp.next_version_id_marker().map(str::to_string);
+        key_marker = resp.xml("NextKeyMarker").map(|k| unescape(&k));
+        version_marker = resp.xml("NextVersionIdMarker");
         assert!(
             key_marker.is_some(),
             "a truncated page names where to go on"
         );
     }
     panic!("ListObjectVersions never finished");
+}
+
+/// The `<Version>` and `<DeleteMarker>` entries of a ListVersionsResult, in document order.
+fn listed_entries(xml: &str) -> Vec<(String, String, bool, bool)> {
+    let field = |entry: &str, name: &str| -> String {
+        let open = format!("<{name}>");
+        let start = entry
+            .find(&open)
+            .map(|i| i + open.len())
+            .unwrap_or_else(|| panic!("{name} in {entry}"));
+        let end = entry[start..].find(&format!("</{name}>")).unwrap() + start;
+        unescape(&entry[start..end])
+    };
+    let mut out = Vec::new();
+    let mut rest = xml;
+    loop {
+        let version = rest.find("<Version>");
+        let marker = rest.find("<DeleteMarker>");
+        let (at, is_marker, close) = match (version, marker) {
+            (Some(v), Some(m)) if m < v => (m, true, "</DeleteMarker>"),
+            (Some(v), _) => (v, false, "</Version>"),
+            (None, Some(m)) => (m, true, "</DeleteMarker>"),
+            (None, None) => return out,
+        };
+        let end = rest[at..].find(close).expect("entries are closed") + at;
+        let entry = &rest[at..end];
+        out.push((
+            field(entry, "Key"),
+            field(entry, "VersionId"),
+            field(entry, "IsLatest") == "true",
+            is_marker,
+        ));
+        rest = &rest[end..];
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 #[tokio::test]
@@ -165,7 +206,7 @@ async fn every_overwrite_keeps_a_version_readable_by_id() {
         .unwrap();
     assert_eq!(latest.version_id(), Some(ids[2].as_str()));
 
-    let listed = all_versions(&client, "ver", None, 1000).await;
+    let listed = all_versions(&server, "ver", None, 1000).await;
     assert_eq!(
         listed,
         vec![
@@ -196,7 +237,7 @@ async fn every_overwrite_keeps_a_version_readable_by_id() {
         404,
         "NoSuchVersion",
     );
-    assert_eq!(all_versions(&client, "ver", None, 1000).await.len(), 2);
+    assert_eq!(all_versions(&server, "ver", None, 1000).await.len(), 2);
     // Deleting the newest version makes the previous one current.
     client
         .delete_object()
@@ -267,7 +308,7 @@ async fn a_delete_leaves_a_marker_that_hides_the_object_until_removed() {
         .unwrap();
     assert_eq!(listed.key_count(), Some(0));
     assert_eq!(
-        all_versions(&client, "marks", None, 1000).await,
+        all_versions(&server, "marks", None, 1000).await,
         vec![
             ("k".to_string(), marker.clone(), true, true),
             ("k".to_string(), v1.clone(), false, false),
@@ -318,7 +359,7 @@ async fn a_delete_leaves_a_marker_that_hides_the_object_until_removed() {
         .unwrap();
     assert_eq!(other.delete_marker(), Some(true));
     assert!(other.delete_marker_version_id().is_some());
-    let versions = all_versions(&client, "marks", Some("k"), 1000).await;
+    let versions = all_versions(&server, "marks", Some("k"), 1000).await;
     assert_eq!(versions, vec![("k".to_string(), v2, true, false)]);
 }
 
@@ -358,7 +399,7 @@ async fn unversioned_and_suspended_writes_replace_the_null_version() {
         );
     }
     assert_eq!(
-        all_versions(&client, "nulls", None, 1000).await,
+        all_versions(&server, "nulls", None, 1000).await,
         vec![
             ("k".to_string(), "null".to_string(), true, false),
             ("k".to_string(), v.clone(), false, false),
@@ -378,7 +419,7 @@ async fn unversioned_and_suspended_writes_replace_the_null_version() {
     assert_eq!(del.delete_marker(), Some(true));
     assert_eq!(del.version_id(), Some("null"));
     assert_eq!(
-        all_versions(&client, "nulls", None, 1000).await,
+        all_versions(&server, "nulls", None, 1000).await,
         vec![
             ("k".to_string(), "null".to_string(), true, true),
             ("k".to_string(), v, false, false),
@@ -417,7 +458,7 @@ async fn version_listings_page_with_key_and_version_markers() {
     }
     for page in [1, 2, 5, 1000] {
         assert_eq!(
-            all_versions(&client, "pages", None, page).await,
+            all_versions(&server, "pages", None, page).await,
             expected,
             "pages of {page}"
         );
@@ -427,7 +468,7 @@ async fn version_listings_page_with_key_and_version_markers() {
         .filter(|e| e.0.starts_with("b/"))
         .cloned()
         .collect();
-    assert_eq!(all_versions(&client, "pages", Some("b/"), 2).await, b_only);
+    assert_eq!(all_versions(&server, "pages", Some("b/"), 2).await, b_only);
 
     // A delimiter rolls keys up into common prefixes.
     let resp = client
@@ -487,7 +528,7 @@ async fn copies_read_the_version_they_name() {
         .unwrap();
     assert_eq!(get_bytes(&client, "copies", "src").await, b"old body");
     assert_eq!(
-        all_versions(&client, "copies", Some("src"), 1000)
+        all_versions(&server, "copies", Some("src"), 1000)
             .await
             .len(),
         3
@@ -514,7 +555,7 @@ async fn versions_survive_a_killed_process() {
     server.restart();
     let client = server.client();
     assert_eq!(
-        all_versions(&client, "durable", None, 1000).await,
+        all_versions(&server, "durable", None, 1000).await,
         vec![
             ("k".to_string(), marker, true, true),
             ("k".to_string(), v2.clone(), false, false),
