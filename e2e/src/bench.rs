@@ -25,6 +25,10 @@ pub struct BenchOptions {
     /// Server processes per side: 1 is one coffer-server against one MinIO; more is a Coffer
     /// `LocalCluster` against a distributed MinIO with the same drives per process.
     pub servers: usize,
+    /// Objects in the LIST workload's bucket (`None`: by mode, see [`run`]).
+    pub list_objects: Option<u32>,
+    /// Only the workloads whose label contains this text.
+    pub only: Option<String>,
 }
 
 /// The parity both sides use in cluster mode (2+2 over 4 drives, 6+2 over 8).
@@ -155,13 +159,19 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
 
     // A cluster lists a larger bucket (the per-object cost of warp's upload before LIST is what
     // bounds it on a small machine).
-    let list_objects = match (cluster, opts.quick) {
+    let list_objects = opts.list_objects.unwrap_or(match (cluster, opts.quick) {
         (false, true) => 2000,
         (false, false) => 10_000,
         (true, true) => 5000,
         (true, false) => 20_000,
-    };
-    let workloads = warp::workloads(opts.quick, list_objects);
+    });
+    let mut workloads = warp::workloads(opts.quick, list_objects);
+    if let Some(only) = &opts.only {
+        workloads.retain(|w| w.label.contains(only.as_str()));
+        if workloads.is_empty() {
+            bail!("no workload's label contains {only:?}");
+        }
+    }
     let mut rows = Vec::new();
     for workload in &workloads {
         let measure = |name: &str, target: &mut dyn Target| {
@@ -218,6 +228,12 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
         if opts.drives > 1 || cluster {
             command.push_str(&format!(" --drives {}", opts.drives));
         }
+        if let Some(n) = opts.list_objects {
+            command.push_str(&format!(" --list-objects {n}"));
+        }
+        if let Some(only) = &opts.only {
+            command.push_str(&format!(" --only '{only}'"));
+        }
         let heading = if cluster {
             format!(
                 "Latest results: {}-server cluster, {} drive{} per server",
@@ -232,6 +248,11 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
             )
         } else {
             "Latest results".to_string()
+        };
+        // A partial run gets its own section instead of replacing the full run's table.
+        let heading = match &opts.only {
+            Some(only) => format!("{heading}: {only} only"),
+            None => heading,
         };
         let setup = cluster.then(|| {
             let total = opts.servers * opts.drives;

@@ -36,6 +36,12 @@ enum Cmd {
         /// MinIO, parity 2 on both).
         #[arg(long, default_value_t = 1)]
         servers: usize,
+        /// Objects in the LIST workload's bucket (default: 2000–20 000 by mode).
+        #[arg(long)]
+        list_objects: Option<u32>,
+        /// Run only the workloads whose label contains this text (e.g. `LIST`, `64 MiB`).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Build (or find in the cache) warp and MinIO and print their paths.
     Tools,
@@ -138,9 +144,13 @@ fn main() -> Result<()> {
             no_write,
             drives,
             servers,
+            list_objects,
+            only,
         } => coffer_e2e::bench::run(&coffer_e2e::bench::BenchOptions {
             drives,
             servers,
+            list_objects,
+            only,
             quick,
             scratch: scratch.unwrap_or_else(std::env::temp_dir),
             write_report: !no_write,

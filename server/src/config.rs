@@ -360,9 +360,11 @@ async fn serve_store(
             interval: std::time::Duration::from_secs(args.heal_interval),
         },
     );
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     crate::lifecycle::spawn_worker(
         store.clone(),
         crate::lifecycle::Pace::for_day(args.lifecycle_day_seconds),
+        metrics.clone(),
     );
     let iam = {
         let (root, store) = (root.clone(), store.clone());
@@ -378,7 +380,7 @@ async fn serve_store(
         region: args.region.clone(),
         domains: args.domains.clone(),
         policies: Default::default(),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
+        metrics,
         cluster,
     });
     if ctx.cluster.is_some() {

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::metrics::Metrics;
 use crate::store::record::{VersionKind, VersionRecord};
 use crate::store::{now_ns, BucketDocument, ListEntry, ListQuery, Store, StoreError};
 
@@ -371,29 +372,39 @@ impl Pace {
     }
 }
 
-/// Counts an action's outcome: done, already done by someone else, or kept by object lock.
-fn tally(
-    result: Result<bool, StoreError>,
-    count: &mut u64,
-    locked: &mut u64,
-) -> Result<(), StoreError> {
-    match result {
-        Ok(true) => *count += 1,
-        Ok(false) => {}
-        Err(StoreError::ObjectLocked(_)) => *locked += 1,
-        Err(StoreError::NoSuchBucket) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(())
-}
-
 /// One pass of a bucket's rules, at one moment.
 struct Run<'a> {
     store: &'a Store,
     bucket: &'a str,
     rules: &'a [Rule],
     pace: &'a Pace,
+    metrics: &'a Metrics,
     now: u64,
+}
+
+impl Run<'_> {
+    /// Counts an action's outcome: done (in the report and in the server's metrics, as it
+    /// happens, so progress shows during a long pass), already done by someone else, or kept
+    /// by object lock.
+    fn tally(
+        &self,
+        action: &'static str,
+        result: Result<bool, StoreError>,
+        count: &mut u64,
+        locked: &mut u64,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(true) => {
+                *count += 1;
+                self.metrics.record_lifecycle_action(action);
+            }
+            Ok(false) => {}
+            Err(StoreError::ObjectLocked(_)) => *locked += 1,
+            Err(StoreError::NoSuchBucket) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
 }
 
 /// Applies the rules of `run` to the versions of one key (newest first).
@@ -409,6 +420,7 @@ fn apply_to_key(
         rules,
         pace,
         now,
+        ..
     } = *run;
     let Some(current) = versions.first() else {
         return Ok(());
@@ -429,7 +441,7 @@ fn apply_to_key(
                 current.version_id.as_deref(),
                 current.mod_time_ns,
             );
-            tally(result, &mut report.expired, &mut report.locked)?;
+            run.tally("expired", result, &mut report.expired, &mut report.locked)?;
             pace.breathe();
         }
     }
@@ -452,7 +464,12 @@ fn apply_to_key(
             let result = store
                 .delete_object(bucket, key, Some(id), false)
                 .map(|_| true);
-            tally(result, &mut report.noncurrent_removed, &mut report.locked)?;
+            run.tally(
+                "noncurrent_removed",
+                result,
+                &mut report.noncurrent_removed,
+                &mut report.locked,
+            )?;
             pace.breathe();
         }
     }
@@ -466,7 +483,12 @@ fn apply_to_key(
             let result = store
                 .delete_object(bucket, key, Some(id), false)
                 .map(|_| true);
-            tally(result, &mut report.markers_removed, &mut report.locked)?;
+            run.tally(
+                "marker_removed",
+                result,
+                &mut report.markers_removed,
+                &mut report.locked,
+            )?;
             pace.breathe();
         }
     }
@@ -479,6 +501,7 @@ pub fn apply(
     bucket: &str,
     rules: &[Rule],
     pace: &Pace,
+    metrics: &Metrics,
 ) -> Result<PassReport, StoreError> {
     let now = now_ns();
     let run = Run {
@@ -486,6 +509,7 @@ pub fn apply(
         bucket,
         rules,
         pace,
+        metrics,
         now,
     };
     let mut report = PassReport::default();
@@ -527,7 +551,10 @@ pub fn apply(
                 });
                 if due {
                     match store.abort_upload(bucket, key, &u.upload_id) {
-                        Ok(()) => report.uploads_aborted += 1,
+                        Ok(()) => {
+                            report.uploads_aborted += 1;
+                            metrics.record_lifecycle_action("upload_aborted");
+                        }
                         Err(StoreError::NoSuchUpload) => {}
                         Err(e) => return Err(e),
                     }
@@ -548,7 +575,7 @@ pub fn apply(
 
 /// One pass over every bucket with a lifecycle configuration, each under a cluster lock so
 /// one server at a time works on a bucket (others skip it this round).
-pub fn pass(store: &Store, pace: &Pace) -> Result<PassReport, StoreError> {
+pub fn pass(store: &Store, pace: &Pace, metrics: &Metrics) -> Result<PassReport, StoreError> {
     let mut total = PassReport::default();
     for bucket in store.list_buckets()? {
         let Some(doc) = store.bucket_document(&bucket.name, BucketDocument::Lifecycle)? else {
@@ -571,7 +598,7 @@ pub fn pass(store: &Store, pace: &Pace) -> Result<PassReport, StoreError> {
                 continue;
             }
         };
-        let r = apply(store, &bucket.name, &rules, pace)?;
+        let r = apply(store, &bucket.name, &rules, pace, metrics)?;
         if r != PassReport::default() {
             tracing::info!(bucket = %bucket.name, ?r, "lifecycle rules applied");
         }
@@ -585,12 +612,12 @@ pub fn pass(store: &Store, pace: &Pace) -> Result<PassReport, StoreError> {
 }
 
 /// Starts the worker on its own thread: a pass every `pace.interval`.
-pub fn spawn_worker(store: Arc<Store>, pace: Pace) {
+pub fn spawn_worker(store: Arc<Store>, pace: Pace, metrics: Arc<Metrics>) {
     std::thread::Builder::new()
         .name("coffer-lifecycle".into())
         .spawn(move || loop {
             std::thread::sleep(pace.interval);
-            if let Err(e) = pass(&store, &pace) {
+            if let Err(e) = pass(&store, &pace, &metrics) {
                 tracing::warn!(error = %e, "lifecycle pass stopped; the next one starts over");
             }
         })

@@ -37,6 +37,11 @@ struct DriveStateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LifecycleLabels {
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DriveLabels {
     drive: String,
 }
@@ -75,6 +80,7 @@ pub struct Metrics {
     rocksdb_live_bytes: Family<DriveLabels, Gauge>,
     resident_bytes: Gauge,
     reconstructed_blocks: Counter,
+    lifecycle_actions: Family<LifecycleLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -113,6 +119,7 @@ impl Metrics {
         let rocksdb_live_bytes = Family::<DriveLabels, Gauge>::default();
         let resident_bytes = Gauge::default();
         let reconstructed_blocks = Counter::default();
+        let lifecycle_actions = Family::<LifecycleLabels, Counter>::default();
         // Counter names get their `_total` suffix from the encoder.
         registry.register(
             "coffer_s3_requests",
@@ -194,6 +201,12 @@ impl Metrics {
             "Blocks that reads rebuilt from parity because a data shard was missing or corrupt",
             reconstructed_blocks.clone(),
         );
+        registry.register(
+            "coffer_lifecycle_actions",
+            "Lifecycle rule actions this server applied, by action (expired, noncurrent_removed, \
+             marker_removed, upload_aborted)",
+            lifecycle_actions.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -212,7 +225,15 @@ impl Metrics {
             reconstructed_blocks,
             rocksdb_live_bytes,
             resident_bytes,
+            lifecycle_actions,
         }
+    }
+
+    /// Counts one action of the lifecycle worker (`action` names it, see the metric's help).
+    pub fn record_lifecycle_action(&self, action: &'static str) {
+        self.lifecycle_actions
+            .get_or_create(&LifecycleLabels { action })
+            .inc();
     }
 
     /// Records one finished S3 request.
@@ -321,6 +342,17 @@ mod tests {
         );
         assert!(text.contains("coffer_s3_bytes_received_total 15"));
         assert!(text.contains("coffer_s3_bytes_sent_total 300"));
+    }
+
+    #[test]
+    fn lifecycle_actions_are_counted_by_action() {
+        let m = Metrics::new();
+        m.record_lifecycle_action("expired");
+        m.record_lifecycle_action("expired");
+        m.record_lifecycle_action("upload_aborted");
+        let text = m.render(&StateSample::default());
+        assert!(text.contains(r#"coffer_lifecycle_actions_total{action="expired"} 2"#));
+        assert!(text.contains(r#"coffer_lifecycle_actions_total{action="upload_aborted"} 1"#));
     }
 
     #[test]

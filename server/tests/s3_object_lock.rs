@@ -439,3 +439,113 @@ async fn governance_changes_need_the_bypass() {
         "InvalidArgument",
     );
 }
+
+#[tokio::test]
+async fn copies_and_multipart_uploads_carry_the_lock_their_headers_name() {
+    let server = TestServer::start();
+    let client = locked_bucket(&server, "vault").await;
+    let source = put(&client, "vault", "source").await;
+
+    // CopyObject with a COMPLIANCE retention: the copy is locked, the source is not.
+    let copy = client
+        .copy_object()
+        .bucket("vault")
+        .key("copy")
+        .copy_source(format!("vault/source?versionId={source}"))
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_future(3600))
+        .send()
+        .await
+        .expect("CopyObject with object lock headers")
+        .version_id
+        .expect("a versioned copy");
+    let got = client
+        .get_object_retention()
+        .bucket("vault")
+        .key("copy")
+        .version_id(&copy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.retention().unwrap().mode(),
+        Some(&ObjectLockRetentionMode::Compliance)
+    );
+    assert_eq!(
+        delete_version(&client, "vault", "copy", &copy, true).await,
+        Err((403, "AccessDenied".into()))
+    );
+    assert_eq!(
+        delete_version(&client, "vault", "source", &source, false).await,
+        Ok(())
+    );
+
+    // CreateMultipartUpload with a legal hold: the completed object is held.
+    let upload = client
+        .create_multipart_upload()
+        .bucket("vault")
+        .key("big")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .send()
+        .await
+        .expect("CreateMultipartUpload with a legal hold");
+    let upload_id = upload.upload_id().unwrap();
+    let part = client
+        .upload_part()
+        .bucket("vault")
+        .key("big")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(vec![7u8; 1 << 20].into())
+        .send()
+        .await
+        .unwrap();
+    let done = client
+        .complete_multipart_upload()
+        .bucket("vault")
+        .key("big")
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CompleteMultipartUpload");
+    let big = done.version_id().expect("a versioned object").to_string();
+    let head = client
+        .head_object()
+        .bucket("vault")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.object_lock_legal_hold_status(),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    assert_eq!(
+        delete_version(&client, "vault", "big", &big, true).await,
+        Err((403, "AccessDenied".into()))
+    );
+    // A retention date in the past is refused on a copy as on a PUT.
+    assert_s3_error(
+        client
+            .copy_object()
+            .bucket("vault")
+            .key("late")
+            .copy_source("vault/copy")
+            .object_lock_mode(ObjectLockMode::Governance)
+            .object_lock_retain_until_date(DateTime::from_secs(1_000_000))
+            .send()
+            .await,
+        400,
+        "InvalidArgument",
+    );
+}

@@ -147,12 +147,20 @@ impl Store {
         let set = &self.sets[set_index];
         let _healing = DrivesHealing::start(set, drives.len() as u64);
         let mut report = HealReport::default();
-        // Part records are keyed by upload id only: their shard order comes from the upload's
-        // bucket and key, looked up here once rather than by a scan per part.
+        // Part records are keyed by upload id only: their shard order and their lock come from
+        // the upload's bucket and key, looked up here once rather than by a scan per part.
         let mut uploads = HashMap::new();
         for (_, v) in set.scan(&[keys::UPLOAD])? {
             let u: record::UploadRecord = record::decode(&v)?;
-            uploads.insert(u.upload_id.clone(), Self::order(set, &u.bucket, &u.key));
+            let order = Self::order(set, &u.bucket, &u.key);
+            uploads.insert(
+                u.upload_id.clone(),
+                UploadPlace {
+                    bucket: u.bucket,
+                    key: u.key,
+                    order,
+                },
+            );
         }
         set.heal_bytes_left
             .store(self.bytes_to_heal(set, drives)?, Ordering::Relaxed);
@@ -304,21 +312,46 @@ impl Store {
         Ok(Some((guard, fresh)))
     }
 
+    /// Takes the lock of the upload a part record `key` belongs to (uploads, parts, aborts and
+    /// completions take their object's lock) and reads the record again on every drive: a part
+    /// replaced, or removed by an abort or completion, since it was scanned must not be brought
+    /// back. None when it is gone, no longer on a read quorum, or its upload is unknown.
+    fn lock_part(
+        &self,
+        set: &DriveSet,
+        key: &[u8],
+        uploads: &HashMap<String, UploadPlace>,
+    ) -> Result<Option<(KeyGuard<'_>, DriveValues)>, StoreError> {
+        let upload_id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
+        let Some(place) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) else {
+            return Ok(None);
+        };
+        let guard = self.lock_for(&place.bucket, &place.key)?;
+        let fresh = set.get_all(key)?;
+        if fresh.iter().flatten().count() < set.read_quorum() {
+            return Ok(None);
+        }
+        Ok(Some((guard, fresh)))
+    }
+
     /// Copies record `key` to the drives `missing` and rebuilds their shards; a version
-    /// record is healed under its object's lock.
+    /// record is healed under its object's lock, a part record under its upload's.
     fn heal_record(
         &self,
         set_index: usize,
         key: &[u8],
         values: &[Option<Vec<u8>>],
         missing: &[usize],
-        uploads: &HashMap<String, Vec<usize>>,
+        uploads: &HashMap<String, UploadPlace>,
         report: &mut HealReport,
     ) -> Result<(), StoreError> {
-        if key.first() != Some(&keys::VERSION) {
-            return self.heal_record_locked(set_index, key, values, missing, uploads, report);
-        }
-        let Some((_guard, fresh)) = self.lock_version(&self.sets[set_index], key)? else {
+        let set = &self.sets[set_index];
+        let locked = match key.first() {
+            Some(&keys::VERSION) => self.lock_version(set, key)?,
+            Some(&keys::PART) => self.lock_part(set, key, uploads)?,
+            _ => return self.heal_record_locked(set_index, key, values, missing, uploads, report),
+        };
+        let Some((_guard, fresh)) = locked else {
             return Ok(());
         };
         let missing: Vec<usize> = missing
@@ -338,7 +371,7 @@ impl Store {
         key: &[u8],
         values: &[Option<Vec<u8>>],
         missing: &[usize],
-        uploads: &HashMap<String, Vec<usize>>,
+        uploads: &HashMap<String, UploadPlace>,
         report: &mut HealReport,
     ) -> Result<(), StoreError> {
         let set = &self.sets[set_index];
@@ -381,9 +414,10 @@ impl Store {
             Some(&keys::PART) => {
                 let part: PartRecord = record::decode(&any)?;
                 let upload_id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
-                if let Some(order) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) {
+                if let Some(place) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) {
                     report.shards_missing += missing.len() as u64;
-                    let bytes = heal_data_file(set, order, &part.data_id, part.size, missing)?;
+                    let bytes =
+                        heal_data_file(set, &place.order, &part.data_id, part.size, missing)?;
                     report.bytes_healed += bytes;
                     report.shards_healed += missing.len() as u64;
                     count_healed(set, bytes);
@@ -399,6 +433,14 @@ impl Store {
         report.records_healed += 1;
         Ok(())
     }
+}
+
+/// Where an unfinished upload's parts belong: its object (whose lock guards them) and the
+/// shard order of that object.
+struct UploadPlace {
+    bucket: String,
+    key: String,
+    order: Vec<usize>,
 }
 
 /// Counts drives in [`DriveSet::drives_healing`] while [`Store::heal_drives`] fills them,
