@@ -103,8 +103,16 @@ pub fn run(
 ) -> Result<Throughput> {
     let benchdata = scratch.join(format!("warp-{}", workload.label.replace(' ', "-")));
     // warp stops by itself after --duration; `timeout` bounds the upload of
-    // GET/LIST objects before it and any hang against a broken server.
-    let limit = workload.duration.as_secs() + 300;
+    // GET/LIST objects before it (at least 50 objects/s, however slow the
+    // machine) and any hang against a broken server.
+    let objects: u64 = workload
+        .args
+        .iter()
+        .skip_while(|a| *a != "--objects")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let limit = workload.duration.as_secs() + 300 + objects / 50;
     let output = Command::new("timeout")
         .args(["--kill-after=10", &limit.to_string()])
         .arg(warp)
