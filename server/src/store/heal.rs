@@ -180,8 +180,13 @@ impl Store {
                 if let Err(e) =
                     self.heal_record(set_index, &key, &values, &missing, &uploads, &mut report)
                 {
-                    tracing::warn!(error = %e, "could not heal a record; continuing");
+                    // A version record is retried by the missed-write healer (every second
+                    // once all drives answer) instead of waiting for the next scanner cycle.
+                    tracing::warn!(error = %e, "could not heal a record; retrying it later");
                     report.errors += 1;
+                    if key.first() == Some(&keys::VERSION) {
+                        set.requeue_missed(vec![key.clone()]);
+                    }
                 }
             }
             it.next();
