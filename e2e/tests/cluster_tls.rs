@@ -129,7 +129,14 @@ async fn a_server_with_another_ca_is_not_taken_for_a_peer() {
             })
         })
     });
-    // Several ping rounds (every 500 ms) later, the others still count its drive offline.
+    // The others count its drive offline once their next ping (every 500 ms) fails its
+    // handshake, and several rounds later they still do.
+    for i in 0..3 {
+        wait_for(
+            &format!("server {i} never counted server 3's drive offline"),
+            || drives(&cluster, i, "offline") == Some(1.0),
+        );
+    }
     // (Server 3 itself, without a read quorum of drives, waits a minute before it opens its
     // S3 port at all.)
     let until = Instant::now() + Duration::from_secs(3);

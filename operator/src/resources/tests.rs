@@ -479,7 +479,12 @@ fn a_store_without_tls_has_no_certificate_and_probes_over_http() {
     let store = ObjectStore::test();
     let sts = statefulset(&store, &store.spec.pools[0]);
     let c = container(&sts);
-    assert!(!c.args.clone().unwrap().iter().any(|a| a.starts_with("--tls")));
+    assert!(!c
+        .args
+        .clone()
+        .unwrap()
+        .iter()
+        .any(|a| a.starts_with("--tls")));
     assert_eq!(probe_schemes(&c), ["HTTP", "HTTP", "HTTP"]);
     let pod = sts.spec.unwrap().template.spec.unwrap();
     assert!(pod.volumes.unwrap().iter().all(|v| v.secret.is_none()));
