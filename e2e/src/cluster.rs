@@ -3,18 +3,23 @@
 //! parallel tests never meet), each with D drive folders, joined by a generated topology file
 //! (`Topology::local_cluster`, the same schema the operator writes). A cluster may have several
 //! pools, and a pool can be appended while it runs. Used by `coffer-e2e local-cluster` and the
-//! cluster tests. Servers can be killed (`SIGKILL`) and restarted to test failures.
+//! cluster tests. Servers can be killed (`SIGKILL`) and restarted to test failures. With TLS
+//! (`local-cluster --tls`) every server serves S3 and peer RPC over TLS with a certificate of
+//! a CA generated for the cluster ([`crate::cluster_pki`]); a server can be given another
+//! CA to see the others refuse it.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use coffer_server::cluster::{PoolSpec, ServerSpec, Topology};
 
+use crate::cluster_pki::ClusterPki;
 use crate::server::Credentials;
 
 /// How long a server may take to become ready.
@@ -30,7 +35,57 @@ pub struct LocalCluster {
     block: [u8; 2],
     children: Vec<Option<Child>>,
     starts: Vec<usize>,
+    tls: Option<ClusterTls>,
 }
+
+/// The TLS files of a cluster: the cluster's own (`pkis[0]`) and any other CA's given to a
+/// server, which server uses which, and a client of the harness trusting them all.
+struct ClusterTls {
+    pkis: Vec<ClusterPki>,
+    /// Index into `pkis` of each server's files.
+    uses: Vec<usize>,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl ClusterTls {
+    fn new(dir: &Path, block: [u8; 2], servers: usize) -> Result<ClusterTls> {
+        let pki = ClusterPki::generate(
+            &dir.join("tls"),
+            "coffer local-cluster CA",
+            &certificate_hosts(block),
+        )?;
+        let client = crate::cluster_pki::client_config(&[pki.ca_pem()], &[b"http/1.1"])?;
+        Ok(ClusterTls {
+            pkis: vec![pki],
+            uses: vec![0; servers],
+            client,
+        })
+    }
+
+    fn trust_all(&mut self) -> Result<()> {
+        let pems: Vec<&str> = self.pkis.iter().map(ClusterPki::ca_pem).collect();
+        self.client = crate::cluster_pki::client_config(&pems, &[b"http/1.1"])?;
+        Ok(())
+    }
+
+    fn of(&self, i: usize) -> &ClusterPki {
+        &self.pkis[self.uses[i]]
+    }
+}
+
+/// Every address a server of `block` may have (the block's room for appended pools) and
+/// `localhost`: one certificate serves every server, as one Secret serves every pod.
+fn certificate_hosts(block: [u8; 2]) -> Vec<String> {
+    let mut hosts: Vec<String> = (0..ADDRESSES_PER_BLOCK)
+        .map(|i| server_ip(block, i))
+        .collect();
+    hosts.push("localhost".into());
+    hosts
+}
+
+/// Servers a cluster's address block holds: those it starts with, and room for pools
+/// appended later.
+const ADDRESSES_PER_BLOCK: usize = 64;
 
 /// A pool of `shape` for servers numbered from `first` (names `node-N`, addresses in
 /// `block`, drives under `dir/node-N/drive-J`).
@@ -127,9 +182,42 @@ impl LocalCluster {
 
     /// Starts a cluster of several pools; servers are numbered across pools, pool after pool.
     pub fn start_pools(binary: &Path, pools: &[PoolShape], dir: &Path) -> Result<LocalCluster> {
+        Self::start_pools_with(binary, pools, dir, false)
+    }
+
+    /// Like [`LocalCluster::start`], with S3 and peer RPC over TLS: a CA and a certificate
+    /// for every server's address are generated under `dir/tls` (`ca.crt`, `tls.crt`,
+    /// `tls.key`), and endpoints are `https://`.
+    pub fn start_tls(
+        binary: &Path,
+        servers: usize,
+        drives: usize,
+        dir: &Path,
+    ) -> Result<LocalCluster> {
+        let shape = PoolShape {
+            servers,
+            drives,
+            parity: None,
+        };
+        Self::start_pools_with(binary, &[shape], dir, true)
+    }
+
+    /// Starts a cluster of several pools, over TLS when `tls`.
+    pub fn start_pools_with(
+        binary: &Path,
+        pools: &[PoolShape],
+        dir: &Path,
+        tls: bool,
+    ) -> Result<LocalCluster> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
         let total: usize = pools.iter().map(|p| p.servers).sum();
+        if total + 16 > ADDRESSES_PER_BLOCK {
+            bail!(
+                "a local cluster has at most {} servers",
+                ADDRESSES_PER_BLOCK - 16
+            );
+        }
         // Room for a few pools appended later.
         let block = free_address_block(total + 16)?;
         // Topology::local_cluster gives the cluster id and checks the geometry; the servers
@@ -147,6 +235,9 @@ impl LocalCluster {
         }
         topology.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         let topology_path = dir.join("topology.json");
+        let tls = tls
+            .then(|| ClusterTls::new(&dir, block, total))
+            .transpose()?;
         let mut cluster = LocalCluster {
             binary: binary.to_path_buf(),
             dir,
@@ -160,6 +251,7 @@ impl LocalCluster {
             block,
             children: (0..total).map(|_| None).collect(),
             starts: vec![0; total],
+            tls,
         };
         cluster.write_topology()?;
         for i in 0..total {
@@ -227,6 +319,9 @@ impl LocalCluster {
         self.topology = topology;
         self.children.extend((0..shape.servers).map(|_| None));
         self.starts.extend(std::iter::repeat_n(0, shape.servers));
+        if let Some(tls) = &mut self.tls {
+            tls.uses.extend(std::iter::repeat_n(0, shape.servers));
+        }
         self.write_topology()?;
         for i in first..self.len() {
             self.spawn(i)?;
@@ -295,9 +390,43 @@ impl LocalCluster {
         panic!("server {i} is not in this cluster")
     }
 
-    /// `http://ADDRESS:PORT` of server `i`'s S3 listener.
+    /// `http://ADDRESS:PORT` (`https://` with TLS) of server `i`'s S3 listener.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://{}", self.server(i).endpoint)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.server(i).endpoint)
+    }
+
+    /// `ADDRESS:PORT` of server `i`'s peer RPC listener.
+    pub fn rpc_address(&self, i: usize) -> String {
+        self.server(i).rpc.clone()
+    }
+
+    /// The cluster's CA certificate (PEM), when it runs with TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.pkis[0].ca_pem())
+    }
+
+    /// Gives server `i` a certificate of a CA of its own (and makes it trust only that CA),
+    /// as a server given the wrong Secret would be. Takes effect when it starts again.
+    pub fn use_foreign_ca(&mut self, i: usize) -> Result<()> {
+        let block = self.block;
+        let dir = self.dir.join(format!("tls-foreign-{i}"));
+        let tls = self
+            .tls
+            .as_mut()
+            .context("only a TLS cluster has a CA to replace")?;
+        let pki = ClusterPki::generate(&dir, "another CA", &certificate_hosts(block))?;
+        tls.pkis.push(pki);
+        tls.uses[i] = tls.pkis.len() - 1;
+        tls.trust_all()
+    }
+
+    /// Gives server `i` the cluster's certificate and CA again. Takes effect when it starts
+    /// again.
+    pub fn use_cluster_ca(&mut self, i: usize) {
+        if let Some(tls) = &mut self.tls {
+            tls.uses[i] = 0;
+        }
     }
 
     pub fn endpoints(&self) -> Vec<String> {
@@ -324,8 +453,14 @@ impl LocalCluster {
             .open(self.log_path(i))?;
         self.starts[i] += 1;
         let spec = self.server(i).clone();
+        let tls_args = self
+            .tls
+            .as_ref()
+            .map(|t| t.of(i).serve_args())
+            .unwrap_or_default();
         let child = Command::new(&self.binary)
             .arg("serve")
+            .args(&tls_args)
             .args(["--topology".as_ref(), self.topology_path.as_os_str()])
             .args(["--node", &spec.name])
             .args(["--address", &spec.endpoint])
@@ -360,7 +495,11 @@ impl LocalCluster {
                     );
                 }
             }
-            if http_status(&addr, "/_coffer/health/ready") == Some(200) {
+            if self
+                .http_get(&addr, "/_coffer/health/ready")
+                .map(|(s, _)| s)
+                == Some(200)
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -458,7 +597,7 @@ impl LocalCluster {
     /// The value of metric `name` (a line `name value`, no labels) on server `i`'s
     /// `/_coffer/metrics`, or `None` when the server does not answer or has no such line.
     pub fn metric(&self, i: usize, name: &str) -> Option<f64> {
-        let (status, text) = http_get(&self.server(i).endpoint, "/_coffer/metrics")?;
+        let (status, text) = self.http_get(&self.server(i).endpoint, "/_coffer/metrics")?;
         if status != 200 {
             return None;
         }
@@ -468,24 +607,20 @@ impl LocalCluster {
     }
 }
 
-/// The status and body of `GET path` on `addr` (HTTP/1.1, `Connection: close`), or `None`
-/// when nothing answers.
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-/// The status code of `GET path` on `addr`, or `None` when nothing answers.
-fn http_status(addr: &str, path: &str) -> Option<u16> {
-    http_get(addr, path).map(|(status, _)| status)
+impl LocalCluster {
+    /// The status and body of `GET path` on `addr` (HTTP/1.1, `Connection: close`; HTTPS
+    /// with TLS), or `None` when nothing answers.
+    fn http_get(&self, addr: &str, path: &str) -> Option<(u16, String)> {
+        match &self.tls {
+            None => {
+                let s = TcpStream::connect(addr).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                crate::cluster_pki::http_get_over(s, addr, path)
+            }
+            Some(tls) => {
+                let s = crate::cluster_pki::connect(addr, tls.client.clone()).ok()?;
+                crate::cluster_pki::http_get_over(s, addr, path)
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod cluster_pki;
 pub mod go_tools;
 pub mod k8s;
 pub mod report;

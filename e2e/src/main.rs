@@ -63,6 +63,10 @@ enum Cmd {
         /// only if the topology is the same, so use a fresh folder per cluster).
         #[arg(long)]
         dir: PathBuf,
+        /// S3 and peer RPC over TLS: a CA and a server certificate are generated into
+        /// DIR/tls (ca.crt, tls.crt, tls.key); clients trust DIR/tls/ca.crt.
+        #[arg(long)]
+        tls: bool,
     },
 }
 
@@ -159,12 +163,21 @@ fn main() -> Result<()> {
             servers,
             drives,
             dir,
+            tls,
         } => {
             let binary = coffer_e2e::bench::fresh_coffer_binary()?;
+            let shape = coffer_e2e::cluster::PoolShape {
+                servers,
+                drives,
+                parity: None,
+            };
             let mut cluster =
-                coffer_e2e::cluster::LocalCluster::start(&binary, servers, drives, &dir)?;
+                coffer_e2e::cluster::LocalCluster::start_pools_with(&binary, &[shape], &dir, tls)?;
             for e in cluster.endpoints() {
                 println!("endpoint={e}");
+            }
+            if tls {
+                println!("ca={}", dir.join("tls").join("ca.crt").display());
             }
             println!("COFFER_ROOT_USER={}", cluster.creds.access_key);
             println!("COFFER_ROOT_PASSWORD={}", cluster.creds.secret_key);

@@ -76,9 +76,9 @@ impl AdminError {
 }
 
 /// Where the operator finds stores' admin APIs. In a cluster: each store's client Service
-/// (`http://<store>.<ns>.svc:9000`) and, for per-server status, each pod through the
-/// headless Service. `endpoint_override` sends every call to one address instead (the
-/// operator run from a laptop through a port-forward, and tests).
+/// (`http://<store>.<ns>.svc:9000`, `https://` with `spec.tls`) and, for per-server status,
+/// each pod through the headless Service. `endpoint_override` sends every call to one
+/// address instead (the operator run from a laptop through a port-forward, and tests).
 #[derive(Clone, Debug)]
 pub struct AdminAccess {
     pub endpoint_override: Option<String>,
@@ -112,12 +112,15 @@ impl std::fmt::Debug for RootCredential {
 }
 
 impl AdminAccess {
-    /// A client for `endpoint` (`http://host:port`), or for the override when one is set.
+    /// A client for `endpoint` (`http(s)://host:port`), or for the override when one is set;
+    /// an `https` endpoint is trusted when `ca` (PEM, the store's `ca.crt`) signed its
+    /// certificate.
     pub fn client(
         &self,
         endpoint: &str,
         root: &RootCredential,
         region: &str,
+        ca: Option<&[u8]>,
     ) -> Result<Admin, AdminError> {
         let url = self.endpoint_override.as_deref().unwrap_or(endpoint);
         let endpoint = url.parse().map_err(|e| AdminError {
@@ -131,7 +134,7 @@ impl AdminAccess {
                 access_key: root.user.clone(),
                 secret_key: root.password.clone(),
                 region: region.to_string(),
-                ca_cert: None,
+                ca_cert: ca.map(<[u8]>::to_vec),
             },
             timeout: self.timeout,
         })
@@ -425,9 +428,7 @@ impl Admin {
             )))
             .map_err(|e| fail(e.to_string()))?;
         *req.headers_mut() = headers;
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
+        let client = self.client.http_client().map_err(|e| fail(e.to_string()))?;
         let call = async {
             let resp = client.request(req).await.map_err(|e| fail(e.to_string()))?;
             let status = resp.status().as_u16();

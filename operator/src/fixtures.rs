@@ -62,6 +62,7 @@ impl ObjectStore {
                 upgrade_strategy: None,
                 storage_deletion_policy: StorageDeletionPolicy::Retain,
                 region: None,
+                tls: None,
             },
         );
         s.metadata = meta("photos", "uid-store");
@@ -81,6 +82,14 @@ impl ObjectStore {
 
     pub fn with_deletion(mut self, policy: StorageDeletionPolicy) -> Self {
         self.spec.storage_deletion_policy = policy;
+        self
+    }
+
+    /// TLS from the Secret `secret` (`tls.crt`, `tls.key`, `ca.crt`).
+    pub fn with_tls(mut self, secret: &str) -> Self {
+        self.spec.tls = Some(TlsSpec {
+            secret_name: secret.into(),
+        });
         self
     }
 

@@ -199,6 +199,11 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "COFFER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) of the cluster: peer RPC then runs over TLS, serving --tls-cert
+    /// and trusting only peers whose certificate this CA signed for their topology host.
+    /// Needs --tls-cert, --tls-key and --topology.
+    #[arg(long, env = "COFFER_TLS_CA", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ServeArgs {
@@ -278,9 +283,50 @@ fn watch_topology(
     rx
 }
 
+/// Refuses TLS settings that cannot work together, before anything starts. (The command line
+/// parser refuses most of these too; this also covers arguments built in code.)
+pub fn check_tls_args(args: &ServeArgs) -> anyhow::Result<()> {
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        anyhow::bail!("--tls-cert and --tls-key (COFFER_TLS_CERT, COFFER_TLS_KEY) go together");
+    }
+    if let Some(ca) = &args.tls_ca {
+        if args.tls_cert.is_none() {
+            anyhow::bail!(
+                "--tls-ca {} needs --tls-cert and --tls-key: a server presents its certificate to its peers",
+                ca.display()
+            );
+        }
+        if args.topology.is_none() {
+            anyhow::bail!(
+                "--tls-ca {} is the CA of peer RPC between the servers of a cluster; it needs --topology",
+                ca.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The certificate of the S3 listener (and of peer RPC with `--tls-ca`), reloaded when its
+/// files change; `None` without `--tls-cert`.
+fn serving_cert(args: &ServeArgs) -> anyhow::Result<Option<Arc<crate::http::tls::ReloadingCert>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let files = crate::http::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    Ok(Some(crate::http::tls::spawn_reloader(
+        files,
+        crate::http::tls::RELOAD_INTERVAL,
+    )?))
+}
+
 pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
+    check_tls_args(args)?;
+    let cert = serving_cert(args)?;
     if args.topology.is_some() {
-        return start_clustered(args).await;
+        return start_clustered(args, cert).await;
     }
     let first = args
         .drives
@@ -323,7 +369,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
             Err(e) => tracing::error!(error = %e, "healing empty drives failed"),
         });
     }
-    let (handle, _, tls) = serve_store(args, store, root.clone(), None).await?;
+    let (handle, _, tls) = serve_store(args, store, root.clone(), None, cert).await?;
     Ok(Running {
         handle,
         root,
@@ -349,6 +395,7 @@ async fn serve_store(
     store: Arc<Store>,
     root: Credential,
     cluster: Option<Arc<crate::cluster::node::Cluster>>,
+    cert: Option<Arc<crate::http::tls::ReloadingCert>>,
 ) -> anyhow::Result<(ServerHandle, Arc<Context>, bool)> {
     let heal = Arc::new(crate::heal::HealStatus::default());
     crate::heal::spawn_missed_healer(store.clone(), heal.clone());
@@ -386,7 +433,10 @@ async fn serve_store(
     if ctx.cluster.is_some() {
         tokio::spawn(refresh_metadata(Arc::downgrade(&ctx)));
     }
-    let tls = crate::http::tls::listener_config(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    let tls = cert
+        .map(crate::http::tls::server_config)
+        .transpose()?
+        .map(Arc::new);
     let listener = tokio::net::TcpListener::bind(args.address).await?;
     let handle = crate::http::serve_with_tls(listener, ctx.clone(), tls.clone()).await?;
     Ok((handle, ctx, tls.is_some()))
@@ -422,7 +472,10 @@ pub async fn apply_notice(ctx: &Arc<Context>, notice: crate::cluster::peer::Noti
 }
 
 /// A server of a cluster: `--topology FILE --node NAME`.
-async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
+async fn start_clustered(
+    args: &ServeArgs,
+    cert: Option<Arc<crate::http::tls::ReloadingCert>>,
+) -> anyhow::Result<Running> {
     let path = args.topology.as_ref().expect("checked by the caller");
     let node = args
         .node
@@ -477,9 +530,27 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
             SocketAddr::from(([0, 0, 0, 0], port))
         }
     };
+    // With a CA, peer RPC serves the S3 listener's certificate (same files, same reloads).
+    let peer_tls = match &args.tls_ca {
+        Some(ca) => {
+            let cert = cert
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--tls-ca needs --tls-cert and --tls-key"))?;
+            Some(
+                crate::cluster::peer::PeerTls::new(cert, ca)
+                    .map_err(|e| anyhow::anyhow!("peer RPC TLS: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let rpc_listener = tokio::net::TcpListener::bind(rpc_address)
         .await
         .map_err(|e| anyhow::anyhow!("peer RPC listener {rpc_address}: {e}"))?;
+    tracing::info!(
+        address = %rpc_address,
+        tls = peer_tls.is_some(),
+        "peer RPC listening"
+    );
     let (store, cluster) = {
         let (topology, node, secret, region) = (
             topology.clone(),
@@ -487,10 +558,11 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
             secret.clone(),
             args.region.clone(),
         );
+        let client_tls = peer_tls.as_ref().map(|t| t.client.clone());
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _enter = handle.enter();
-            crate::cluster::node::open(&topology, &node, secret, &region)
+            crate::cluster::node::open(&topology, &node, secret, client_tls, &region)
         })
         .await?
         .map_err(|e| anyhow::anyhow!("opening drives: {e}"))?
@@ -512,7 +584,7 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
     let service = cluster
         .service(&store, secret, notify)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::cluster::peer::serve(rpc_listener, Arc::new(service));
+    crate::cluster::peer::serve(rpc_listener, Arc::new(service), peer_tls.map(|t| t.server));
     if !cluster
         .wait_for_drives(&store, std::time::Duration::from_secs(60))
         .await
@@ -560,7 +632,7 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
             }
         });
     }
-    let (handle, ctx, tls) = serve_store(args, store, root.clone(), Some(cluster)).await?;
+    let (handle, ctx, tls) = serve_store(args, store, root.clone(), Some(cluster), cert).await?;
     let _ = ctx_slot.set(Arc::downgrade(&ctx));
     Ok(Running {
         handle,
@@ -569,4 +641,61 @@ async fn start_clustered(args: &ServeArgs) -> anyhow::Result<Running> {
         tls,
         topology_changed: Some(watch_topology(path.clone(), topology)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_ca_without_a_certificate_or_a_cluster_is_refused_clearly() {
+        // On the command line (or in COFFER_TLS_CA), clap names the missing flag.
+        let err = ServeOnly::try_parse_from(["serve", "--tls-ca", "ca.pem"])
+            .err()
+            .expect("--tls-ca alone is refused");
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{err}"
+        );
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+
+        // Arguments built in code get the same answer before anything starts.
+        let mut args = ServeArgs {
+            topology: Some("topology.json".into()),
+            node: Some("node-0".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..ServeArgs::default()
+        };
+        let err = check_tls_args(&args).unwrap_err().to_string();
+        assert!(err.contains("needs --tls-cert and --tls-key"), "{err}");
+
+        args.tls_cert = Some("tls.crt".into());
+        let err = check_tls_args(&args).unwrap_err().to_string();
+        assert!(err.contains("go together"), "{err}");
+
+        args.tls_key = Some("tls.key".into());
+        check_tls_args(&args).expect("a CA with a certificate and key, in a cluster");
+
+        // A single server has no peers: a CA there is a mistake, not something to ignore.
+        args.topology = None;
+        let err = check_tls_args(&args).unwrap_err().to_string();
+        assert!(err.contains("needs --topology"), "{err}");
+    }
+
+    #[test]
+    fn a_peer_ca_with_a_certificate_and_key_parses() {
+        let args = ServeOnly::try_parse_from([
+            "serve",
+            "--tls-cert",
+            "tls.crt",
+            "--tls-key",
+            "tls.key",
+            "--tls-ca",
+            "ca.pem",
+        ])
+        .expect("a CA with a certificate and key parses")
+        .args;
+        assert_eq!(args.tls_ca, Some(PathBuf::from("ca.pem")));
+    }
 }

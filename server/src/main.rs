@@ -37,7 +37,12 @@ async fn admin(args: config::AdminArgs) -> anyhow::Result<()> {
         access_key: user,
         secret_key: password,
         region: args.region,
-        ca_cert: args.ca_cert,
+        ca_cert: args
+            .ca_cert
+            .map(|path| {
+                std::fs::read(&path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))
+            })
+            .transpose()?,
     };
     use coffer_server::admin::output::{render, View};
     let (view, value) = match args.command {

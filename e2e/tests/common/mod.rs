@@ -40,6 +40,15 @@ pub fn start(servers: usize, drives: usize) -> TestCluster {
     TestCluster { cluster, dir }
 }
 
+/// A cluster whose servers speak TLS on S3 and peer RPC (`local-cluster --tls`).
+pub fn start_tls(servers: usize, drives: usize) -> TestCluster {
+    let binary = coffer_e2e::server::coffer_binary().unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start_tls(&binary, servers, drives, dir.path())
+        .unwrap_or_else(|e| panic!("starting the TLS cluster: {e:#}"));
+    TestCluster { cluster, dir }
+}
+
 pub fn client(cluster: &LocalCluster, i: usize) -> Client {
     client_as(
         cluster,
@@ -62,7 +71,7 @@ pub fn client_as(cluster: &LocalCluster, i: usize, access_key: &str, secret_key:
         ))
         .endpoint_url(cluster.endpoint(i))
         .force_path_style(true)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .http_client(http_client(cluster))
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .timeout_config(
             aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -71,6 +80,27 @@ pub fn client_as(cluster: &LocalCluster, i: usize, access_key: &str, secret_key:
         )
         .build();
     Client::from_conf(conf)
+}
+
+/// Plain HTTP, or HTTPS trusting only the cluster's CA when it runs with TLS.
+fn http_client(cluster: &LocalCluster) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    match cluster.ca_pem() {
+        None => aws_smithy_http_client::Builder::new().build_http(),
+        Some(ca) => aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .tls_context(
+                tls::TlsContext::builder()
+                    .with_trust_store(
+                        tls::TrustStore::empty().with_pem_certificate(ca.as_bytes().to_vec()),
+                    )
+                    .build()
+                    .expect("the cluster's CA is a valid trust store"),
+            )
+            .build_https(),
+    }
 }
 
 pub fn body(seed: u64, len: usize) -> Vec<u8> {

@@ -358,6 +358,7 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
             access_key_id: &id,
             secret_access_key: &secret,
             host: &host,
+            tls: target.store.spec.tls_enabled(),
             region: target.store.spec.region(),
             buckets: &names,
         },

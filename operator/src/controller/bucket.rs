@@ -12,7 +12,7 @@ use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
 
 use super::apply::{merge_conditions, now_rfc3339, patch_status};
-use super::object_store::root_credential;
+use super::object_store::{root_credential, store_ca};
 use super::{Context, Error, Result, BUCKET_FINALIZER};
 use crate::admin::{Admin, AdminError};
 use crate::crd::bucket::valid_bucket_name;
@@ -93,8 +93,19 @@ pub(crate) async fn target(
             ),
         )));
     };
-    let endpoint = endpoint_url(&store.name_any(), &store_ns);
-    let admin = ctx.admin.client(&endpoint, &root, store.spec.region())?;
+    let ca = match store_ca(&secrets, &store).await? {
+        Ok(ca) => ca,
+        Err(why) => {
+            return Ok(Err((
+                "StoreNotReady",
+                format!("ObjectStore {store_ns}/{}: {why}", store_ref.name),
+            )))
+        }
+    };
+    let endpoint = endpoint_url(&store, &store_ns);
+    let admin = ctx
+        .admin
+        .client(&endpoint, &root, store.spec.region(), ca.as_deref())?;
     Ok(Ok(Target {
         store,
         store_ns,
@@ -479,7 +490,7 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         message: format!("bucket {name} exists"),
         degraded: false,
     };
-    let endpoint = endpoint_url(&target.store.name_any(), &target.store_ns);
+    let endpoint = endpoint_url(&target.store, &target.store_ns);
     write_status(bucket, api, &outcome, |s| {
         s.bucket_name = Some(name.clone());
         s.endpoint = Some(endpoint);

@@ -87,6 +87,31 @@ pub(crate) fn root_credential(secret: &Secret) -> Option<RootCredential> {
     })
 }
 
+/// `ca.crt` of the store's TLS Secret, which the operator trusts for the store's admin API:
+/// `Ok(None)` for a store without `spec.tls`, `Err(why)` when the Secret or its CA is missing
+/// (the servers cannot start without it either).
+pub(crate) async fn store_ca(
+    secrets: &Api<Secret>,
+    store: &ObjectStore,
+) -> Result<std::result::Result<Option<Vec<u8>>, String>> {
+    let Some(tls) = &store.spec.tls else {
+        return Ok(Ok(None));
+    };
+    let Some(secret) = secrets.get_opt(&tls.secret_name).await? else {
+        return Ok(Err(format!(
+            "the TLS Secret {} does not exist",
+            tls.secret_name
+        )));
+    };
+    match secret.data.as_ref().and_then(|d| d.get(TLS_CA_KEY)) {
+        Some(ca) if !ca.0.is_empty() => Ok(Ok(Some(ca.0.clone()))),
+        _ => Ok(Err(format!(
+            "the TLS Secret {} has no {TLS_CA_KEY}",
+            tls.secret_name
+        ))),
+    }
+}
+
 /// Bytes of a storage quantity (`10Gi`, `500M`, `1T`, `1024`); `None` for forms the
 /// capacity total does not need (fractions, exponents).
 pub fn quantity_bytes(q: &str) -> Option<i64> {
@@ -138,6 +163,7 @@ async fn store_health(
     ns: &str,
     pods: &[ServerPod],
     root: Option<&RootCredential>,
+    ca: Option<&[u8]>,
 ) -> (StoreHealth, Option<AdminError>) {
     let mut health = StoreHealth {
         drives_total: store
@@ -158,11 +184,8 @@ async fn store_health(
     let mut drives: std::collections::BTreeMap<(usize, usize, usize), (bool, bool)> =
         Default::default();
     for pod in pods.iter().filter(|p| p.ready) {
-        let endpoint = format!(
-            "http://{}:{S3_PORT}",
-            server_host(&store.name_any(), ns, &pod.name)
-        );
-        let admin = match ctx.admin.client(&endpoint, root, store.spec.region()) {
+        let endpoint = server_url(store, ns, &pod.name);
+        let admin = match ctx.admin.client(&endpoint, root, store.spec.region(), ca) {
             Ok(a) => a,
             Err(e) => {
                 last_error = Some(e);
@@ -366,8 +389,23 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
         })
         .collect();
     let expected: usize = store.spec.pools.iter().map(|p| p.servers as usize).sum();
-    let root = root_credential(&root_secret);
-    let (health, admin_error) = store_health(ctx, store, ns, &server_pods, root.as_ref()).await;
+    let (root, ca, ca_error) = match store_ca(&secrets, store).await? {
+        Ok(ca) => (root_credential(&root_secret), ca, None),
+        // Without the CA no server can be trusted (nor start): no admin calls, and the
+        // Ready condition says why.
+        Err(why) => (
+            None,
+            None,
+            Some(AdminError {
+                status: None,
+                code: None,
+                message: why,
+            }),
+        ),
+    };
+    let (health, admin_error) =
+        store_health(ctx, store, ns, &server_pods, root.as_ref(), ca.as_deref()).await;
+    let admin_error = admin_error.or(ca_error);
 
     let outdated = server_pods.iter().filter(|p| p.outdated()).count();
     if store.spec.upgrade() == UpgradeStrategyType::RollingOneAtATime {
@@ -393,10 +431,12 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
 
     let usage_bytes = match (&root, health.servers_answered) {
         (Some(root), n) if n > 0 => {
-            match ctx
-                .admin
-                .client(&endpoint_url(&name, ns), root, store.spec.region())
-            {
+            match ctx.admin.client(
+                &endpoint_url(store, ns),
+                root,
+                store.spec.region(),
+                ca.as_deref(),
+            ) {
                 Ok(admin) => admin
                     .buckets()
                     .await
@@ -525,7 +565,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     let status = ObjectStoreStatus {
         observed_generation: generation,
         conditions: merge_conditions(&previous.conditions, conditions, &now_rfc3339()),
-        endpoint: Some(endpoint_url(&name, ns)),
+        endpoint: Some(endpoint_url(store, ns)),
         servers: Some(format!("{ready_servers}/{expected}")),
         pools,
         drives: DriveCounts {

@@ -36,6 +36,10 @@ use super::status::Condition;
     {
         "rule": "(has(self.erasure) && has(self.erasure.parity)) == (has(oldSelf.erasure) && has(oldSelf.erasure.parity)) && (!(has(self.erasure) && has(self.erasure.parity)) || self.erasure.parity == oldSelf.erasure.parity)",
         "message": "erasure.parity is immutable: the drives of existing sets store it"
+    },
+    {
+        "rule": "has(self.tls) == has(oldSelf.tls)",
+        "message": "tls cannot be added to or removed from an existing store: servers with and without TLS cannot reach each other, so a rollout one server at a time would never finish"
     }
 ]))]
 pub struct ObjectStoreSpec {
@@ -74,6 +78,10 @@ pub struct ObjectStoreSpec {
     /// Where the root credential lives; generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_credentials: Option<RootCredentials>,
+    /// HTTPS for S3 and the admin API, and TLS between the servers (peer RPC). Set when the
+    /// store is created; it cannot be added or removed later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
     /// The client Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
@@ -164,6 +172,20 @@ pub struct SecretRef {
 pub struct RootCredentials {
     /// The Secret; generated under this name when it does not exist (never overwritten).
     pub secret_ref: SecretRef,
+}
+
+/// The certificate of every server.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A Secret in the store's namespace with `tls.crt`, `tls.key` and `ca.crt` (type
+    /// kubernetes.io/tls, as a cert-manager Certificate writes it). The certificate must name
+    /// the client Service (`<store>.<namespace>.svc`) and every server
+    /// (`*.<store>-hl.<namespace>.svc`); `ca.crt` is the CA servers trust for each other and
+    /// the operator trusts for the admin API. A new `tls.crt`/`tls.key` is served without a
+    /// restart; a new `ca.crt` is trusted once the servers restart.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 /// The client Service.
@@ -263,6 +285,11 @@ impl ObjectStoreSpec {
 
     pub fn region(&self) -> &str {
         self.region.as_deref().unwrap_or("us-east-1")
+    }
+
+    /// Whether the servers speak TLS (S3, admin API, peer RPC).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn upgrade(&self) -> UpgradeStrategyType {

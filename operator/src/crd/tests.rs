@@ -73,6 +73,7 @@ fn immutability_and_append_only_rules_are_in_the_schema() {
         "self.servers == oldSelf.servers && self.volumesPerServer == oldSelf.volumesPerServer",
         "size(self) >= size(oldSelf)",
         "self.erasure.parity == oldSelf.erasure.parity",
+        "has(self.tls) == has(oldSelf.tls)",
     ] {
         assert!(store.contains(rule), "ObjectStore CRD lacks rule {rule}");
     }

@@ -23,6 +23,8 @@ pub struct AccessKeySecretInput<'a> {
     pub secret_access_key: &'a str,
     /// The store's client Service host (`<store>.<ns>.svc`).
     pub host: &'a str,
+    /// Whether the store serves HTTPS (`spec.tls`): the endpoints are then `https://`.
+    pub tls: bool,
     pub region: &'a str,
     /// The S3 names of the key's buckets, in spec order; the first is `BUCKET_NAME`.
     pub buckets: &'a [String],
@@ -41,7 +43,8 @@ pub fn content_hash(data: &BTreeMap<String, ByteString>) -> String {
 }
 
 pub fn access_key_secret(key: &AccessKey, input: &AccessKeySecretInput<'_>) -> Secret {
-    let endpoint = format!("http://{}:{S3_PORT}", input.host);
+    let scheme = if input.tls { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}:{S3_PORT}", input.host);
     let first = input.buckets.first().cloned().unwrap_or_default();
     let data: BTreeMap<String, ByteString> = [
         ("AWS_ACCESS_KEY_ID", input.access_key_id.to_string()),

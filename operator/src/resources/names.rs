@@ -72,12 +72,43 @@ pub fn service_host(store: &str, namespace: &str) -> String {
     format!("{}.{namespace}.svc", client_service_name(store))
 }
 
-/// `http://<store>.<namespace>.svc:9000`, what apps and the operator call.
-pub fn endpoint_url(store: &str, namespace: &str) -> String {
-    format!("http://{}:{S3_PORT}", service_host(store, namespace))
+/// `https` when the store has `tls`, else `http`.
+pub fn scheme(store: &ObjectStore) -> &'static str {
+    if store.spec.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// `http(s)://<store>.<namespace>.svc:9000`, what apps and the operator call (`namespace`
+/// is the store's).
+pub fn endpoint_url(store: &ObjectStore, namespace: &str) -> String {
+    format!(
+        "{}://{}:{S3_PORT}",
+        scheme(store),
+        service_host(&store.name_any(), namespace)
+    )
 }
 
 /// `<pod>.<store>-hl.<namespace>.svc`, a server's stable DNS name.
 pub fn server_host(store: &str, namespace: &str, pod: &str) -> String {
     format!("{pod}.{}.{namespace}.svc", headless_service_name(store))
 }
+
+/// `http(s)://<pod>.<store>-hl.<namespace>.svc:9000`, one server's own S3 endpoint.
+pub fn server_url(store: &ObjectStore, namespace: &str, pod: &str) -> String {
+    format!(
+        "{}://{}:{S3_PORT}",
+        scheme(store),
+        server_host(&store.name_any(), namespace, pod)
+    )
+}
+
+/// Where a server reads the store's TLS Secret (`tls.crt`, `tls.key`, `ca.crt`). Not under
+/// `/etc/coffer`, which is the topology ConfigMap's read-only volume.
+pub const TLS_DIR: &str = "/etc/coffer-tls";
+/// The keys of a kubernetes.io/tls Secret (with cert-manager's `ca.crt`).
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const TLS_CA_KEY: &str = "ca.crt";

@@ -1,7 +1,9 @@
 //! One StatefulSet per pool: `servers` pods of `coffer-server`, each with `volumesPerServer`
 //! volume claims (one per drive), probes on the server's health endpoints, spread over nodes
 //! and zones, running as non-root. Its update strategy is `OnDelete`: the operator itself
-//! replaces servers one at a time when the store is whole (see `controller::rollout`).
+//! replaces servers one at a time when the store is whole (see `controller::rollout`). With
+//! `spec.tls` the store's TLS Secret is mounted read-only and serves S3, the admin API and
+//! peer RPC; the probes then use HTTPS.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +14,8 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,8 +24,8 @@ use kube::ResourceExt;
 use super::{
     cluster_secret_name, drive_path, drive_volume_name, headless_service_name, root_secret_name,
     statefulset_name, store_labels, store_meta, topology_config_map_name, CLUSTER_SECRET_KEY,
-    POOL_LABEL, ROOT_PASSWORD_KEY, ROOT_USER_KEY, RPC_PORT, S3_PORT, STORE_LABEL, TOPOLOGY_FILE,
-    TOPOLOGY_KEY,
+    POOL_LABEL, ROOT_PASSWORD_KEY, ROOT_USER_KEY, RPC_PORT, S3_PORT, STORE_LABEL, TLS_CA_KEY,
+    TLS_CERT_KEY, TLS_DIR, TLS_KEY_KEY, TOPOLOGY_FILE, TOPOLOGY_KEY,
 };
 use crate::crd::{ObjectStore, Pool, StorageDeletionPolicy};
 
@@ -48,12 +50,16 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn probe(path: &str, period: i32, failures: i32) -> Probe {
+/// The name of the volume holding the store's TLS Secret.
+const TLS_VOLUME: &str = "tls";
+
+/// A probe of the S3 port; `HTTPS` with TLS (the kubelet does not verify the certificate).
+fn probe(path: &str, period: i32, failures: i32, tls: bool) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::String("s3".into()),
-            scheme: Some("HTTP".into()),
+            scheme: Some(if tls { "HTTPS" } else { "HTTP" }.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -106,6 +112,17 @@ pub fn server_args(store: &ObjectStore, pool: &Pool) -> Vec<String> {
     args.push(format!("0.0.0.0:{S3_PORT}"));
     args.push("--region".into());
     args.push(store.spec.region().into());
+    if store.spec.tls_enabled() {
+        // The same certificate serves S3 and peer RPC; peers are trusted by the Secret's CA.
+        for (flag, key) in [
+            ("--tls-cert", TLS_CERT_KEY),
+            ("--tls-key", TLS_KEY_KEY),
+            ("--tls-ca", TLS_CA_KEY),
+        ] {
+            args.push(flag.into());
+            args.push(format!("{TLS_DIR}/{key}"));
+        }
+    }
     args.extend((0..pool.volumes_per_server).map(drive_path));
     args
 }
@@ -130,6 +147,15 @@ pub fn statefulset(store: &ObjectStore, pool: &Pool) -> StatefulSet {
         read_only: Some(true),
         ..VolumeMount::default()
     });
+    let tls = store.spec.tls.as_ref();
+    if tls.is_some() {
+        mounts.push(VolumeMount {
+            name: TLS_VOLUME.into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
 
     let container = Container {
         name: "coffer-server".into(),
@@ -172,9 +198,9 @@ pub fn statefulset(store: &ObjectStore, pool: &Pool) -> StatefulSet {
         ]),
         // Opening RocksDB on big drives can take a while: the startup probe allows 5 minutes
         // before liveness starts counting.
-        startup_probe: Some(probe(LIVE_PATH, 5, 60)),
-        liveness_probe: Some(probe(LIVE_PATH, 10, 6)),
-        readiness_probe: Some(probe(READY_PATH, 5, 3)),
+        startup_probe: Some(probe(LIVE_PATH, 5, 60, tls.is_some())),
+        liveness_probe: Some(probe(LIVE_PATH, 10, 6, tls.is_some())),
+        readiness_probe: Some(probe(READY_PATH, 5, 3, tls.is_some())),
         resources: pool.resources.clone(),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -216,19 +242,44 @@ pub fn statefulset(store: &ObjectStore, pool: &Pool) -> StatefulSet {
         tolerations: (!scheduling.tolerations.is_empty()).then(|| scheduling.tolerations.clone()),
         affinity: scheduling.affinity.clone(),
         priority_class_name: scheduling.priority_class_name.clone(),
-        volumes: Some(vec![Volume {
-            name: "topology".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: topology_config_map_name(&name),
-                items: Some(vec![KeyToPath {
-                    key: TOPOLOGY_KEY.into(),
-                    path: TOPOLOGY_KEY.into(),
-                    ..KeyToPath::default()
-                }]),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        }]),
+        volumes: Some(
+            std::iter::once(Volume {
+                name: "topology".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: topology_config_map_name(&name),
+                    items: Some(vec![KeyToPath {
+                        key: TOPOLOGY_KEY.into(),
+                        path: TOPOLOGY_KEY.into(),
+                        ..KeyToPath::default()
+                    }]),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            })
+            .chain(tls.map(|tls| {
+                Volume {
+                    name: TLS_VOLUME.into(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(tls.secret_name.clone()),
+                        items: Some(
+                            [TLS_CERT_KEY, TLS_KEY_KEY, TLS_CA_KEY]
+                                .into_iter()
+                                .map(|key| KeyToPath {
+                                    key: key.into(),
+                                    path: key.into(),
+                                    ..KeyToPath::default()
+                                })
+                                .collect(),
+                        ),
+                        // Readable by the server's group (fsGroup) only: the key is private.
+                        default_mode: Some(0o440),
+                        ..SecretVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                }
+            }))
+            .collect(),
+        ),
         ..PodSpec::default()
     };
 

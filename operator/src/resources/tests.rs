@@ -316,7 +316,11 @@ fn services_give_peers_stable_names_and_clients_one_endpoint() {
     let spec = client.spec.unwrap();
     assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
     assert_eq!(spec.selector.unwrap()["coffer.dev/store"], "photos");
-    assert_eq!(endpoint_url("photos", NS), "http://photos.media.svc:9000");
+    assert_eq!(endpoint_url(&store, NS), "http://photos.media.svc:9000");
+    assert_eq!(
+        server_url(&store, NS, "photos-pool-0-2"),
+        "http://photos-pool-0-2.photos-hl.media.svc:9000"
+    );
 }
 
 #[test]
@@ -343,6 +347,7 @@ fn an_access_key_secret_carries_every_convention_and_a_content_hash() {
         access_key_id: "CKEXAMPLE",
         secret_access_key: secret,
         host: "photos.media.svc",
+        tls: false,
         region: "us-east-1",
         buckets: &buckets,
     };
@@ -369,4 +374,118 @@ fn an_access_key_secret_carries_every_convention_and_a_content_hash() {
     };
     assert_eq!(hash(&s), hash(&access_key_secret(&key, &input("s3cr3t"))));
     assert_ne!(hash(&s), hash(&access_key_secret(&key, &input("rotated"))));
+}
+
+fn container(
+    sts: &k8s_openapi::api::apps::v1::StatefulSet,
+) -> k8s_openapi::api::core::v1::Container {
+    sts.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .clone()
+}
+
+fn probe_schemes(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
+    [&c.startup_probe, &c.liveness_probe, &c.readiness_probe]
+        .iter()
+        .map(|p| {
+            let get = p.as_ref().unwrap().http_get.as_ref().unwrap();
+            get.scheme.clone().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_store_with_tls_mounts_its_secret_serves_https_and_secures_peer_rpc() {
+    let store = ObjectStore::test().with_tls("photos-tls");
+    let sts = statefulset(&store, &store.spec.pools[0]);
+    let c = container(&sts);
+    let args = c.args.clone().unwrap();
+    // The certificate, its key and the CA peers are trusted by; the drives stay last.
+    let flag = |f: &str| {
+        let i = args
+            .iter()
+            .position(|a| a == f)
+            .unwrap_or_else(|| panic!("{f} in {args:?}"));
+        args[i + 1].clone()
+    };
+    assert_eq!(flag("--tls-cert"), "/etc/coffer-tls/tls.crt");
+    assert_eq!(flag("--tls-key"), "/etc/coffer-tls/tls.key");
+    assert_eq!(flag("--tls-ca"), "/etc/coffer-tls/ca.crt");
+    assert_eq!(&args[args.len() - 2..], ["/data/0", "/data/1"]);
+
+    let mount = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.mount_path == "/etc/coffer-tls")
+        .expect("the TLS Secret is mounted");
+    assert_eq!(mount.read_only, Some(true));
+    let pod = sts.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let secret = volume.secret.as_ref().expect("a Secret volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("photos-tls"));
+    let keys: Vec<&str> = secret
+        .items
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|i| i.key.as_str())
+        .collect();
+    assert_eq!(keys, ["tls.crt", "tls.key", "ca.crt"]);
+    // The private key is not world-readable.
+    assert_eq!(secret.default_mode, Some(0o440));
+
+    assert_eq!(probe_schemes(&c), ["HTTPS", "HTTPS", "HTTPS"]);
+    assert_eq!(endpoint_url(&store, NS), "https://photos.media.svc:9000");
+    assert_eq!(
+        server_url(&store, NS, "photos-pool-0-2"),
+        "https://photos-pool-0-2.photos-hl.media.svc:9000"
+    );
+
+    let key = AccessKey::test("app", "photos");
+    let buckets = ["photos".to_string()];
+    let s = access_key_secret(
+        &key,
+        &AccessKeySecretInput {
+            access_key_id: "CKEXAMPLE",
+            secret_access_key: "s3cr3t",
+            host: "photos.media.svc",
+            tls: true,
+            region: "us-east-1",
+            buckets: &buckets,
+        },
+    );
+    let data = s.data.unwrap();
+    for k in ["AWS_ENDPOINT_URL", "COSI_S3_ENDPOINT"] {
+        assert_eq!(data[k].0, b"https://photos.media.svc:9000", "{k}");
+    }
+}
+
+#[test]
+fn a_store_without_tls_has_no_certificate_and_probes_over_http() {
+    let store = ObjectStore::test();
+    let sts = statefulset(&store, &store.spec.pools[0]);
+    let c = container(&sts);
+    assert!(!c
+        .args
+        .clone()
+        .unwrap()
+        .iter()
+        .any(|a| a.starts_with("--tls")));
+    assert_eq!(probe_schemes(&c), ["HTTP", "HTTP", "HTTP"]);
+    let pod = sts.spec.unwrap().template.spec.unwrap();
+    assert!(pod.volumes.unwrap().iter().all(|v| v.secret.is_none()));
 }

@@ -177,28 +177,24 @@ pub struct AdminClient {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
-    /// PEM CA certificate(s) trusted for an `https` endpoint instead of the system's roots.
-    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM CA certificate(s) trusted for an `https` endpoint instead of the system's roots
+    /// (the contents of `--ca-cert`, or of a store's TLS Secret's `ca.crt`).
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 /// The TLS client configuration for an `https` endpoint: the CA certificates in `ca_cert`,
 /// or the system's trusted roots (loaded only when `https`: a plain endpoint needs none).
-fn client_tls(
-    ca_cert: Option<&std::path::Path>,
-    https: bool,
-) -> anyhow::Result<rustls::ClientConfig> {
+fn client_tls(ca_cert: Option<&[u8]>, https: bool) -> anyhow::Result<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     match ca_cert {
-        Some(path) => {
-            for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
-                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Some(pem) => {
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| anyhow::anyhow!("reading the CA certificate: {e}"))?;
                 roots.add(cert)?;
             }
             if roots.is_empty() {
-                anyhow::bail!("{} holds no certificate", path.display());
+                anyhow::bail!("the CA certificate file holds no certificate");
             }
         }
         None if !https => {}
@@ -215,7 +211,30 @@ fn client_tls(
     )
 }
 
+/// The HTTP(S) client [`AdminClient::http_client`] makes.
+pub type AdminHttp = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
 impl AdminClient {
+    /// A client for the endpoint: plain HTTP, or HTTPS trusting `ca_cert` (else the system's
+    /// roots). Also carries the operator's signed S3 calls, so both trust the same CA.
+    pub fn http_client(&self) -> anyhow::Result<AdminHttp> {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_tls(
+                self.ca_cert.as_deref(),
+                self.endpoint.scheme_str() == Some("https"),
+            )?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector),
+        )
+    }
+
     /// Calls `method` on admin endpoint `name` (which may end in `?query`) and returns the
     /// JSON body (`null` for an empty one, as a 204 has).
     pub async fn call(&self, method: Method, name: &str) -> anyhow::Result<serde_json::Value> {
@@ -273,17 +292,7 @@ impl AdminClient {
             .uri(uri)
             .body(http_body_util::Full::new(bytes::Bytes::from(payload)))?;
         *req.headers_mut() = headers;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_tls(
-                self.ca_cert.as_deref(),
-                self.endpoint.scheme_str() == Some("https"),
-            )?)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
+        let client = self.http_client()?;
         let resp = client.request(req).await?;
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();

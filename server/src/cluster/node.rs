@@ -33,11 +33,13 @@ fn config(why: impl Into<String>) -> StoreError {
 }
 
 /// Opens this server's part of the cluster described by `topology`: checks or writes the
-/// format of its drives and assembles the erasure set with the peers' drives.
+/// format of its drives and assembles the erasure set with the peers' drives, reached over
+/// TLS with `tls` (the client side of [`super::peer::PeerTls`]).
 pub fn open(
     topology: &Topology,
     node: &str,
     secret: Arc<Vec<u8>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     region: &str,
 ) -> Result<(Store, Cluster), StoreError> {
     let me = topology.server(node).map_err(|e| config(e.to_string()))?;
@@ -51,8 +53,9 @@ pub fn open(
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    (p != me.pool || i != me.server)
-                        .then(|| PeerClient::new(&s.name, &s.rpc, node, secret.clone()))
+                    (p != me.pool || i != me.server).then(|| {
+                        PeerClient::new(&s.name, &s.rpc, node, secret.clone(), tls.clone())
+                    })
                 })
                 .collect()
         })

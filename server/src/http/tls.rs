@@ -117,23 +117,6 @@ pub fn server_config(resolver: Arc<ReloadingCert>) -> Result<rustls::ServerConfi
     Ok(config)
 }
 
-/// The listener's TLS configuration when both files are given (`--tls-cert`, `--tls-key`),
-/// with the certificate reloaded on change; `None` for plain HTTP.
-pub fn listener_config(
-    cert: Option<&Path>,
-    key: Option<&Path>,
-) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
-    let (Some(cert), Some(key)) = (cert, key) else {
-        return Ok(None);
-    };
-    let files = TlsFiles {
-        cert: cert.to_path_buf(),
-        key: key.to_path_buf(),
-    };
-    let resolver = spawn_reloader(files, RELOAD_INTERVAL)?;
-    Ok(Some(Arc::new(server_config(resolver)?)))
-}
-
 /// What identifies one version of the files: modification time, length and inode of each
 /// (following symlinks, so a Kubernetes secret volume's `..data` swap counts as a change).
 type Stamp = Vec<Option<(SystemTime, u64, u64)>>;

@@ -74,6 +74,7 @@ async fn put_with_secret(
                 password: data["AWS_SECRET_ACCESS_KEY"].clone(),
             },
             "us-east-1",
+            None,
         )
         .unwrap();
     admin.s3(Method::PUT, path, None, b"data").await.unwrap().0

@@ -103,6 +103,7 @@ async fn an_unreachable_server_is_an_error_without_a_code() {
                 password: "p".into(),
             },
             "us-east-1",
+            None,
         )
         .unwrap();
     let e = admin.status().await.unwrap_err();

@@ -307,6 +307,7 @@ pub const ROOT_PASSWORD: &str = "coffer-test-root-password";
 pub struct RealServer {
     child: Child,
     _dir: tempfile::TempDir,
+    _tls_dir: Option<tempfile::TempDir>,
     pub endpoint: String,
 }
 
@@ -337,8 +338,68 @@ fn server_binary() -> std::path::PathBuf {
         .clone()
 }
 
+/// A CA and a certificate it signed for `127.0.0.1`, as PEM (what a store's TLS Secret holds).
+pub struct TestPki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        TestPki {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    /// The store's TLS Secret `name`, as cert-manager writes it.
+    pub fn secret(&self, name: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": name, "namespace": "media"},
+            "data": {
+                "tls.crt": base64(&self.cert_pem),
+                "tls.key": base64(&self.key_pem),
+                "ca.crt": base64(&self.ca_pem),
+            }
+        })
+    }
+}
+
 impl RealServer {
     pub fn start() -> RealServer {
+        Self::start_with(&[])
+    }
+
+    /// A server serving HTTPS with `pki`'s certificate.
+    pub fn start_tls(pki: &TestPki) -> RealServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, &pki.cert_pem).unwrap();
+        std::fs::write(&key, &pki.key_pem).unwrap();
+        let mut server = Self::start_with(&[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ]);
+        server._tls_dir = Some(dir);
+        server
+    }
+
+    fn start_with(args: &[&std::ffi::OsStr]) -> RealServer {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         // Four drives: the tests' stores are one pool of 4 servers × 1 drive, and every
@@ -348,6 +409,7 @@ impl RealServer {
             .arg("serve")
             .args((0..4).map(|i| dir.path().join(format!("drive{i}"))))
             .args(["--address", "127.0.0.1:0"])
+            .args(args)
             .env("COFFER_ROOT_USER", ROOT_USER)
             .env("COFFER_ROOT_PASSWORD", ROOT_PASSWORD)
             .env_remove("COFFER_DRIVES")
@@ -376,6 +438,7 @@ impl RealServer {
         RealServer {
             child,
             _dir: dir,
+            _tls_dir: None,
             endpoint,
         }
     }
@@ -390,6 +453,7 @@ impl RealServer {
                     password: ROOT_PASSWORD.into(),
                 },
                 "us-east-1",
+                None,
             )
             .unwrap()
     }

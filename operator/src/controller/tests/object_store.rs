@@ -241,6 +241,61 @@ async fn a_running_store_is_ready_only_when_the_servers_confirm_every_drive() {
 }
 
 #[tokio::test]
+async fn a_store_with_tls_is_called_over_https_trusting_only_its_secrets_ca() {
+    let pki = TestPki::new();
+    let server = RealServer::start_tls(&pki);
+    assert!(
+        server.endpoint.starts_with("https://"),
+        "{}",
+        server.endpoint
+    );
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .with_tls("photos-tls")
+        .finalized();
+    running_store(&fake, &ctx, store, &["v2", "v2", "v2", "v2"]).await;
+
+    // Without its Secret no server is trusted, and Ready says which Secret is missing.
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    let ready = condition(&status, READY);
+    assert!(!ready.is_true());
+    assert!(
+        ready
+            .message
+            .contains("the TLS Secret photos-tls does not exist"),
+        "{ready:?}"
+    );
+
+    // With the Secret the servers answer over HTTPS and the store is Ready; clients are
+    // told to use https.
+    fake.put(
+        &format!("{CORE}/secrets/photos-tls"),
+        pki.secret("photos-tls"),
+    );
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    assert!(condition(&status, READY).is_true(), "{status:#?}");
+    assert_eq!(status.drives.online, 4);
+    assert_eq!(
+        status.endpoint.as_deref(),
+        Some("https://photos.media.svc:9000")
+    );
+
+    // A Secret whose CA did not sign the servers' certificate: they are not trusted.
+    let other = TestPki::new();
+    let mut secret = pki.secret("photos-tls");
+    secret["data"]["ca.crt"] = json!(base64(&other.ca_pem));
+    fake.put(&format!("{CORE}/secrets/photos-tls"), secret);
+    pass(&fake, &ctx).await;
+    let ready = condition(&store_status(&fake), READY);
+    assert!(!ready.is_true());
+    assert_eq!(ready.reason, "AdminAPIUnreachable");
+}
+
+#[tokio::test]
 async fn a_pool_that_cannot_form_erasure_sets_is_degraded_and_not_retried() {
     let (client, fake) = FakeApi::start();
     let ctx = context(client, None, &[]);

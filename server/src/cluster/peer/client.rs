@@ -11,7 +11,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{connect::HttpConnector, Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::store::StoreError;
@@ -35,9 +36,11 @@ pub struct PeerClient {
     me: String,
     base: String,
     secret: Arc<Vec<u8>>,
-    http: Client<HttpConnector, PeerBody>,
+    http: PeerHttp,
     handle: tokio::runtime::Handle,
     up: AtomicBool,
+    /// Whether the peer's being down was logged since it was last up.
+    reported_down: AtomicBool,
     slow_pings: AtomicU32,
 }
 
@@ -51,52 +54,119 @@ fn peer_error(name: &str, what: impl std::fmt::Display) -> StoreError {
     StoreError::Io(std::io::Error::other(format!("peer {name}: {what}")))
 }
 
-impl PeerClient {
-    /// A client of the peer `name` at `rpc` (`host:port`). Must be called inside the runtime;
-    /// starts the peer's liveness ping.
-    pub fn new(name: &str, rpc: &str, me: &str, secret: Arc<Vec<u8>>) -> Arc<PeerClient> {
+/// An error with its causes: hyper's own message ("client error (Connect)") says little; the
+/// cause says why (refused, a certificate from an unknown CA, no TLS at the other end).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The connection pool to one peer: HTTP/2 in cleartext, or over TLS when the cluster has a
+/// CA (`--tls-ca`); then a peer that does not present a certificate of that CA for its
+/// topology host is never reached, so its drives stay offline.
+enum PeerHttp {
+    Cleartext(Client<HttpConnector, PeerBody>),
+    Tls(Client<HttpsConnector<HttpConnector>, PeerBody>),
+}
+
+impl PeerHttp {
+    fn new(tls: Option<Arc<rustls::ClientConfig>>) -> PeerHttp {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let http = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .http2_only(true)
             .http2_initial_stream_window_size(4 << 20)
             .http2_initial_connection_window_size(16 << 20)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .http2_keep_alive_timeout(Duration::from_secs(5))
-            .timer(TokioTimer::new())
-            .build(connector);
+            .timer(TokioTimer::new());
+        match tls {
+            None => PeerHttp::Cleartext(builder.build(connector)),
+            Some(config) => {
+                // The https connector hands the TCP connection to rustls; the plain connector
+                // must not refuse the `https` scheme itself.
+                connector.enforce_http(false);
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config((*config).clone())
+                    .https_only()
+                    .enable_http2()
+                    .wrap_connector(connector);
+                PeerHttp::Tls(builder.build(https))
+            }
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self {
+            PeerHttp::Cleartext(_) => "http",
+            PeerHttp::Tls(_) => "https",
+        }
+    }
+
+    fn request(&self, req: Request<PeerBody>) -> ResponseFuture {
+        match self {
+            PeerHttp::Cleartext(c) => c.request(req),
+            PeerHttp::Tls(c) => c.request(req),
+        }
+    }
+}
+
+impl PeerClient {
+    /// A client of the peer `name` at `rpc` (`host:port`), over TLS with `tls` (the peer's
+    /// certificate must name `host`). Must be called inside the runtime; starts the peer's
+    /// liveness ping.
+    pub fn new(
+        name: &str,
+        rpc: &str,
+        me: &str,
+        secret: Arc<Vec<u8>>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Arc<PeerClient> {
+        let http = PeerHttp::new(tls);
         let client = Arc::new(PeerClient {
             name: name.to_string(),
             me: me.to_string(),
-            base: format!("http://{rpc}"),
+            base: format!("{}://{rpc}", http.scheme()),
             secret,
             http,
             handle: tokio::runtime::Handle::current(),
             up: AtomicBool::new(false),
+            reported_down: AtomicBool::new(false),
             slow_pings: AtomicU32::new(0),
         });
         let weak = Arc::downgrade(&client);
         client.handle.spawn(async move {
             loop {
                 let Some(c) = weak.upgrade() else { return };
-                let ok = match c.ping().await {
+                let (ok, why) = match c.ping().await {
                     Ping::Answered => {
                         c.slow_pings.store(0, Ordering::SeqCst);
-                        true
+                        (true, String::new())
                     }
-                    Ping::Refused => false,
-                    Ping::Slow => {
+                    Ping::Refused(why) => (false, why),
+                    Ping::Slow(why) => {
                         let slow = c.slow_pings.fetch_add(1, Ordering::SeqCst) + 1;
-                        slow < SLOW_PINGS_DOWN && c.up.load(Ordering::SeqCst)
+                        (slow < SLOW_PINGS_DOWN && c.up.load(Ordering::SeqCst), why)
                     }
                 };
-                if ok != c.up.swap(ok, Ordering::SeqCst) {
-                    if ok {
-                        tracing::info!(peer = %c.name, "peer is up");
-                    } else {
-                        tracing::warn!(peer = %c.name, "peer is down");
-                    }
+                let was = c.up.swap(ok, Ordering::SeqCst);
+                if ok && !was {
+                    tracing::info!(peer = %c.name, "peer is up");
+                } else if !ok && !c.reported_down.swap(true, Ordering::SeqCst) {
+                    // Said once each time it goes down, with the reason; also for a peer
+                    // never reached (a wrong CA or a peer without TLS lasts, so it must show).
+                    tracing::warn!(peer = %c.name, error = %why, "peer is down");
+                }
+                if ok {
+                    c.reported_down.store(false, Ordering::SeqCst);
                 }
                 drop(c);
                 tokio::time::sleep(PING_EVERY).await;
@@ -114,10 +184,13 @@ impl PeerClient {
         .await;
         match sent {
             Ok(Ok(r)) if r.status() == StatusCode::OK => Ping::Answered,
-            Ok(Err(e)) if e.is_connect() => Ping::Refused,
+            // Includes a failed TLS handshake: a certificate this cluster's CA did not sign
+            // or that does not name the peer's host, or a peer that does not speak TLS.
+            Ok(Err(e)) if e.is_connect() => Ping::Refused(with_causes(&e)),
             // A wrong secret or another server at the address is as good as no peer.
-            Ok(Ok(_)) => Ping::Refused,
-            Ok(Err(_)) | Err(_) => Ping::Slow,
+            Ok(Ok(r)) => Ping::Refused(format!("the health check answered {}", r.status())),
+            Ok(Err(e)) => Ping::Slow(with_causes(&e)),
+            Err(_) => Ping::Slow(format!("no answer within {PING_TIMEOUT:?}")),
         }
     }
 
@@ -232,8 +305,8 @@ pub fn block_on<F: Future>(handle: &tokio::runtime::Handle, fut: F) -> F::Output
 /// What a ping found.
 enum Ping {
     Answered,
-    /// Nothing listens (or something that is not this cluster's peer).
-    Refused,
-    /// No answer in time.
-    Slow,
+    /// Nothing listens (or something that is not this cluster's peer), and why.
+    Refused(String),
+    /// No answer in time, or the connection broke.
+    Slow(String),
 }

@@ -1,7 +1,10 @@
 //! Peer RPC: how the servers of a cluster reach each other's drives, take quorum locks and
 //! tell each other about metadata changes.
 //!
-//! HTTP/2 without TLS on its own port (the topology's `rpc` address). Every request carries
+//! HTTP/2 on its own port (the topology's `rpc` address): in cleartext, or over TLS when the
+//! cluster has a CA (`--tls-ca`, see [`tls`]): each server then serves its S3 certificate
+//! and trusts only peers whose certificate that CA signed for their topology host. Every
+//! request, with or without TLS, carries
 //! `x-coffer-peer: NODE:UNIX_SECONDS:HMAC`, an HMAC-SHA256 under the cluster secret
 //! (`COFFER_CLUSTER_SECRET`) of the time, method and path; the server refuses a wrong MAC or a
 //! time more than five minutes off. Record calls carry postcard bodies; shard files stream as
@@ -28,6 +31,7 @@ mod client;
 mod drive;
 pub mod locks;
 mod server;
+pub mod tls;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -37,6 +41,7 @@ pub use client::PeerClient;
 pub use drive::{RemoteDrive, SharedRemoteDrive};
 pub use locks::{LockTable, QuorumLocker};
 pub use server::{serve, NotifyFn, PeerService};
+pub use tls::PeerTls;
 
 /// The authentication header of peer requests.
 pub const AUTH_HEADER: &str = "x-coffer-peer";

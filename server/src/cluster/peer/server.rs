@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -55,40 +56,110 @@ fn internal(why: impl std::fmt::Display) -> Resp {
     reply(StatusCode::INTERNAL_SERVER_ERROR, why.to_string())
 }
 
-/// Serves peer RPC on `listener` until the task is dropped.
-pub fn serve(listener: tokio::net::TcpListener, svc: Arc<PeerService>) {
+/// A TLS handshake must finish within this, so a connection that never speaks cannot hold a
+/// task forever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that keeps failing the handshake (a peer without `--tls-ca`, or with another CA)
+/// retries every ping; its refusal is logged at most this often per address.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Serves peer RPC on `listener` until the task is dropped: HTTP/2 over TLS with `tls`
+/// (a client that does not complete a TLS handshake is refused), else HTTP/2 in cleartext.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    svc: Arc<PeerService>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let refusals = Arc::new(RefusalLog::default());
     tokio::spawn(async move {
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (stream, addr) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
             let _ = stream.set_nodelay(true);
             let svc = svc.clone();
+            let acceptor = acceptor.clone();
+            let refusals = refusals.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let svc = svc.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(&svc, req).await) }
-                });
-                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-                builder
-                    .timer(TokioTimer::new())
-                    .initial_stream_window_size(4 << 20)
-                    .initial_connection_window_size(16 << 20)
-                    .max_concurrent_streams(1024);
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                let result = match acceptor {
+                    None => serve_connection(TokioIo::new(stream), svc).await,
+                    // The handshake runs in the connection's task so a slow peer never holds
+                    // up the accept loop.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), svc).await,
+                            Ok(Err(e)) => {
+                                refusals.refused(addr.ip(), &e.to_string());
+                                return;
+                            }
+                            Err(_) => {
+                                refusals.refused(addr.ip(), "the TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = result {
                     tracing::debug!(error = %e, "peer connection ended");
                 }
             });
         }
     });
+}
+
+async fn serve_connection<I>(io: TokioIo<I>, svc: Arc<PeerService>) -> Result<(), hyper::Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let svc = svc.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&svc, req).await) }
+    });
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(16 << 20)
+        .max_concurrent_streams(1024);
+    builder.serve_connection(io, service).await
+}
+
+/// When a refused handshake from each address was last logged.
+#[derive(Default)]
+struct RefusalLog {
+    last: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, Instant>>,
+}
+
+impl RefusalLog {
+    fn refused(&self, from: std::net::IpAddr, why: &str) {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last
+            .get(&from)
+            .is_some_and(|t| now.duration_since(*t) < REFUSAL_LOG_EVERY)
+        {
+            return;
+        }
+        // Bounded: addresses are peers, but anything can connect.
+        if last.len() >= 1024 {
+            last.clear();
+        }
+        last.insert(from, now);
+        tracing::error!(
+            peer = %from,
+            error = why,
+            "refused a peer RPC connection: its TLS handshake failed (a server without \
+             --tls-ca, or one whose CA did not sign this server's certificate)"
+        );
+    }
 }
 
 async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
