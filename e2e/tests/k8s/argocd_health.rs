@@ -154,9 +154,10 @@ pub async fn losing_quorum_is_degraded(cluster: &mut Cluster) {
         store["status"]
     );
     let nodes = cluster
-        .kubectl(&["get", "nodes", "-o", "name"])
+        .kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"])
         .expect("kubectl get nodes");
-    let nodes: Vec<&str> = nodes.lines().collect();
+    let nodes: Vec<&str> = nodes.split_whitespace().collect();
+    assert_eq!(nodes.len(), 4, "nodes: {nodes:?}");
     for node in &nodes {
         kubectl(cluster, &["cordon", node]);
     }
