@@ -609,7 +609,11 @@ async fn a_deleted_pod_comes_back(
     );
     eprintln!(
         "scenario 3: Progressing {} (seen by the test: {saw_progressing})",
-        if moved("Progressing") { "went True and back" } else { "True when sampled" }
+        if moved("Progressing") {
+            "went True and back"
+        } else {
+            "True when sampled"
+        }
     );
     stop.store(true, Ordering::Relaxed);
     let (acked, failed) = load.join().expect("the load thread");

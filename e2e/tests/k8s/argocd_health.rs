@@ -162,14 +162,32 @@ pub async fn losing_quorum_is_degraded(cluster: &mut Cluster) {
         kubectl(cluster, &["cordon", node]);
     }
     let victims = ["photos-pool-0-2", "photos-pool-0-3"];
+    let uids: Vec<Value> = victims
+        .iter()
+        .map(|v| {
+            get_json(cluster, &["pod", "-n", NS, v]).expect("the pod")["metadata"]["uid"].clone()
+        })
+        .collect();
     let mut delete = vec!["delete", "pod", "-n", NS, "--wait=false"];
     delete.extend(victims);
     kubectl(cluster, &delete);
+    wait_for("both replacements unschedulable", cluster, |c| {
+        for (victim, uid) in victims.iter().zip(&uids) {
+            let pod = get_json(c, &["pod", "-n", NS, victim])?;
+            let waiting = pod["metadata"]["uid"] != *uid
+                && pod["status"]["phase"] == "Pending"
+                && condition(&pod, "PodScheduled").as_deref() == Some("False");
+            if !waiting {
+                return Err(format!("{victim}: {}", pod["status"]));
+            }
+        }
+        Ok(())
+    })
+    .await;
     let degraded = wait_for("the store Degraded", cluster, |c| {
         let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
         let health = judge(&store);
-        if condition(&store, "Degraded").as_deref() == Some("True") && health.status == "Degraded"
-        {
+        if condition(&store, "Degraded").as_deref() == Some("True") && health.status == "Degraded" {
             Ok((store, health))
         } else {
             Err(format!("{health:?}; status {}", store["status"]))
@@ -208,14 +226,6 @@ pub async fn losing_quorum_is_degraded(cluster: &mut Cluster) {
             .is_some_and(|items| items.iter().any(|e| e["reason"] == "QuorumLost")),
         "no QuorumLost warning Event: {events}"
     );
-    for victim in victims {
-        let pod = get_json(cluster, &["pod", "-n", NS, victim]).expect("the replacement pod");
-        assert_eq!(
-            pod["status"]["phase"], "Pending",
-            "{victim} should wait for a schedulable node: {}",
-            pod["status"]
-        );
-    }
 
     for node in &nodes {
         kubectl(cluster, &["uncordon", node]);
@@ -249,7 +259,10 @@ mod tests {
         });
         let literal = lua_literal(&obj);
         assert!(!literal.contains("gone"), "{literal}");
-        assert!(literal.contains(r#"["q\"uote"] = "line\010break \\ ]] \195\169""#), "{literal}");
+        assert!(
+            literal.contains(r#"["q\"uote"] = "line\010break \\ ]] \195\169""#),
+            "{literal}"
+        );
         assert!(literal.contains("{1, 2.5, true, nil, \"x\"}"), "{literal}");
     }
 }

@@ -103,7 +103,10 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
             })
             .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
             .collect();
-        match (deployment["status"]["availableReplicas"].as_i64(), &ready[..]) {
+        match (
+            deployment["status"]["availableReplicas"].as_i64(),
+            &ready[..],
+        ) {
             (Some(1), [pod]) => Ok(pod.clone()),
             _ => Err(format!(
                 "deployment status {}, ready pods {ready:?}",
@@ -159,12 +162,20 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
         ("list", "objectstores.coffer.dev", &all[..]),
         ("delete", "nodes", &[][..]),
         ("create", "clusterroles.rbac.authorization.k8s.io", &[][..]),
-        ("create", "rolebindings.rbac.authorization.k8s.io", &store_ns[..]),
+        (
+            "create",
+            "rolebindings.rbac.authorization.k8s.io",
+            &store_ns[..],
+        ),
         ("*", "*", &store_ns[..]),
         ("create", "pods", &store_ns[..]),
         ("delete", "statefulsets.apps", &store_ns[..]),
         ("create", "leases.coordination.k8s.io", &store_ns[..]),
-        ("delete", "customresourcedefinitions.apiextensions.k8s.io", &[][..]),
+        (
+            "delete",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            &[][..],
+        ),
     ] {
         assert!(
             !can_i(cluster, verb, resource, scope),
@@ -174,7 +185,13 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
 
     // The chart's operator reconciles: a new bucket and a key for it, used with the aws CLI.
     cluster
-        .apply(&[bucket_yaml("charted"), key_yaml("charted", "charted", "ReadWrite")].join("---\n"))
+        .apply(
+            &[
+                bucket_yaml("charted"),
+                key_yaml("charted", "charted", "ReadWrite"),
+            ]
+            .join("---\n"),
+        )
         .expect("kubectl apply of a bucket and a key");
     wait_for("Bucket charted Ready", cluster, |c| {
         ready(c, "bucket", NS, "charted")

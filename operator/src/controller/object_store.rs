@@ -611,8 +611,7 @@ fn degraded_condition(previous: &[Condition], quorum_lost: bool) -> (bool, &'sta
         (
             true,
             "QuorumLost",
-            "every server reports fewer drives online than its write quorum: writes fail"
-                .into(),
+            "every server reports fewer drives online than its write quorum: writes fail".into(),
         )
     } else {
         (false, "QuorumIntact", String::new())
