@@ -186,7 +186,8 @@ impl Kubernetes {
             .arg("--version")
             .output()
             .is_ok_and(|out| {
-                String::from_utf8_lossy(&out.stdout).trim() == format!("Kubernetes {}", self.version)
+                String::from_utf8_lossy(&out.stdout).trim()
+                    == format!("Kubernetes {}", self.version)
             })
     }
 
@@ -200,7 +201,10 @@ impl Kubernetes {
             bail!("Kubernetes version {} is not vX.Y.Z", self.version);
         };
         let mut flags = Vec::new();
-        for package in ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"] {
+        for package in [
+            "k8s.io/component-base/version",
+            "k8s.io/client-go/pkg/version",
+        ] {
             for (name, value) in [
                 ("gitVersion", self.version),
                 ("gitMajor", major),

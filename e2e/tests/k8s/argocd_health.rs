@@ -209,6 +209,18 @@ pub async fn losing_quorum_is_degraded(cluster: &mut Cluster) {
         "Ready while Degraded: {}",
         degraded.0["status"]
     );
+    // The two servers left fail their readiness probe once they see they are below quorum;
+    // Degraded must outlast that (then only unready servers can tell the operator).
+    wait_for("Degraded with no server ready", cluster, |c| {
+        let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
+        let health = judge(&store);
+        match (store["status"]["servers"].as_str(), health.status.as_str()) {
+            (Some("0/4"), "Degraded") => Ok(()),
+            (Some("0/4"), _) => panic!("Degraded ended while quorum was still lost: {health:?}"),
+            _ => Err(format!("{health:?}; status {}", store["status"])),
+        }
+    })
+    .await;
     let events = get_json(
         cluster,
         &[

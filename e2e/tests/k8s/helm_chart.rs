@@ -224,4 +224,43 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
     );
     ready(cluster, "objectstore", NS, "photos")
         .unwrap_or_else(|e| panic!("the store under the chart's operator: {e}"));
+
+    // What Prometheus would scrape through the chart's metrics Service: every kind was
+    // reconciled and the API server refused none of the operator's calls (a permission the
+    // chart forgot shows up here as a `kube` error, whatever the resource).
+    let metrics = wait_for("the operator's metrics", cluster, |c| {
+        let url = format!("http://coffer-metrics.{RELEASE_NS}.svc:8080/metrics");
+        let out = c
+            .run_in_cluster("app", "curl", &["-sf", "--max-time", "10", &url], &[])
+            .map_err(|e| format!("{e:#}"))?;
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        let kinds = ["ObjectStore", "Bucket", "AccessKey"];
+        let all = kinds.iter().all(|k| {
+            sample(
+                &body,
+                &format!("coffer_operator_reconciles_total{{kind=\"{k}\"}}"),
+            )
+            .is_some_and(|n| n > 0.0)
+        });
+        if out.status.success() && all {
+            Ok(body)
+        } else {
+            Err(format!("{}{body}", String::from_utf8_lossy(&out.stderr)))
+        }
+    })
+    .await;
+    let refused = sample(
+        &metrics,
+        "coffer_operator_reconcile_errors_total{error=\"kube\"}",
+    );
+    assert!(
+        refused.unwrap_or(0.0) == 0.0,
+        "the API server refused the chart's operator:\n{metrics}"
+    );
+}
+
+/// The value of series `name` (with its labels) in a Prometheus text exposition.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
