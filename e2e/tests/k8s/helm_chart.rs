@@ -137,6 +137,7 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
         ("create", "poddisruptionbudgets.policy", &store_ns),
         ("create", "events.events.k8s.io", &store_ns),
         ("delete", "pods", &store_ns),
+        ("watch", "pods", &store_ns),
         ("get", "leases.coordination.k8s.io", &release_ns),
         ("update", "leases.coordination.k8s.io", &release_ns),
     ] {
