@@ -9,9 +9,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages: RocksDB and libclang to build (we link Debian's RocksDB instead of
 # compiling its C++), rclone and s3cmd for the compatibility tests, iproute2 for the pod
-# network of the Kubernetes end-to-end test, headless Chromium for the browser CORS test.
+# network of the Kubernetes end-to-end test, lua5.4 for its Argo CD health checks (and
+# charts/test.sh), headless Chromium for the browser CORS test.
 missing=()
-for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2 chromium-headless-shell; do
+for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2 lua5.4 chromium-headless-shell; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,13 +26,15 @@ fi
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-# The Kubernetes end-to-end test (e2e/tests/k8s.rs) runs the operator's binary and a control
-# plane built from Go modules: build both first, so their time shows here and not inside a
-# test (the Go build is cached in ~/.cache/coffer-e2e/go; cold it takes many minutes).
+# The Kubernetes end-to-end test (e2e/tests/k8s.rs) runs the operator's binary, a control
+# plane built from Go modules and helm (for the chart): build them first, so their time shows
+# here and not inside a test (the Go builds are cached in ~/.cache/coffer-e2e/go; cold they
+# take many minutes).
 # (Whole workspace, all targets: the same feature set `cargo test --workspace` resolves, so the
 # test run reuses these artifacts instead of rebuilding dependencies with other features.)
 cargo build --release --workspace --all-targets
 "${CARGO_TARGET_DIR:-target}/release/coffer-e2e" k8s build
+charts/ensure-helm.sh >/dev/null
 cargo test --release --workspace --no-fail-fast
 
 # Fuzz targets (fuzz/, cargo-fuzz, nightly only): each runs for a bounded time from the

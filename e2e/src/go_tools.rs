@@ -165,7 +165,7 @@ impl Kubernetes {
         let dir = root
             .join("bin")
             .join(format!("kubernetes-{}", self.version));
-        if self.commands.iter().all(|c| dir.join(c).is_file()) {
+        if self.commands.iter().all(|c| dir.join(c).is_file()) && self.stamped(&dir) {
             return Ok(dir);
         }
         eprintln!(
@@ -177,6 +177,44 @@ impl Kubernetes {
         self.build(&root, &dir)
             .with_context(|| format!("building Kubernetes {}", self.version))?;
         Ok(dir)
+    }
+
+    /// Whether the built API server reports this release as its version (builds cached
+    /// before the version was stamped in say `v0.0.0-master`, and are built again).
+    fn stamped(&self, dir: &Path) -> bool {
+        Command::new(dir.join("kube-apiserver"))
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| {
+                String::from_utf8_lossy(&out.stdout).trim()
+                    == format!("Kubernetes {}", self.version)
+            })
+    }
+
+    /// `-X` flags that stamp the release into the binaries, as the Kubernetes release build
+    /// does: a `go build` of the module leaves `v0.0.0-master`, which the API server then
+    /// reports, and clients that check the cluster's version (helm's `kubeVersion`
+    /// constraints) refuse it.
+    fn version_ldflags(&self) -> Result<String> {
+        let mut parts = self.version.trim_start_matches('v').split('.');
+        let (Some(major), Some(minor)) = (parts.next(), parts.next()) else {
+            bail!("Kubernetes version {} is not vX.Y.Z", self.version);
+        };
+        let mut flags = Vec::new();
+        for package in [
+            "k8s.io/component-base/version",
+            "k8s.io/client-go/pkg/version",
+        ] {
+            for (name, value) in [
+                ("gitVersion", self.version),
+                ("gitMajor", major),
+                ("gitMinor", minor),
+                ("gitTreeState", "clean"),
+            ] {
+                flags.push(format!("-X {package}.{name}={value}"));
+            }
+        }
+        Ok(flags.join(" "))
     }
 
     fn build(&self, root: &Path, dir: &Path) -> Result<()> {
@@ -250,7 +288,8 @@ impl Kubernetes {
             .iter()
             .map(|c| format!("k8s.io/kubernetes/cmd/{c}"))
             .collect();
-        let mut args = vec!["build", "-trimpath", "-o", &out];
+        let ldflags = self.version_ldflags()?;
+        let mut args = vec!["build", "-trimpath", "-ldflags", &ldflags, "-o", &out];
         args.extend(packages.iter().map(String::as_str));
         go(&args)?;
         if dir.exists() {

@@ -1,10 +1,12 @@
 //! Kubernetes end to end: the scenarios of issue 6 against a real control plane and the
 //! process kubelet (`coffer_e2e::k8s`), run in sequence against one store where they do not
 //! interfere. Each step asserts what a user would see: `kubectl get` columns, pod phases,
-//! resource conditions, and what the `aws` CLI can and cannot do with a generated Secret.
+//! resource conditions, the chart's Argo CD health check under Lua, and what the `aws` CLI
+//! can and cannot do with a generated Secret. Then the chart itself: `helm install`, its
+//! operator pod and the RBAC it grants.
 //!
-//! Needs root, iproute2, Go (the control plane is built once into the cache) and the aws
-//! CLI (`e2e/compat/install.sh`).
+//! Needs root, iproute2, Go (the control plane and helm are built once into the cache),
+//! lua5.4 and the aws CLI (`e2e/compat/install.sh`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +15,12 @@ use std::time::{Duration, Instant};
 use coffer_e2e::k8s::{Cluster, Options, IMAGE};
 use serde_json::Value;
 
+#[path = "k8s/argocd_health.rs"]
+mod argocd_health;
 #[path = "k8s/fresh_volumes.rs"]
 mod fresh_volumes;
+#[path = "k8s/helm_chart.rs"]
+mod helm_chart;
 #[path = "k8s/image_change.rs"]
 mod image_change;
 
@@ -64,6 +70,16 @@ fn condition(obj: &Value, kind: &str) -> Option<String> {
         .iter()
         .find(|c| c["type"] == kind)
         .and_then(|c| c["status"].as_str())
+        .map(String::from)
+}
+
+/// When condition `kind` of `obj` last changed status.
+fn transition_time(obj: &Value, kind: &str) -> Option<String> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["lastTransitionTime"].as_str())
         .map(String::from)
 }
 
@@ -240,7 +256,12 @@ async fn store_comes_up(cluster: &mut Cluster) {
         .apply(&store_yaml(IMAGE))
         .expect("kubectl apply of the ObjectStore");
 
+    // Scenario 8's first half: what Argo CD would show while the store comes up.
+    let mut verdicts = argocd_health::Verdicts::default();
     wait_for("4 pods Running and Ready", cluster, |c| {
+        if let Ok(store) = get_json(c, &["objectstore", "-n", NS, "photos"]) {
+            verdicts.sample(&store);
+        }
         let pods = get_json(
             c,
             &["pods", "-n", NS, "-l", "app.kubernetes.io/instance=photos"],
@@ -264,9 +285,12 @@ async fn store_comes_up(cluster: &mut Cluster) {
     })
     .await;
     let store = wait_for("ObjectStore Ready", cluster, |c| {
+        let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
+        verdicts.sample(&store);
         ready(c, "objectstore", NS, "photos")
     })
     .await;
+    verdicts.assert_progressing_then_healthy();
     assert_eq!(
         store["status"]["drives"]["online"], 8,
         "status: {}",
@@ -320,12 +344,16 @@ async fn keys_work_as_scoped(
         })
         .await;
     }
+    for bucket in ["photos", "other"] {
+        argocd_health::assert_healthy(cluster, "bucket", bucket);
+    }
     let mut envs = BTreeMap::new();
     for key in ["gallery", "elsewhere", "viewer"] {
         wait_for(&format!("AccessKey {key} Ready"), cluster, |c| {
             ready(c, "accesskey", NS, key)
         })
         .await;
+        argocd_health::assert_healthy(cluster, "accesskey", key);
         let env = wait_for(&format!("Secret {key}-s3"), cluster, |c| {
             secret_env(c, NS, &format!("{key}-s3"))
         })
@@ -442,7 +470,8 @@ fn root_env(cluster: &Cluster) -> Result<Vec<(String, String)>, String> {
 }
 
 /// Scenario 3: one server's pod deleted under a steady client load → the StatefulSet brings
-/// it back, the store leaves Ready and returns to it, and every acknowledged write reads back.
+/// it back, the store goes Progressing (and leaves Ready), returns to Ready once healing has
+/// finished, and every acknowledged write reads back.
 async fn a_deleted_pod_comes_back(
     cluster: &mut Cluster,
     work: &Path,
@@ -504,6 +533,13 @@ async fn a_deleted_pod_comes_back(
     let victim = "photos-pool-0-1";
     let old_uid =
         get_json(cluster, &["pod", "-n", NS, victim]).expect("the pod")["metadata"]["uid"].clone();
+    let before = get_json(cluster, &["objectstore", "-n", NS, "photos"]).expect("the store");
+    assert_eq!(
+        condition(&before, "Progressing").as_deref(),
+        Some("False"),
+        "the store settled before the deletion: {}",
+        before["status"]
+    );
     wait_for(
         "a few acknowledged writes before the deletion",
         cluster,
@@ -516,23 +552,16 @@ async fn a_deleted_pod_comes_back(
     cluster
         .kubectl(&["delete", "pod", "-n", NS, victim, "--wait=false"])
         .expect("kubectl delete pod");
-    // Either the operator's status shows the gap, or the StatefulSet replaced the pod faster
-    // than the operator sampled it (a new pod uid): both mean the loss was handled.
-    wait_for("the store to notice the lost server", cluster, |c| {
+    // What the store's conditions said while the server was away, sampled on every poll.
+    let (mut saw_progressing, mut saw_unready) = (false, false);
+    let mut sample = |c: &Cluster| -> Result<Value, String> {
         let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
-        let ready = condition(&store, "Ready");
-        let progressing = condition(&store, "Progressing");
-        let replaced = get_json(c, &["pod", "-n", NS, victim])
-            .map(|p| p["metadata"]["uid"] != old_uid)
-            .unwrap_or(false);
-        if ready.as_deref() != Some("True") || progressing.as_deref() == Some("True") || replaced {
-            Ok(())
-        } else {
-            Err(format!("Ready={ready:?} Progressing={progressing:?}"))
-        }
-    })
-    .await;
+        saw_progressing |= condition(&store, "Progressing").as_deref() == Some("True");
+        saw_unready |= condition(&store, "Ready").as_deref() != Some("True");
+        Ok(store)
+    };
     wait_for("the pod back, Running and Ready", cluster, |c| {
+        sample(c)?;
         let pod = get_json(c, &["pod", "-n", NS, victim])?;
         let back = pod["metadata"]["uid"] != old_uid
             && pod["status"]["phase"] == "Running"
@@ -545,12 +574,14 @@ async fn a_deleted_pod_comes_back(
     })
     .await;
     let store = wait_for(
-        "ObjectStore Ready again with 8 drives online",
+        "ObjectStore Ready again with 8 drives online, nothing healing",
         cluster,
         |c| {
-            let store = ready(c, "objectstore", NS, "photos")?;
-            if store["status"]["drives"]["online"] == 8
+            let store = sample(c)?;
+            if condition(&store, "Ready").as_deref() == Some("True")
                 && condition(&store, "Progressing").as_deref() == Some("False")
+                && store["status"]["drives"]["online"] == 8
+                && store["status"]["drives"]["healing"] == 0
             {
                 Ok(store)
             } else {
@@ -559,6 +590,31 @@ async fn a_deleted_pod_comes_back(
         },
     )
     .await;
+    // The StatefulSet may bring the pod back between two polls, so the test can miss the
+    // moment the store was Progressing. Its conditions cannot: a condition's
+    // lastTransitionTime moves only when its status does, and Progressing (False before the
+    // deletion, False now) has a new one only if it was True in between; likewise Ready.
+    let moved = |kind: &str| transition_time(&store, kind) != transition_time(&before, kind);
+    assert!(
+        saw_progressing || moved("Progressing"),
+        "the store never went Progressing while its server was replaced: before {}, after {}",
+        before["status"],
+        store["status"]
+    );
+    assert!(
+        saw_unready || moved("Ready"),
+        "the store stayed Ready while a server was away: before {}, after {}",
+        before["status"],
+        store["status"]
+    );
+    eprintln!(
+        "scenario 3: Progressing {} (seen by the test: {saw_progressing})",
+        if moved("Progressing") {
+            "went True and back"
+        } else {
+            "True when sampled"
+        }
+    );
     stop.store(true, Ordering::Relaxed);
     let (acked, failed) = load.join().expect("the load thread");
     eprintln!("scenario 3: {} writes acknowledged, {failed} failed during the pod's replacement; store {}", acked.len(), store["status"]["servers"]);
@@ -772,4 +828,10 @@ async fn kubernetes_end_to_end() {
     eprintln!("scenario 5 passed after {:?}", started.elapsed());
     a_rotated_key_retires_the_old_one(&mut cluster, work.path(), &envs["gallery"]).await;
     eprintln!("scenario 7 passed after {:?}", started.elapsed());
+    // Last: it takes the store below its write quorum for a while.
+    argocd_health::losing_quorum_is_degraded(&mut cluster).await;
+    eprintln!("scenario 8 passed after {:?}", started.elapsed());
+    // After everything else: it replaces the operator the scenarios ran with.
+    helm_chart::the_chart_runs_the_operator(&mut cluster, work.path()).await;
+    eprintln!("helm install passed after {:?}", started.elapsed());
 }

@@ -3,7 +3,8 @@
 //! modules by [`crate::go_tools`]) and a process kubelet that runs each scheduled pod's
 //! container as a local process in a network namespace of its own. The product runs
 //! unchanged: the same `coffer-server` binary (an image reference maps to it), the same
-//! operator binary and the same manifests as in a real cluster.
+//! operator binary and the same manifests as in a real cluster (the operator also as the
+//! chart's Deployment: its image maps to the workspace's `coffer-operator`).
 //!
 //! Needs root (network namespaces, bind mounts) and iproute2. Everything the harness made —
 //! processes, network namespaces, the bridge, folders, mount points — is removed when the
@@ -36,6 +37,9 @@ use net::Network;
 /// binary (for upgrades).
 pub const IMAGE: &str = "coffer-e2e.local/coffer-server:1";
 pub const IMAGE_NEXT: &str = "coffer-e2e.local/coffer-server:2";
+/// The image reference of the locally built `coffer-operator` (the chart's Deployment runs
+/// it with `--set image.repository=coffer-e2e.local/coffer-operator --set image.tag=1`).
+pub const OPERATOR_IMAGE: &str = "coffer-e2e.local/coffer-operator:1";
 
 /// Runs kubectl and returns its standard output, failing with its error output.
 pub fn kubectl_output(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> Result<String> {
@@ -146,10 +150,15 @@ impl Cluster {
         provisioner::install_storage_class(&client).await?;
         let (sources, watches) = kubelet::sources(&client);
         cluster.tasks.extend(watches);
-        let images: BTreeMap<String, PathBuf> = [IMAGE, IMAGE_NEXT]
+        let mut images: BTreeMap<String, PathBuf> = [IMAGE, IMAGE_NEXT]
             .into_iter()
             .map(|i| (i.to_string(), coffer_server.clone()))
             .collect();
+        // Without a built operator its image is simply unknown here (a pod of it reports
+        // ErrImagePull), as an image missing from a registry would be.
+        if let Ok(operator) = crate::server::workspace_binary("coffer-operator") {
+            images.insert(OPERATOR_IMAGE.to_string(), operator);
+        }
         let ctx = Arc::new(kubelet::Ctx {
             client: client.clone(),
             net: net.clone(),

@@ -567,7 +567,14 @@ impl PodWorker {
 
     fn start(&mut self, i: usize, ns: &str) -> Result<()> {
         let spec = self.runs[i].spec.clone();
-        let env = environment(&self.ctx, &self.pod, &spec)?;
+        let mut env = environment(&self.ctx, &self.pod, &spec)?;
+        // An image brings its own home folder; the host's (its ~/.kube/config above all, which
+        // a Kubernetes client would prefer to its in-cluster credentials) must not leak in.
+        if !env.contains_key("HOME") {
+            let home = self.dir.join("home");
+            std::fs::create_dir_all(&home)?;
+            env.insert("HOME".into(), home.display().to_string());
+        }
         let image = spec.image.clone().unwrap_or_default();
         let Some(entrypoint) = self.ctx.images.get(&image) else {
             self.runs[i].waiting = Some((

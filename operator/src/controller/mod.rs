@@ -24,7 +24,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 
 use crate::admin::{AdminAccess, AdminError};
 use crate::crd::{AccessKey, Bucket, ObjectStore};
@@ -149,11 +149,31 @@ pub async fn run(
             Some(ns) => Api::namespaced(client.clone(), ns),
             None => Api::all(client.clone()),
         };
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = match &ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
         let c = ctx.clone();
         let s = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             Controller::new(stores, watcher::Config::default().any_semantic())
                 .owns(owned, watcher::Config::default().any_semantic())
+                // A server's pod being deleted or turning unready is news for its store's
+                // status at once: the StatefulSet's status may not change at all before a
+                // quickly replaced pod is back.
+                .watches(
+                    pods,
+                    watcher::Config::default()
+                        .labels(crate::resources::STORE_LABEL)
+                        .any_semantic(),
+                    |pod| {
+                        let store = pod.labels().get(crate::resources::STORE_LABEL)?.clone();
+                        Some(
+                            kube::runtime::reflector::ObjectRef::new(&store)
+                                .within(&pod.namespace()?),
+                        )
+                    },
+                )
                 .graceful_shutdown_on(s)
                 .run(reconcile_store, error_policy, c)
                 .for_each(|_| futures::future::ready(()))

@@ -156,7 +156,20 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Calls every ready server's admin API and sums what they report.
+fn pod_running(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
+}
+
+/// Calls the admin API of every server whose container runs, ready or not, and sums what
+/// they report. Unready servers are asked too: a server below its write quorum fails its
+/// readiness probe, so once a store loses quorum none is ready, and only the unready ones
+/// can say why.
 async fn store_health(
     ctx: &Context,
     store: &ObjectStore,
@@ -183,7 +196,8 @@ async fn store_health(
     // every server that answered reaches it.
     let mut drives: std::collections::BTreeMap<(usize, usize, usize), (bool, bool)> =
         Default::default();
-    for pod in pods.iter().filter(|p| p.ready) {
+    let (mut with_quorum, mut without_quorum) = (0, 0);
+    for pod in pods.iter().filter(|p| p.ready || p.running) {
         let endpoint = server_url(store, ns, &pod.name);
         let admin = match ctx.admin.client(&endpoint, root, store.spec.region(), ca) {
             Ok(a) => a,
@@ -228,10 +242,13 @@ async fn store_health(
                     .map_or(status.write_quorum, |w| w.min(status.write_quorum)),
             );
             if online < status.write_quorum {
-                health.quorum_lost = true;
+                without_quorum += 1;
+            } else {
+                with_quorum += 1;
             }
         }
     }
+    health.quorum_lost = without_quorum > 0 && with_quorum == 0;
     health.drives_online = drives.values().filter(|(somewhere, _)| *somewhere).count();
     health.drives_online_everywhere = drives
         .values()
@@ -375,6 +392,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
                 pool,
                 ordinal,
                 ready: pod_ready(p),
+                running: pod_running(p),
                 deleting: p.metadata.deletion_timestamp.is_some(),
                 revision: labels
                     .get("controller-revision-hash")
@@ -536,15 +554,8 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     } else {
         "Settled"
     };
-    let (degraded, degraded_reason, degraded_message) = if health.quorum_lost {
-        (
-            true,
-            "QuorumLost",
-            "a server reports fewer drives online than its write quorum: writes fail".to_string(),
-        )
-    } else {
-        (false, "QuorumIntact", String::new())
-    };
+    let (degraded, degraded_reason, degraded_message) =
+        degraded_condition(&previous.conditions, health.quorum_lost);
     let conditions = vec![
         Condition::new(READY, ready, ready_reason, ready_message, generation),
         Condition::new(
@@ -597,7 +608,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
         )
         .await;
     }
-    if health.quorum_lost
+    if degraded
         && !previous
             .conditions
             .iter()
@@ -619,6 +630,32 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     } else {
         10
     })))
+}
+
+/// The Degraded condition: `QuorumLost` when no server can take a write. The servers of a
+/// store coming up report too few drives until their peers answer, which is Progressing, not
+/// Degraded: quorum is judged once the store has been Ready, and `StoreStarting` (its reason
+/// until then) is how the status remembers that it has not been.
+fn degraded_condition(previous: &[Condition], quorum_lost: bool) -> (bool, &'static str, String) {
+    let has_served = previous.iter().any(|c| {
+        (c.type_ == READY && c.is_true())
+            || (c.type_ == DEGRADED && matches!(c.reason.as_str(), "QuorumIntact" | "QuorumLost"))
+    });
+    if !has_served {
+        (
+            false,
+            "StoreStarting",
+            "write quorum is judged once the store has been Ready".into(),
+        )
+    } else if quorum_lost {
+        (
+            true,
+            "QuorumLost",
+            "every server reports fewer drives online than its write quorum: writes fail".into(),
+        )
+    } else {
+        (false, "QuorumIntact", String::new())
+    }
 }
 
 /// A terminal error: Degraded with `reason`, a warning Event when it is new, and no retry
@@ -725,5 +762,37 @@ mod tests {
             crate::fixtures::pool("b", 2, 1),
         ]);
         assert_eq!(capacity_bytes(&store), Some((10 * 10) << 30));
+    }
+
+    #[test]
+    fn quorum_loss_is_degraded_once_the_store_has_served() {
+        let cond = |type_: &str, status: bool, reason: &str| {
+            Condition::new(type_, status, reason, String::new(), Some(1))
+        };
+        // Coming up: servers short of peers are no reason for alarm.
+        assert!(!degraded_condition(&[], true).0);
+        let starting = [
+            cond(READY, false, "ServersNotReady"),
+            cond(DEGRADED, false, "StoreStarting"),
+        ];
+        assert_eq!(degraded_condition(&starting, true).1, "StoreStarting");
+        // Once Ready, losing quorum is Degraded, and it stays so until quorum returns, with
+        // Ready long gone (a server lost before quorum goes makes Ready False first).
+        let served = [
+            cond(READY, true, "StoreReady"),
+            cond(DEGRADED, false, "StoreStarting"),
+        ];
+        assert_eq!(degraded_condition(&served, true).1, "QuorumLost");
+        let one_down = [
+            cond(READY, false, "ServersNotReady"),
+            cond(DEGRADED, false, "QuorumIntact"),
+        ];
+        assert!(degraded_condition(&one_down, true).0);
+        let lost = [
+            cond(READY, false, "ServersNotReady"),
+            cond(DEGRADED, true, "QuorumLost"),
+        ];
+        assert!(degraded_condition(&lost, true).0);
+        assert_eq!(degraded_condition(&lost, false).1, "QuorumIntact");
     }
 }

@@ -16,7 +16,9 @@ pub struct StoreHealth {
     pub drives_healing: usize,
     /// The smallest write quorum any server reported.
     pub write_quorum: Option<usize>,
-    /// Some server reported fewer drives online than its write quorum.
+    /// Every server that answered reported fewer drives online than its write quorum: no
+    /// server can take a write. (One server alone short of its quorum, e.g. while it starts
+    /// and its peers do not answer it yet, leaves the others serving.)
     pub quorum_lost: bool,
     /// Servers whose admin API answered.
     pub servers_answered: usize,
@@ -41,6 +43,8 @@ pub struct ServerPod {
     pub pool: usize,
     pub ordinal: i32,
     pub ready: bool,
+    /// A container of the pod runs: its server answers the admin API, ready or not.
+    pub running: bool,
     pub deleting: bool,
     /// The pod's `controller-revision-hash` label.
     pub revision: String,
@@ -86,6 +90,7 @@ mod tests {
             pool,
             ordinal,
             ready: true,
+            running: true,
             deleting: false,
             revision: revision.into(),
             update_revision: "v2".into(),

@@ -296,6 +296,39 @@ async fn a_store_with_tls_is_called_over_https_trusting_only_its_secrets_ca() {
 }
 
 #[tokio::test]
+async fn unready_servers_still_report_their_drives() {
+    // A server below its write quorum fails its readiness probe: with quorum lost no server
+    // is ready, and the store's status must still come from what the servers say.
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    running_store(&fake, &ctx, store, &["v2"; 4]).await;
+    pass(&fake, &ctx).await;
+    for i in 0..4 {
+        let path = format!("{CORE}/pods/photos-pool-0-{i}");
+        let mut pod = fake.get(&path).unwrap();
+        pod["status"] = json!({
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "server", "image": "coffer:1", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"running": {}}}]
+        });
+        fake.put(&path, pod);
+    }
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    assert_eq!(status.servers.as_deref(), Some("0/4"), "{status:#?}");
+    assert_eq!(status.drives.online, 4, "{status:#?}");
+    assert_eq!(condition(&status, READY).reason, "ServersNotReady");
+    // This server has its quorum: unready is not Degraded.
+    let degraded = condition(&status, DEGRADED);
+    assert!(!degraded.is_true());
+    assert_eq!(degraded.reason, "QuorumIntact");
+}
+
+#[tokio::test]
 async fn a_pool_that_cannot_form_erasure_sets_is_degraded_and_not_retried() {
     let (client, fake) = FakeApi::start();
     let ctx = context(client, None, &[]);
