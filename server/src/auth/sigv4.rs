@@ -309,12 +309,11 @@ pub fn parse_amz_date(value: &str) -> Option<OffsetDateTime> {
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
+    // Works on bytes: a multi-byte character must fail the parse, not split a slice.
     let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        let digits = &value[range];
-        if !digits.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse().ok()
+        b[range].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
     let year = i32::try_from(num(0..4)?).ok()?;
     let month = Month::try_from(u8::try_from(num(4..6)?).ok()?).ok()?;

@@ -358,6 +358,18 @@ fn presigned_url_expiry_and_limits() {
             "X-Amz-Expires={expires}"
         );
     }
+    // 16 bytes with a two-byte character where digits belong: refused, not a panic.
+    for date in ["20130524T0%C9%8F000Z", "20130524T0\u{24f}000Z", "2013052470000000"] {
+        let query = PRESIGNED_QUERY.replace("20130524T000000Z", date);
+        assert!(
+            matches!(
+                presigned(&query, doc_now()),
+                Err(AuthError::AuthorizationQueryParametersError(m)) if m.contains("ISO8601")
+            ),
+            "X-Amz-Date={date}"
+        );
+    }
+    assert_eq!(parse_amz_date("20130524T0\u{24f}000Z"), None);
     let query = PRESIGNED_QUERY.replace("&X-Amz-SignedHeaders=host", "");
     assert!(matches!(
         presigned(&query, doc_now()),
