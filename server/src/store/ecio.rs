@@ -3,16 +3,23 @@
 //! verifying each shard block's bitrot hash and decoding only when a data shard is missing or
 //! bad. Runs on blocking threads.
 
-use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::drive::{DataReader, DataWriter};
+use super::drive::{DataReader, DataWriter, STREAM_TIMEOUT};
 use super::erasure::{frame_shard_block, verify_shard_block, ErasureCodec, DEFAULT_BITROT};
+use super::quorum;
 use super::set::DriveSet;
 use super::StoreError;
+
+/// How long a drive whose shard stream is full may hold a block that a write quorum of the
+/// other drives already took.
+const LAG_GRACE: Duration = Duration::from_secs(1);
+/// How long a read waits for a remote shard when a spare shard could stand in for it.
+const SPARE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// A byte range `from..to` of one stored part (`data_id`, `part_size` bytes).
 pub struct Segment {
@@ -143,12 +150,44 @@ impl ShardFilesWriter {
         Ok(())
     }
 
+    /// Hands each drive its shard of the block. A drive whose stream is full waits after the
+    /// others; once a quorum took the block, it gets [`LAG_GRACE`] to make room, and is left
+    /// out of this object if it does not (a hung peer must not hold the upload).
     fn flush_block(&mut self) -> Result<(), StoreError> {
         let framed = encode_framed(&self.codec, &self.buf, self.block_no)?;
+        let mut taken = 0;
+        let mut full = Vec::new();
         for (i, frame) in framed.iter().enumerate() {
             let drive = self.order[i];
-            if let Some(w) = &mut self.writers[drive] {
-                if let Err(e) = w.write_all(frame) {
+            let Some(w) = &mut self.writers[drive] else {
+                continue;
+            };
+            match w.offer(frame, Duration::ZERO) {
+                Ok(true) => taken += 1,
+                Ok(false) => full.push(i),
+                Err(e) => {
+                    tracing::warn!(drive, error = %e, "shard write failed");
+                    self.writers[drive] = None;
+                }
+            }
+        }
+        for i in full {
+            let drive = self.order[i];
+            let Some(w) = &mut self.writers[drive] else {
+                continue;
+            };
+            let patience = if taken >= self.quorum {
+                LAG_GRACE
+            } else {
+                STREAM_TIMEOUT
+            };
+            match w.offer(&framed[i], patience) {
+                Ok(true) => taken += 1,
+                Ok(false) => {
+                    tracing::warn!(drive, ?patience, "drive fell behind; writing without it");
+                    self.writers[drive] = None;
+                }
+                Err(e) => {
                     tracing::warn!(drive, error = %e, "shard write failed");
                     self.writers[drive] = None;
                 }
@@ -165,20 +204,21 @@ impl ShardFilesWriter {
         if !self.buf.is_empty() {
             self.flush_block()?;
         }
-        let writers = std::mem::take(&mut self.writers);
+        let writers: Vec<Mutex<Option<Box<dyn DataWriter>>>> = std::mem::take(&mut self.writers)
+            .into_iter()
+            .map(Mutex::new)
+            .collect();
         let total = writers.len();
-        let ok = std::thread::scope(|scope| {
-            let handles: Vec<_> = writers
-                .into_iter()
-                .flatten()
-                .map(|w| scope.spawn(move || w.commit()))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok())
-                .filter(Result::is_ok)
-                .count()
-        });
+        let ok = quorum::run(writers.len(), self.quorum, Result::is_ok, |i| {
+            let writer = writers[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+            match writer {
+                Some(w) => w.commit(),
+                None => Err(std::io::Error::other("the drive took no shard")),
+            }
+        })
+        .into_iter()
+        .filter(Result::is_ok)
+        .count();
         if ok < self.quorum {
             return Err(StoreError::QuorumLost {
                 have: ok,
@@ -264,13 +304,32 @@ pub fn stream_segments(
         for slice in blocks {
             let mut shards: Vec<Option<Vec<u8>>> = vec![None; total];
             let mut good = 0;
-            // Data shards first: with all K of them no decoding is needed.
-            for (i, file) in open.files.iter_mut().enumerate() {
+            // Data shards first: with all K of them no decoding is needed. A remote shard
+            // that sends nothing for a while is skipped for a spare one while spares remain.
+            for (i, out) in shards.iter_mut().enumerate() {
                 if good == k {
                     break;
                 }
+                let left = open.files[i..].iter().filter(|f| f.is_some()).count();
+                let file = &mut open.files[i];
                 let Some(f) = file.as_mut() else { continue };
-                let shard = read_frame(f.as_mut(), slice.file_offset, slice.framed_len)
+                let patience = if left > k - good {
+                    SPARE_PATIENCE
+                } else {
+                    STREAM_TIMEOUT
+                };
+                let mut frame = vec![0u8; slice.framed_len];
+                let read = f.read_exact_within(slice.file_offset, &mut frame, patience);
+                if let Err(e) = &read {
+                    if patience == SPARE_PATIENCE && e.kind() == std::io::ErrorKind::TimedOut {
+                        // Slow, not damaged: nothing to heal.
+                        tracing::warn!(data_id = %open.seg.data_id, shard = i, error = %e, "slow shard; reading a spare one");
+                        *file = None;
+                        continue;
+                    }
+                }
+                let shard = read
+                    .map(|()| frame)
                     .map_err(|e| e.to_string())
                     .and_then(|frame| {
                         verify_shard_block(DEFAULT_BITROT, i, slice.block, &frame)
@@ -279,7 +338,7 @@ pub fn stream_segments(
                     });
                 match shard {
                     Ok(shard) => {
-                        shards[i] = Some(shard);
+                        *out = Some(shard);
                         good += 1;
                     }
                     Err(e) => {

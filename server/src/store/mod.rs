@@ -17,6 +17,7 @@ pub mod keys;
 mod list;
 mod multipart;
 mod policy;
+pub mod quorum;
 pub mod record;
 pub mod set;
 mod staging;

@@ -434,10 +434,11 @@ impl DriveSet {
             });
         }
         let all: Vec<usize> = (0..self.slots.len()).collect();
-        let results: Vec<Result<(), StoreError>> = self.parallel(&all, |i, slot| match slot {
-            Some(s) if s.reachable() => s.write_batch(batch, i),
-            _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
-        });
+        let results: Vec<Result<(), StoreError>> =
+            self.parallel_quorum(self.write_quorum(), |i, slot| match slot {
+                Some(s) if s.reachable() => s.write_batch(batch, i),
+                _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
+            });
         let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok >= self.write_quorum() {
             if ok < self.slots.len() {
@@ -572,12 +573,39 @@ impl DriveSet {
         })
     }
 
+    /// Like [`DriveSet::parallel`] over every drive, returning once `need` calls succeeded and
+    /// the others had a grace to catch up (see [`super::quorum::run`]); calls to drives left
+    /// behind return errors.
+    pub fn parallel_quorum<T: Send, E: Send>(
+        &self,
+        need: usize,
+        f: impl Fn(usize, Option<&Slot>) -> Result<T, E> + Sync,
+    ) -> Vec<Result<T, E>> {
+        let remote = self
+            .slots
+            .iter()
+            .filter(|s| s.as_ref().is_some_and(|s| !s.is_local()))
+            .count();
+        if remote == 0 {
+            let all: Vec<usize> = (0..self.slots.len()).collect();
+            return self.parallel(&all, f);
+        }
+        super::quorum::run(self.slots.len(), need, Result::is_ok, |i| {
+            f(i, self.slots[i].as_ref())
+        })
+    }
+
     /// A record's value on each drive (`None` where missing or offline).
     pub fn get_all(&self, key: &[u8]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.read_all(key).map(|(values, _)| values)
+    }
+
+    /// [`DriveSet::get_all`], with how many drives gave no answer (away, failing, or left
+    /// behind by the quorum).
+    fn read_all(&self, key: &[u8]) -> Result<(DriveValues, usize), StoreError> {
         let mut out = vec![None; self.slots.len()];
         let mut errors = 0;
-        let all: Vec<usize> = (0..self.slots.len()).collect();
-        let results = self.parallel(&all, |_, slot| match slot {
+        let results = self.parallel_quorum(self.read_quorum(), |_, slot| match slot {
             Some(s) if s.reachable() => s.get(key).map(Some),
             Some(_) => Err(StoreError::QuorumLost { have: 0, need: 1 }),
             None => Ok(None),
@@ -599,12 +627,12 @@ impl DriveSet {
                 need: self.read_quorum(),
             });
         }
-        Ok(out)
+        Ok((out, errors))
     }
 
     /// A record present on a read quorum of drives (the value of the first drive holding it).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let all = self.get_all(key)?;
+        let (all, silent) = self.read_all(key)?;
         let count = all.iter().filter(|v| v.is_some()).count();
         if count >= self.read_quorum() {
             return Ok(all.into_iter().flatten().next());
@@ -612,11 +640,6 @@ impl DriveSet {
         // An acknowledged write is on a write quorum of drives: fewer copies than that among
         // the answers plus the silent drives means it is absent (or a failed write's remnant);
         // otherwise the silent drives decide and nobody can tell yet (503, not a false 404).
-        let silent = self
-            .slots
-            .iter()
-            .filter(|s| s.as_ref().is_some_and(|s| !s.reachable()))
-            .count();
         if count > 0 && count + silent >= self.write_quorum() {
             return Err(StoreError::QuorumLost {
                 have: count,

@@ -15,6 +15,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::store::quorum::{self, LeftBehind};
 use crate::store::StoreError;
 
 pub type PeerBody = BoxBody<Bytes, std::io::Error>;
@@ -288,6 +289,31 @@ impl PeerClient {
     /// worker, which is then handed over to other tasks meanwhile).
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         block_on(&self.handle, fut)
+    }
+
+    /// Like [`PeerClient::block_on`], giving up as soon as the quorum call this thread serves
+    /// (see [`crate::store::quorum::run`]) returns without it.
+    pub fn wait<F: Future>(&self, fut: F) -> Result<F::Output, LeftBehind> {
+        let token = quorum::left_behind();
+        self.block_on(async move {
+            match token {
+                None => Ok(fut.await),
+                Some(token) => tokio::select! {
+                    biased;
+                    out = fut => Ok(out),
+                    () = token.cancelled() => Err(LeftBehind),
+                },
+            }
+        })
+    }
+
+    /// Waits (see [`PeerClient::wait`]) for a call that bounds its own time.
+    pub fn finish<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.wait(call)
+            .map_err(|late| peer_error(&self.name, late))?
     }
 
     pub fn handle(&self) -> &tokio::runtime::Handle {

@@ -15,12 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::client::{full, PeerClient};
 use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
-use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace};
+use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace, STREAM_TIMEOUT};
 use crate::store::set::{RecordPage, RemoteRecords, WireOp};
 use crate::store::StoreError;
 
-/// A shard stream may stall this long between two chunks before the drive is given up.
-const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// Committing a streamed shard (fsync and rename on the peer) may take this long.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -44,6 +42,22 @@ impl RemoteDrive {
     fn offline(&self) -> io::Error {
         io::Error::other(format!("peer {} is offline", self.peer.name))
     }
+
+    /// Waits up to `patience` for the peer (see [`PeerClient::wait`]).
+    fn wait<F: std::future::Future>(&self, patience: Duration, fut: F) -> io::Result<F::Output> {
+        let name = &self.peer.name;
+        match self
+            .peer
+            .wait(async { tokio::time::timeout(patience, fut).await })
+        {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("peer {name} sent nothing for {patience:?}"),
+            )),
+            Err(late) => Err(io::Error::other(format!("peer {name}: {late}"))),
+        }
+    }
 }
 
 fn io_err(e: StoreError) -> io::Error {
@@ -64,31 +78,44 @@ struct RemoteWriter {
 }
 
 impl RemoteWriter {
-    fn send(&mut self, frame: FrameResult) -> io::Result<()> {
+    /// Queues `frame` on the stream if there is room within `patience`; false if not (the
+    /// frame was not taken).
+    fn push(&mut self, frame: Frame<Bytes>, patience: Duration) -> io::Result<bool> {
+        let name = &self.peer.name;
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| io::Error::other("stream already ended"))?;
-        let sent = self
+        let room = self
             .peer
-            .block_on(async { tokio::time::timeout(STREAM_TIMEOUT, tx.send(frame)).await });
-        match sent {
-            Ok(Ok(())) => Ok(()),
+            .wait(async { tokio::time::timeout(patience, tx.reserve()).await })
+            .map_err(|late| io::Error::other(format!("peer {name}: {late}")))?;
+        match room {
+            Ok(Ok(permit)) => {
+                permit.send(Ok(frame));
+                Ok(true)
+            }
             Ok(Err(_)) => Err(io::Error::other(format!(
-                "peer {} closed the shard stream",
-                self.peer.name
+                "peer {name} closed the shard stream"
             ))),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("peer {} stalled the shard stream", self.peer.name),
-            )),
+            Err(_) => Ok(false),
         }
+    }
+
+    fn send(&mut self, frame: Frame<Bytes>) -> io::Result<()> {
+        if self.push(frame, STREAM_TIMEOUT)? {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("peer {} stalled the shard stream", self.peer.name),
+        ))
     }
 }
 
 impl Write for RemoteWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send(Ok(Frame::data(Bytes::copy_from_slice(buf))))?;
+        self.send(Frame::data(Bytes::copy_from_slice(buf)))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -97,21 +124,27 @@ impl Write for RemoteWriter {
 }
 
 impl DataWriter for RemoteWriter {
+    fn offer(&mut self, buf: &[u8], patience: Duration) -> io::Result<bool> {
+        self.push(Frame::data(Bytes::copy_from_slice(buf)), patience)
+    }
+
     fn commit(mut self: Box<Self>) -> io::Result<()> {
         let mut trailers = HeaderMap::new();
         trailers.insert(COMMIT_TRAILER, HeaderValue::from_static("1"));
-        self.send(Ok(Frame::trailers(trailers)))?;
+        self.send(Frame::trailers(trailers))?;
         self.tx = None;
         let done = self.done.take().expect("committed once");
+        let name = &self.peer.name;
         let result = self
             .peer
-            .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, done).await });
+            .wait(async { tokio::time::timeout(COMMIT_TIMEOUT, done).await })
+            .map_err(|late| io::Error::other(format!("peer {name}: {late}")))?;
         match result {
             Ok(Ok(r)) => r.map_err(io_err),
             Ok(Err(_)) => Err(io::Error::other("shard upload task ended")),
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("peer {} did not commit in time", self.peer.name),
+                format!("peer {name} did not commit in time"),
             )),
         }
     }
@@ -158,28 +191,17 @@ impl RemoteReader {
         })
     }
 
-    fn start(&mut self, offset: u64) -> io::Result<()> {
+    fn start(&mut self, offset: u64, patience: Duration) -> io::Result<()> {
         let d = &self.drive;
         if !d.peer.reachable() {
             return Err(d.offline());
         }
         let path = d.path(&format!("data/{}?offset={offset}", self.id));
-        let resp = d.peer.block_on(async {
-            tokio::time::timeout(
-                STREAM_TIMEOUT,
-                d.peer.send(Method::GET, &path, full(Bytes::new())),
-            )
-            .await
-        });
-        let resp = match resp {
-            Ok(r) => r.map_err(io_err)?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "peer read timed out",
-                ))
-            }
-        };
+        let resp = d.wait(
+            patience,
+            d.peer.send(Method::GET, &path, full(Bytes::new())),
+        )?;
+        let resp = resp.map_err(io_err)?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
@@ -197,15 +219,13 @@ impl RemoteReader {
     }
 
     /// Pulls the next data chunk of the stream into `buf`; false at the end.
-    fn pull(&mut self) -> io::Result<bool> {
+    fn pull(&mut self, patience: Duration) -> io::Result<bool> {
         let Some(body) = self.body.as_mut() else {
             return Ok(false);
         };
-        let peer = self.drive.peer.clone();
+        let drive = self.drive.clone();
         loop {
-            let frame = peer
-                .block_on(async { tokio::time::timeout(STREAM_TIMEOUT, body.frame()).await })
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer read stalled"))?;
+            let frame = drive.wait(patience, body.frame())?;
             match frame {
                 None => return Ok(false),
                 Some(Err(e)) => return Err(io::Error::other(e)),
@@ -222,16 +242,25 @@ impl RemoteReader {
 
 impl DataReader for RemoteReader {
     fn read_exact_at(&mut self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.read_exact_within(offset, out, STREAM_TIMEOUT)
+    }
+
+    fn read_exact_within(
+        &mut self,
+        offset: u64,
+        out: &mut [u8],
+        patience: Duration,
+    ) -> io::Result<()> {
         if self.body.is_none() || offset < self.pos {
-            self.start(offset)?;
+            self.start(offset, patience)?;
         }
         // Skip forward within the stream (reads move forward block by block).
         while self.pos + (self.buf.len() as u64) < offset + out.len() as u64 {
             if offset > self.pos + self.buf.len() as u64 + (8 << 20) {
-                self.start(offset)?;
+                self.start(offset, patience)?;
                 continue;
             }
-            if !self.pull()? {
+            if !self.pull(patience)? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "shard file ends early",
@@ -302,15 +331,10 @@ impl Drive for SharedRemoteDrive {
         let d = &self.0;
         let path = d.path(&format!("data/{id}"));
         let resp = d
-            .peer
-            .block_on(async {
-                tokio::time::timeout(
-                    STREAM_TIMEOUT,
-                    d.peer.send(Method::HEAD, &path, full(Bytes::new())),
-                )
-                .await
-            })
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stat timed out"))?
+            .wait(
+                STREAM_TIMEOUT,
+                d.peer.send(Method::HEAD, &path, full(Bytes::new())),
+            )?
             .map_err(io_err)?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(io::Error::new(
@@ -329,7 +353,7 @@ impl Drive for SharedRemoteDrive {
         let d = &self.0;
         let path = d.path(&format!("data/{id}"));
         d.peer
-            .block_on(d.peer.call_ok(Method::DELETE, &path, Vec::new()))
+            .finish(d.peer.call_ok(Method::DELETE, &path, Vec::new()))
             .map(|_| ())
             .map_err(io_err)
     }
@@ -343,7 +367,7 @@ impl Drive for SharedRemoteDrive {
         let d = &self.0;
         let bytes = d
             .peer
-            .block_on(d.peer.call_ok(Method::GET, &d.path("space"), Vec::new()))
+            .finish(d.peer.call_ok(Method::GET, &d.path("space"), Vec::new()))
             .map_err(io_err)?;
         postcard::from_bytes(&bytes).map_err(|e| io::Error::other(e.to_string()))
     }
@@ -353,7 +377,7 @@ impl RemoteRecords for RemoteDrive {
     fn write(&self, ops: Vec<WireOp>) -> Result<(), StoreError> {
         let body = postcard::to_stdvec(&ops).map_err(|e| StoreError::Internal(e.to_string()))?;
         self.peer
-            .block_on(
+            .finish(
                 self.peer
                     .call_ok(Method::POST, &self.path("records/write"), body),
             )
@@ -361,7 +385,7 @@ impl RemoteRecords for RemoteDrive {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let (status, bytes) = self.peer.block_on(self.peer.call(
+        let (status, bytes) = self.peer.finish(self.peer.call(
             Method::POST,
             &self.path("records/get"),
             key.to_vec(),
@@ -383,7 +407,7 @@ impl RemoteRecords for RemoteDrive {
             limit: limit as u32,
         };
         let body = postcard::to_stdvec(&req).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let bytes = self.peer.block_on(self.peer.call_ok(
+        let bytes = self.peer.finish(self.peer.call_ok(
             Method::POST,
             &self.path("records/page"),
             body,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use http::{Method, StatusCode};
 
 use super::client::PeerClient;
@@ -93,40 +94,60 @@ impl QuorumLocker {
         servers / 2 + 1
     }
 
+    /// Asks every server for `resource` and returns as soon as a majority granted it (or can
+    /// no longer grant it): a hung peer's vote is not waited for. Votes that arrive later are
+    /// given back as they come.
     fn attempt(&self, resource: &str, owner: u128) -> Option<Held> {
         let local = self.table.try_lock(resource, owner, LEASE);
-        let body = request(resource, owner);
-        let handle = self.peers.first().map(|p| p.handle().clone());
-        let votes: Vec<bool> = match handle {
-            None => Vec::new(),
-            Some(h) => super::client::block_on(
-                &h,
-                futures_util::future::join_all(self.peers.iter().map(|p| {
-                    let body = body.clone();
-                    async move {
-                        matches!(
-                            p.call(Method::POST, "/peer/v1/lock", body).await,
-                            Ok((StatusCode::OK, _))
-                        )
-                    }
-                })),
-            ),
-        };
-        let granted: Vec<Arc<PeerClient>> = self
-            .peers
-            .iter()
-            .zip(&votes)
-            .filter(|(_, &v)| v)
-            .map(|(p, _)| p.clone())
-            .collect();
-        let count = granted.len() + usize::from(local);
-        let held = Held {
+        let mut held = Held {
             resource: resource.to_string(),
             owner,
             table: self.table.clone(),
-            granted,
+            granted: Vec::new(),
         };
-        if count >= self.majority() {
+        let need = self.majority();
+        let Some(handle) = self.peers.first().map(|p| p.handle().clone()) else {
+            return (usize::from(local) >= need).then_some(held);
+        };
+        let body = request(resource, owner);
+        let mut votes: FuturesUnordered<_> = self
+            .peers
+            .iter()
+            .map(|p| {
+                let (p, body) = (p.clone(), body.clone());
+                async move {
+                    let granted = matches!(
+                        p.call(Method::POST, "/peer/v1/lock", body).await,
+                        Ok((StatusCode::OK, _))
+                    );
+                    (p, granted)
+                }
+            })
+            .collect();
+        let mut outstanding = self.peers.len();
+        super::client::block_on(&handle, async {
+            while let Some((peer, granted)) = votes.next().await {
+                outstanding -= 1;
+                if granted {
+                    held.granted.push(peer);
+                }
+                let count = held.granted.len() + usize::from(local);
+                if count >= need || count + outstanding < need {
+                    break;
+                }
+            }
+        });
+        if outstanding > 0 {
+            let resource = resource.to_string();
+            handle.spawn(async move {
+                while let Some((peer, granted)) = votes.next().await {
+                    if granted {
+                        release(&[peer], &resource, owner);
+                    }
+                }
+            });
+        }
+        if held.granted.len() + usize::from(local) >= need {
             Some(held)
         } else {
             None // dropping `held` gives the votes back

@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +46,20 @@ impl DriveFormat {
     }
 }
 
+/// The longest a shard stream to or from another server may stall before the drive is given
+/// up, when no other drive can stand in for it.
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A data file being written; `commit` makes it durable under its id.
 pub trait DataWriter: Write + Send {
+    /// Writes all of `buf` if the drive takes it within `patience`; `Ok(false)` when it did
+    /// not and took nothing (offer it again, or give the drive up). Only a remote drive's
+    /// stream can be full; a local file always takes it.
+    fn offer(&mut self, buf: &[u8], patience: Duration) -> io::Result<bool> {
+        let _ = patience;
+        self.write_all(buf).map(|()| true)
+    }
+
     fn commit(self: Box<Self>) -> io::Result<()>;
 }
 
@@ -55,6 +68,18 @@ pub trait DataWriter: Write + Send {
 pub trait DataReader: Send {
     /// Fills `buf` from `offset`; fails when the file ends first.
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Like [`DataReader::read_exact_at`], failing with [`io::ErrorKind::TimedOut`] when a
+    /// remote drive sends nothing for `patience`; a local file does not wait on anyone.
+    fn read_exact_within(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        patience: Duration,
+    ) -> io::Result<()> {
+        let _ = patience;
+        self.read_exact_at(offset, buf)
+    }
 }
 
 impl DataReader for File {

@@ -1,0 +1,157 @@
+//! Quorum calls: one call per drive (or server) in parallel, returning once enough of them
+//! succeeded and the rest had a short grace to catch up. A drive that is slow or hung (a
+//! frozen peer keeps its sockets open, so nothing fails fast) then costs a request that grace,
+//! not a peer timeout.
+//!
+//! A call left behind is told so through a token on its thread ([`left_behind`]): the peer
+//! client's waits end at once with [`LeftBehind`], the call returns an error, and the caller
+//! treats that drive as one that failed (a write queues it for the missed-write healer).
+
+use std::cell::RefCell;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// The least grace the slower calls get once a quorum answered. Healthy drives answer in
+/// milliseconds; a busy one that misses this only costs a heal of what it missed.
+pub const MIN_GRACE: Duration = Duration::from_millis(250);
+
+thread_local! {
+    static TOKEN: RefCell<Option<CancellationToken>> = const { RefCell::new(None) };
+}
+
+/// The token of the quorum call running on this thread, if any: cancelled once the call is no
+/// longer waited for.
+pub fn left_behind() -> Option<CancellationToken> {
+    TOKEN.with(|t| t.borrow().clone())
+}
+
+/// A wait given up because the quorum call it served returned without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftBehind;
+
+impl std::fmt::Display for LeftBehind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("left behind: a quorum of the other drives answered first")
+    }
+}
+
+/// How long the calls still running get once a quorum succeeded `to_quorum` after the start.
+pub fn grace(to_quorum: Duration) -> Duration {
+    (to_quorum * 2).max(MIN_GRACE)
+}
+
+/// Runs `f(0) … f(n-1)` on threads of their own and returns their results in order. Once
+/// `need` results are `ok`, the calls still running get a [`grace`]; then their tokens are
+/// cancelled and they must return promptly (with an error) — which is what every peer wait
+/// does. Local calls are not interruptible; they are not the ones that hang.
+pub fn run<T: Send>(
+    n: usize,
+    need: usize,
+    ok: impl Fn(&T) -> bool + Sync,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let started = Instant::now();
+    let token = CancellationToken::new();
+    let (tx, rx) = mpsc::channel();
+    let f = &f;
+    std::thread::scope(|scope| {
+        for i in 0..n {
+            let (tx, token) = (tx.clone(), token.clone());
+            scope.spawn(move || {
+                TOKEN.with(|t| *t.borrow_mut() = Some(token));
+                let _ = tx.send((i, f(i)));
+            });
+        }
+        drop(tx);
+        let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+        let (mut got, mut good) = (0, 0);
+        let mut deadline: Option<Instant> = None;
+        while got < n {
+            let next = match deadline {
+                None => rx.recv().ok(),
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        token.cancel();
+                        deadline = None;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            // A call that panicked sent nothing; the scope re-raises its panic.
+            let Some((i, r)) = next else { break };
+            if ok(&r) {
+                good += 1;
+                if good == need && !token.is_cancelled() {
+                    deadline = Some(Instant::now() + grace(started.elapsed()));
+                }
+            }
+            out[i] = Some(r);
+            got += 1;
+        }
+        token.cancel();
+        out
+    })
+    .into_iter()
+    .map(|r| r.expect("every call returned"))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call that waits for its token the way a peer wait does, up to `hang`.
+    fn hanging(hang: Duration) -> Result<(), LeftBehind> {
+        let token = left_behind().expect("quorum calls carry a token");
+        let start = Instant::now();
+        while start.elapsed() < hang {
+            if token.is_cancelled() {
+                return Err(LeftBehind);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_hung_call_is_left_behind_once_a_quorum_answered() {
+        // Drive 3 is a little slower than the quorum and makes it within the grace; drive 2
+        // hangs and is left behind.
+        let results = run(5, 3, Result::is_ok, |i| {
+            hanging(match i {
+                2 => Duration::from_secs(30),
+                3 => Duration::from_millis(60),
+                _ => Duration::ZERO,
+            })
+        });
+        assert_eq!(
+            results,
+            vec![Ok(()), Ok(()), Err(LeftBehind), Ok(()), Ok(())]
+        );
+    }
+
+    #[test]
+    fn without_a_quorum_every_call_is_waited_for() {
+        let results = run(3, 3, Result::is_ok, |i| {
+            hanging(Duration::from_millis(if i == 0 { 400 } else { 0 }))
+        });
+        assert_eq!(results, vec![Ok(()), Ok(()), Ok(())]);
+        let failed = run(3, 2, Result::is_ok, |i| {
+            if i == 0 {
+                Err(LeftBehind)
+            } else {
+                hanging(Duration::from_millis(300))
+            }
+        });
+        assert_eq!(failed, vec![Err(LeftBehind), Ok(()), Ok(())]);
+    }
+
+    #[test]
+    fn calls_outside_a_quorum_call_have_no_token() {
+        assert!(left_behind().is_none());
+    }
+}
