@@ -176,10 +176,10 @@ impl ShardFilesWriter {
             let Some(w) = &mut self.writers[drive] else {
                 continue;
             };
-            let patience = if taken >= self.quorum {
-                LAG_GRACE
-            } else {
-                STREAM_TIMEOUT
+            let patience = match (taken >= self.quorum, w.responsive()) {
+                (true, true) => LAG_GRACE,
+                (true, false) => Duration::ZERO,
+                (false, _) => STREAM_TIMEOUT,
             };
             match w.offer(&framed[i], patience) {
                 Ok(true) => taken += 1,
@@ -209,13 +209,26 @@ impl ShardFilesWriter {
             .map(Mutex::new)
             .collect();
         let total = writers.len();
-        let ok = quorum::run(writers.len(), self.quorum, Result::is_ok, |i| {
-            let writer = writers[i].lock().unwrap_or_else(|p| p.into_inner()).take();
-            match writer {
-                Some(w) => w.commit(),
-                None => Err(std::io::Error::other("the drive took no shard")),
-            }
-        })
+        let quiet: Vec<bool> = writers
+            .iter()
+            .map(|w| {
+                let w = w.lock().unwrap_or_else(|p| p.into_inner());
+                w.as_ref().is_some_and(|w| !w.responsive())
+            })
+            .collect();
+        let ok = quorum::run(
+            writers.len(),
+            self.quorum,
+            Result::is_ok,
+            |i| quiet[i],
+            |i| {
+                let writer = writers[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+                match writer {
+                    Some(w) => w.commit(),
+                    None => Err(std::io::Error::other("the drive took no shard")),
+                }
+            },
+        )
         .into_iter()
         .filter(Result::is_ok)
         .count();
@@ -313,15 +326,15 @@ pub fn stream_segments(
                 let left = open.files[i..].iter().filter(|f| f.is_some()).count();
                 let file = &mut open.files[i];
                 let Some(f) = file.as_mut() else { continue };
-                let patience = if left > k - good {
-                    SPARE_PATIENCE
-                } else {
-                    STREAM_TIMEOUT
+                let patience = match (left > k - good, f.responsive()) {
+                    (true, true) => SPARE_PATIENCE,
+                    (true, false) => Duration::ZERO,
+                    (false, _) => STREAM_TIMEOUT,
                 };
                 let mut frame = vec![0u8; slice.framed_len];
                 let read = f.read_exact_within(slice.file_offset, &mut frame, patience);
                 if let Err(e) = &read {
-                    if patience == SPARE_PATIENCE && e.kind() == std::io::ErrorKind::TimedOut {
+                    if patience < STREAM_TIMEOUT && e.kind() == std::io::ErrorKind::TimedOut {
                         // Slow, not damaged: nothing to heal.
                         tracing::warn!(data_id = %open.seg.data_id, shard = i, error = %e, "slow shard; reading a spare one");
                         *file = None;

@@ -65,10 +65,15 @@ pub fn heal_data_file(
         .as_ref()
         .ok_or_else(|| StoreError::Internal("nothing to heal without erasure coding".into()))?;
     let total = codec.geometry().total();
-    // Drives that cannot be reached now are healed when they are back (catch-up, scanner).
+    // Drives that cannot be reached now, or went quiet, are healed when they are back
+    // (catch-up, scanner).
     let targets: Vec<usize> = (0..total)
         .filter(|i| drives.contains(&order[*i]))
-        .filter(|i| set.slots[order[*i]].as_ref().is_some_and(|s| s.reachable()))
+        .filter(|i| {
+            set.slots[order[*i]]
+                .as_ref()
+                .is_some_and(|s| s.responsive())
+        })
         .collect();
     if targets.is_empty() {
         return Ok(0);
@@ -266,7 +271,7 @@ impl Store {
             let _guard = self.lock_for(&bucket, &object)?;
             // Every drive must answer: a silent one might hold the record.
             let answers: Vec<Option<Option<Vec<u8>>>> = set.parallel(&all, |_, slot| match slot {
-                Some(s) if s.reachable() => s.get(&key).ok(),
+                Some(s) if s.responsive() => s.get(&key).ok(),
                 _ => None,
             });
             if answers.iter().any(Option::is_none) {
@@ -587,9 +592,11 @@ impl Store {
         let (Some(codec), Some((bucket, key))) = (set.codec, split_version_key(raw_key)) else {
             return Ok(None);
         };
+        // A quiet drive's record is unknown (it may only have been left behind), and it
+        // could not take a heal now anyway.
         let online: Vec<usize> = set
             .online()
-            .filter(|(_, s)| s.reachable())
+            .filter(|(_, s)| s.responsive())
             .map(|(i, _)| i)
             .collect();
         let missing_record: Vec<usize> = online

@@ -43,13 +43,15 @@ pub fn grace(to_quorum: Duration) -> Duration {
 }
 
 /// Runs `f(0) … f(n-1)` on threads of their own and returns their results in order. Once
-/// `need` results are `ok`, the calls still running get a [`grace`]; then their tokens are
-/// cancelled and they must return promptly (with an error) — which is what every peer wait
-/// does. Local calls are not interruptible; they are not the ones that hang.
+/// `need` results are `ok`, the calls still running get a [`grace`] — none when every one of
+/// them is `quiet` (its server answered nothing lately) — and then their tokens are cancelled
+/// and they must return promptly (with an error), which is what every peer wait does. Local
+/// calls are not interruptible; they are not the ones that hang.
 pub fn run<T: Send>(
     n: usize,
     need: usize,
     ok: impl Fn(&T) -> bool + Sync,
+    quiet: impl Fn(usize) -> bool,
     f: impl Fn(usize) -> T + Sync,
 ) -> Vec<T> {
     let started = Instant::now();
@@ -83,14 +85,18 @@ pub fn run<T: Send>(
             };
             // A call that panicked sent nothing; the scope re-raises its panic.
             let Some((i, r)) = next else { break };
-            if ok(&r) {
-                good += 1;
-                if good == need && !token.is_cancelled() {
+            let good_now = ok(&r);
+            out[i] = Some(r);
+            got += 1;
+            good += usize::from(good_now);
+            if good >= need && got < n && !token.is_cancelled() {
+                if (0..n).filter(|&j| out[j].is_none()).all(&quiet) {
+                    token.cancel();
+                    deadline = None;
+                } else if deadline.is_none() {
                     deadline = Some(Instant::now() + grace(started.elapsed()));
                 }
             }
-            out[i] = Some(r);
-            got += 1;
         }
         token.cancel();
         out
@@ -121,13 +127,19 @@ mod tests {
     fn a_hung_call_is_left_behind_once_a_quorum_answered() {
         // Drive 3 is a little slower than the quorum and makes it within the grace; drive 2
         // hangs and is left behind.
-        let results = run(5, 3, Result::is_ok, |i| {
-            hanging(match i {
-                2 => Duration::from_secs(30),
-                3 => Duration::from_millis(60),
-                _ => Duration::ZERO,
-            })
-        });
+        let results = run(
+            5,
+            3,
+            Result::is_ok,
+            |_| false,
+            |i| {
+                hanging(match i {
+                    2 => Duration::from_secs(30),
+                    3 => Duration::from_millis(60),
+                    _ => Duration::ZERO,
+                })
+            },
+        );
         assert_eq!(
             results,
             vec![Ok(()), Ok(()), Err(LeftBehind), Ok(()), Ok(())]
@@ -136,18 +148,62 @@ mod tests {
 
     #[test]
     fn without_a_quorum_every_call_is_waited_for() {
-        let results = run(3, 3, Result::is_ok, |i| {
-            hanging(Duration::from_millis(if i == 0 { 400 } else { 0 }))
-        });
+        let results = run(
+            3,
+            3,
+            Result::is_ok,
+            |_| false,
+            |i| hanging(Duration::from_millis(if i == 0 { 400 } else { 0 })),
+        );
         assert_eq!(results, vec![Ok(()), Ok(()), Ok(())]);
-        let failed = run(3, 2, Result::is_ok, |i| {
-            if i == 0 {
-                Err(LeftBehind)
-            } else {
-                hanging(Duration::from_millis(300))
-            }
-        });
+        let failed = run(
+            3,
+            2,
+            Result::is_ok,
+            |_| false,
+            |i| {
+                if i == 0 {
+                    Err(LeftBehind)
+                } else {
+                    hanging(Duration::from_millis(300))
+                }
+            },
+        );
         assert_eq!(failed, vec![Err(LeftBehind), Ok(()), Ok(())]);
+    }
+
+    #[test]
+    fn a_quiet_drive_gets_no_grace() {
+        // Drive 1 is quiet and slower than the grace; with a quorum in, it is not waited for.
+        let results = run(
+            3,
+            2,
+            Result::is_ok,
+            |i| i == 1,
+            |i| {
+                hanging(if i == 1 {
+                    MIN_GRACE / 2
+                } else {
+                    Duration::ZERO
+                })
+            },
+        );
+        assert_eq!(results, vec![Ok(()), Err(LeftBehind), Ok(())]);
+        // Quiet or not, a drive the quorum needs is waited for.
+        let results = run(
+            3,
+            3,
+            Result::is_ok,
+            |i| i == 1,
+            |i| {
+                hanging(if i == 1 {
+                    MIN_GRACE * 2
+                } else {
+                    Duration::ZERO
+                })
+            },
+        );
+        assert_eq!(results, vec![Ok(()), Ok(()), Ok(())]);
     }
 
     #[test]

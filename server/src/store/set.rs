@@ -9,7 +9,7 @@
 //! Remote calls block the calling thread, so the store runs on blocking threads.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{DBRawIterator, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
@@ -116,6 +116,9 @@ pub trait RemoteRecords: Send + Sync {
     fn page(&self, from: &[u8], inclusive: bool, limit: usize) -> Result<RecordPage, StoreError>;
     /// Whether the drive's server answered lately (a down peer is skipped without waiting).
     fn reachable(&self) -> bool;
+    /// Whether the drive's server answered anything very lately: a quiet one is not waited
+    /// for past a quorum of the others.
+    fn responsive(&self) -> bool;
 }
 
 /// Where a drive's records live.
@@ -215,6 +218,14 @@ impl Slot {
         match &self.records {
             Records::Local(_) => true,
             Records::Remote(r) => r.reachable(),
+        }
+    }
+
+    /// Whether the drive answers promptly now (see [`RemoteRecords::responsive`]).
+    pub fn responsive(&self) -> bool {
+        match &self.records {
+            Records::Local(_) => true,
+            Records::Remote(r) => r.responsive(),
         }
     }
 
@@ -590,9 +601,18 @@ impl DriveSet {
             let all: Vec<usize> = (0..self.slots.len()).collect();
             return self.parallel(&all, f);
         }
-        super::quorum::run(self.slots.len(), need, Result::is_ok, |i| {
-            f(i, self.slots[i].as_ref())
-        })
+        let quiet: Vec<bool> = self
+            .slots
+            .iter()
+            .map(|s| s.as_ref().is_some_and(|s| !s.responsive()))
+            .collect();
+        super::quorum::run(
+            self.slots.len(),
+            need,
+            Result::is_ok,
+            |i| quiet[i],
+            |i| f(i, self.slots[i].as_ref()),
+        )
     }
 
     /// A record's value on each drive (`None` where missing or offline).
@@ -709,9 +729,10 @@ impl DriveSet {
     /// caller keeps the garbage record and tries again later), so its copy is not left
     /// behind with nothing naming it; an empty slot (a drive being replaced) holds nothing.
     pub fn remove_data(&self, id: &str) -> Result<(), StoreError> {
-        let all: Vec<usize> = (0..self.slots.len()).collect();
-        let results = self.parallel(&all, |_, slot| match slot {
-            Some(s) if s.reachable() => s.drive.remove(id).map_err(StoreError::from),
+        // A drive that went quiet, or is left behind by a quorum of the others, fails the
+        // call like one that is away: its removal is retried later.
+        let results = self.parallel_quorum(self.write_quorum(), |_, slot| match slot {
+            Some(s) if s.responsive() => s.drive.remove(id).map_err(StoreError::from),
             Some(_) => Err(StoreError::QuorumLost { have: 0, need: 1 }),
             None => Ok(()),
         });
@@ -735,9 +756,48 @@ impl MergedIter<'_> {
         self.iters.len() == 1 && self.quorum <= 1
     }
 
+    /// Seeks every drive: local ones here, remote ones in parallel as a quorum call, so a
+    /// hung peer is left out of this scan after a grace instead of holding it.
     pub fn seek(&mut self, key: &[u8]) {
+        let mut remote: Vec<Mutex<&mut PagedIter>> = Vec::new();
+        let mut local = 0;
         for (_, it) in &mut self.iters {
-            it.seek(key);
+            match it {
+                SlotIter::Local(it) => {
+                    it.seek(key);
+                    local += 1;
+                }
+                SlotIter::Remote(it) => remote.push(Mutex::new(it)),
+            }
+        }
+        if remote.len() == 1 {
+            remote[0]
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .seek(key);
+        } else if remote.len() > 1 {
+            let need = self.quorum.saturating_sub(local).max(1);
+            let quiet: Vec<bool> = remote
+                .iter_mut()
+                .map(|it| {
+                    !it.get_mut()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .src
+                        .responsive()
+                })
+                .collect();
+            super::quorum::run(
+                remote.len(),
+                need,
+                |&answered| answered,
+                |i| quiet[i],
+                |i| {
+                    remote[i]
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .seek(key)
+                },
+            );
         }
         self.settle();
     }
@@ -844,12 +904,6 @@ pub enum SlotIter<'a> {
 }
 
 impl SlotIter<'_> {
-    fn seek(&mut self, key: &[u8]) {
-        match self {
-            SlotIter::Local(it) => it.seek(key),
-            SlotIter::Remote(it) => it.seek(key),
-        }
-    }
     fn next(&mut self) {
         match self {
             SlotIter::Local(it) => it.next(),
@@ -917,36 +971,41 @@ impl PagedIter {
         }
     }
 
-    fn fetch(&mut self, from: &[u8], inclusive: bool) {
+    /// Fetches the page from `from`; returns whether the drive answered.
+    fn fetch(&mut self, from: &[u8], inclusive: bool) -> bool {
+        let left_behind = || super::quorum::left_behind().is_some_and(|t| t.is_cancelled());
         // One retry: a pooled connection to a peer that just restarted fails once.
         let mut result = self.src.page(from, inclusive, self.limit);
-        if result.is_err() && self.src.reachable() {
+        if result.is_err() && self.src.reachable() && !left_behind() {
             std::thread::sleep(std::time::Duration::from_millis(50));
             result = self.src.page(from, inclusive, self.limit);
         }
+        self.pos = 0;
+        self.limit = (self.limit * 8).min(MAX_PAGE);
         match result {
             Ok((page, more)) => {
                 self.page = page;
                 self.more = more;
+                true
             }
             Err(e) => {
-                // A peer found down is offline like any other (the merge needs a quorum of
-                // the rest); one still up failed for another reason, and the scan says so.
-                if self.src.reachable() {
+                // A peer found down, or too slow for a scan that a quorum of the others
+                // answered, is offline like any other (the merge needs a quorum of the
+                // rest); one still up failed for another reason, and the scan says so.
+                if self.src.reachable() && !left_behind() {
                     self.failed = Some(e.to_string());
                 }
                 tracing::warn!(error = %e, "a remote drive failed during a scan; skipping it");
                 self.page.clear();
                 self.more = false;
+                false
             }
         }
-        self.pos = 0;
-        self.limit = (self.limit * 8).min(MAX_PAGE);
     }
 
-    fn seek(&mut self, key: &[u8]) {
+    fn seek(&mut self, key: &[u8]) -> bool {
         self.limit = FIRST_PAGE;
-        self.fetch(key, true);
+        self.fetch(key, true)
     }
 
     fn next(&mut self) {

@@ -3,9 +3,9 @@
 //! at once instead of waiting for a timeout.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -29,6 +29,10 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// after this many pings in a row time out (a busy peer is not a dead one: writes skip a
 /// down peer, so marking it down too eagerly leaves writes on fewer drives).
 const SLOW_PINGS_DOWN: u32 = 3;
+/// A peer that answered nothing (no ping, no call) for this long is not waited for past a
+/// quorum of the others (see [`crate::store::quorum::run`]); a healthy one answers a ping
+/// every [`PING_EVERY`].
+const RESPONSIVE: Duration = Duration::from_millis(1500);
 
 pub struct PeerClient {
     /// The peer's node name.
@@ -43,6 +47,11 @@ pub struct PeerClient {
     /// Whether the peer's being down was logged since it was last up.
     reported_down: AtomicBool,
     slow_pings: AtomicU32,
+    /// When the peer last answered anything, in milliseconds since `epoch`.
+    last_answer: AtomicU64,
+    /// A quorum call left a call to the peer behind since it last answered.
+    lagging: AtomicBool,
+    epoch: Instant,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> PeerBody {
@@ -142,6 +151,9 @@ impl PeerClient {
             up: AtomicBool::new(false),
             reported_down: AtomicBool::new(false),
             slow_pings: AtomicU32::new(0),
+            last_answer: AtomicU64::new(0),
+            lagging: AtomicBool::new(false),
+            epoch: Instant::now(),
         });
         let weak = Arc::downgrade(&client);
         client.handle.spawn(async move {
@@ -184,7 +196,10 @@ impl PeerClient {
         )
         .await;
         match sent {
-            Ok(Ok(r)) if r.status() == StatusCode::OK => Ping::Answered,
+            Ok(Ok(r)) if r.status() == StatusCode::OK => {
+                self.answered();
+                Ping::Answered
+            }
             // Includes a failed TLS handshake: a certificate this cluster's CA did not sign
             // or that does not name the peer's host, or a peer that does not speak TLS.
             Ok(Err(e)) if e.is_connect() => Ping::Refused(with_causes(&e)),
@@ -214,6 +229,23 @@ impl PeerClient {
         self.up.load(Ordering::SeqCst)
     }
 
+    fn answered(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_answer.fetch_max(now, Ordering::Relaxed);
+        self.lagging.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the peer is up, answered something within [`RESPONSIVE`], and kept up with
+    /// the last quorum call since: one that went quiet (hung, not yet found down by the
+    /// pings) is not waited for when others suffice, and healing does not write to it. Its
+    /// next answer (a ping, every [`PING_EVERY`]) makes it responsive again.
+    pub fn responsive(&self) -> bool {
+        let last = Duration::from_millis(self.last_answer.load(Ordering::Relaxed));
+        self.reachable()
+            && !self.lagging.load(Ordering::Relaxed)
+            && self.epoch.elapsed().saturating_sub(last) < RESPONSIVE
+    }
+
     fn mark_down(&self) {
         if self.up.swap(false, Ordering::SeqCst) {
             tracing::warn!(peer = %self.name, "peer stopped answering");
@@ -228,7 +260,11 @@ impl PeerClient {
         body: PeerBody,
     ) -> Result<Response<Incoming>, StoreError> {
         let req = self.request(method, path, body);
-        self.http.request(req).await.map_err(|e| {
+        let sent = self.http.request(req).await;
+        if sent.is_ok() {
+            self.answered();
+        }
+        sent.map_err(|e| {
             // Only a failure to reach the peer says it is down; a request whose body the
             // caller abandoned (an upload that lost its quorum) says nothing about the peer.
             if e.is_connect() {
@@ -295,7 +331,7 @@ impl PeerClient {
     /// (see [`crate::store::quorum::run`]) returns without it.
     pub fn wait<F: Future>(&self, fut: F) -> Result<F::Output, LeftBehind> {
         let token = quorum::left_behind();
-        self.block_on(async move {
+        let out = self.block_on(async move {
             match token {
                 None => Ok(fut.await),
                 Some(token) => tokio::select! {
@@ -304,7 +340,11 @@ impl PeerClient {
                     () = token.cancelled() => Err(LeftBehind),
                 },
             }
-        })
+        });
+        if out.is_err() {
+            self.lagging.store(true, Ordering::Relaxed);
+        }
+        out
     }
 
     /// Waits (see [`PeerClient::wait`]) for a call that bounds its own time.

@@ -124,6 +124,10 @@ impl Write for RemoteWriter {
 }
 
 impl DataWriter for RemoteWriter {
+    fn responsive(&self) -> bool {
+        self.peer.responsive()
+    }
+
     fn offer(&mut self, buf: &[u8], patience: Duration) -> io::Result<bool> {
         self.push(Frame::data(Bytes::copy_from_slice(buf)), patience)
     }
@@ -241,6 +245,10 @@ impl RemoteReader {
 }
 
 impl DataReader for RemoteReader {
+    fn responsive(&self) -> bool {
+        self.drive.peer.responsive()
+    }
+
     fn read_exact_at(&mut self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         self.read_exact_within(offset, out, STREAM_TIMEOUT)
     }
@@ -425,6 +433,10 @@ impl RemoteRecords for RemoteDrive {
 
     fn reachable(&self) -> bool {
         self.peer.reachable()
+    }
+
+    fn responsive(&self) -> bool {
+        self.peer.responsive()
     }
 }
 

@@ -61,6 +61,11 @@ pub trait DataWriter: Write + Send {
     }
 
     fn commit(self: Box<Self>) -> io::Result<()>;
+
+    /// Whether the drive answers promptly now; only another server's can go quiet.
+    fn responsive(&self) -> bool {
+        true
+    }
 }
 
 /// A committed data file open for reading. Reads are positional; a reader opened at an offset
@@ -79,6 +84,11 @@ pub trait DataReader: Send {
     ) -> io::Result<()> {
         let _ = patience;
         self.read_exact_at(offset, buf)
+    }
+
+    /// Whether the drive answers promptly now; only another server's can go quiet.
+    fn responsive(&self) -> bool {
+        true
     }
 }
 
