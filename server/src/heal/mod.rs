@@ -184,7 +184,8 @@ pub fn spawn_missed_healer(store: Arc<Store>, status: Arc<HealStatus>) {
                 if keys.is_empty() {
                     continue;
                 }
-                if set.reachable_count() < set.len() {
+                // A drive away or quiet (hung) cannot take the heal: wait for it.
+                if !set.all_responsive() {
                     set.requeue_missed(keys);
                     continue;
                 }
@@ -206,6 +207,11 @@ pub fn spawn_missed_healer(store: Arc<Store>, status: Arc<HealStatus>) {
                         values,
                     };
                     match store.heal_version(&v) {
+                        // Healing skips a drive that went quiet meanwhile: try again later.
+                        Ok(report) if !set.all_responsive() => {
+                            status.add(&report);
+                            retry.push(key);
+                        }
                         Ok(report) => status.add(&report),
                         Err(e) => {
                             tracing::debug!(error = %e, "healing a missed write failed; retrying");

@@ -243,7 +243,7 @@ impl Store {
     /// still below quorum, so a write in flight is never touched. Returns how many went.
     pub fn remove_orphans(&self, set_index: usize, min_age: Duration) -> Result<u64, StoreError> {
         let set = &self.sets[set_index];
-        if set.codec.is_none() || set.reachable_count() < set.len() {
+        if set.codec.is_none() || !set.all_responsive() {
             return Ok(0);
         }
         let quorum = set.read_quorum();

@@ -423,6 +423,13 @@ impl DriveSet {
         self.online().filter(|(_, s)| s.reachable()).count()
     }
 
+    /// Whether every drive of the set is online and answering promptly.
+    pub fn all_responsive(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.as_ref().is_some_and(Slot::responsive))
+    }
+
     pub fn write_quorum(&self) -> usize {
         self.geometry.write_quorum()
     }
