@@ -185,17 +185,11 @@ pub struct AdminClient {
 /// The TLS client configuration for an `https` endpoint: the CA certificates in `ca_cert`,
 /// or the system's trusted roots (loaded only when `https`: a plain endpoint needs none).
 fn client_tls(ca_cert: Option<&[u8]>, https: bool) -> anyhow::Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     match ca_cert {
         Some(pem) => {
-            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| anyhow::anyhow!("reading the CA certificate: {e}"))?;
-                roots.add(cert)?;
-            }
-            if roots.is_empty() {
-                anyhow::bail!("the CA certificate file holds no certificate");
-            }
+            roots = crate::cluster::peer::roots_from_pem(pem)
+                .map_err(|e| anyhow::anyhow!("the CA certificate: {e}"))?;
         }
         None if !https => {}
         None => {

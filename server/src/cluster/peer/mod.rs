@@ -41,7 +41,7 @@ pub use client::PeerClient;
 pub use drive::{RemoteDrive, SharedRemoteDrive};
 pub use locks::{LockTable, QuorumLocker};
 pub use server::{serve, NotifyFn, PeerService};
-pub use tls::PeerTls;
+pub use tls::{roots_from_pem, PeerTls};
 
 /// The authentication header of peer requests.
 pub const AUTH_HEADER: &str = "x-coffer-peer";

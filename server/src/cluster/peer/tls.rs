@@ -24,17 +24,36 @@ pub enum PeerTlsError {
     #[error("reading the CA file {path}: {source}")]
     Read {
         path: PathBuf,
-        source: rustls::pki_types::pem::Error,
+        source: std::io::Error,
     },
-    #[error("the CA file {0} holds no certificate")]
-    NoCertificate(PathBuf),
-    #[error("the CA file {path} holds a certificate rustls refuses: {source}")]
-    BadCertificate {
-        path: PathBuf,
-        source: rustls::Error,
-    },
+    #[error("the CA file {path}: {source}")]
+    Ca { path: PathBuf, source: CaError },
     #[error("building the peer TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+}
+
+/// Why a PEM bundle of CA certificates cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{0}")]
+    Pem(#[from] rustls::pki_types::pem::Error),
+    #[error("it holds no certificate")]
+    Empty,
+    #[error("it holds a certificate rustls refuses: {0}")]
+    Refused(#[from] rustls::Error),
+}
+
+/// The certificates of a PEM bundle (one or more, as during a CA rotation) as trust roots:
+/// a `--tls-ca` file, or the `ca.crt` of a Kubernetes TLS Secret.
+pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, CaError> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        roots.add(cert?)?;
+    }
+    if roots.is_empty() {
+        return Err(CaError::Empty);
+    }
+    Ok(roots)
 }
 
 /// Both sides of peer RPC over TLS.
@@ -55,23 +74,14 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The certificates of a PEM CA file (one or more, as during a CA rotation).
 pub fn load_ca(path: &Path) -> Result<RootCertStore, PeerTlsError> {
-    let read = |source| PeerTlsError::Read {
+    let pem = std::fs::read(path).map_err(|source| PeerTlsError::Read {
         path: path.to_path_buf(),
         source,
-    };
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(path).map_err(read)? {
-        roots
-            .add(cert.map_err(read)?)
-            .map_err(|source| PeerTlsError::BadCertificate {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
-    if roots.is_empty() {
-        return Err(PeerTlsError::NoCertificate(path.to_path_buf()));
-    }
-    Ok(roots)
+    })?;
+    roots_from_pem(&pem).map_err(|source| PeerTlsError::Ca {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl PeerTls {
@@ -106,7 +116,16 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
         let err = load_ca(&empty).unwrap_err();
-        assert!(matches!(err, PeerTlsError::NoCertificate(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                PeerTlsError::Ca {
+                    source: CaError::Empty,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("empty.pem"), "{err}");
 
         let missing = dir.path().join("missing.pem");
