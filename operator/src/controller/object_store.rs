@@ -197,18 +197,24 @@ async fn store_health(
     let mut drives: std::collections::BTreeMap<(usize, usize, usize), (bool, bool)> =
         Default::default();
     let (mut with_quorum, mut without_quorum) = (0, 0);
-    for pod in pods.iter().filter(|p| p.ready || p.running) {
+    // Asked all at once, so a server that does not answer costs one timeout, not one per
+    // server; a pod being deleted is not asked (it is going away, and while it shuts down it
+    // may hold the call until the timeout, delaying the status that says it is gone).
+    let asked: Vec<&ServerPod> = pods
+        .iter()
+        .filter(|p| (p.ready || p.running) && !p.deleting)
+        .collect();
+    let answers = futures::future::join_all(asked.iter().map(|pod| async move {
         let endpoint = server_url(store, ns, &pod.name);
-        let admin = match ctx.admin.client(&endpoint, root, store.spec.region(), ca) {
-            Ok(a) => a,
+        let admin = ctx.admin.client(&endpoint, root, store.spec.region(), ca)?;
+        let (status, heal) = tokio::join!(admin.status(), admin.heal_status());
+        Ok::<_, AdminError>((status?, heal?))
+    }))
+    .await;
+    for (pod, answer) in asked.into_iter().zip(answers) {
+        let (status, heal) = match answer {
+            Ok(answer) => answer,
             Err(e) => {
-                last_error = Some(e);
-                continue;
-            }
-        };
-        let (status, heal) = match (admin.status().await, admin.heal_status().await) {
-            (Ok(s), Ok(h)) => (s, h),
-            (Err(e), _) | (_, Err(e)) => {
                 tracing::debug!(server = %pod.name, error = %e, "admin status unavailable");
                 last_error = Some(e);
                 continue;
