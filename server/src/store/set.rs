@@ -728,6 +728,11 @@ impl DriveSet {
                 .collect(),
             drives: self.slots.len(),
             quorum: quorum.max(1),
+            // A record acknowledged on a write quorum keeps a read quorum of copies among any
+            // N - W + R drives: a scan may leave the others behind, never more.
+            answers: (self.slots.len() + self.read_quorum())
+                .saturating_sub(self.write_quorum())
+                .min(self.slots.len()),
             current: None,
         }
     }
@@ -752,6 +757,8 @@ pub struct MergedIter<'a> {
     iters: Vec<(usize, SlotIter<'a>)>,
     drives: usize,
     quorum: usize,
+    /// How many drives must answer a seek before the slow rest may be left behind.
+    answers: usize,
     /// The current key and which iterators sit on it.
     current: Option<(Vec<u8>, Vec<usize>)>,
 }
@@ -764,7 +771,8 @@ impl MergedIter<'_> {
     }
 
     /// Seeks every drive: local ones here, remote ones in parallel as a quorum call, so a
-    /// hung peer is left out of this scan after a grace instead of holding it.
+    /// hung peer is left out of this scan after a grace instead of holding it — as long as
+    /// enough others answered that no acknowledged record can go missing from the merge.
     pub fn seek(&mut self, key: &[u8]) {
         let mut remote: Vec<Mutex<&mut PagedIter>> = Vec::new();
         let mut local = 0;
@@ -783,7 +791,7 @@ impl MergedIter<'_> {
                 .unwrap_or_else(|p| p.into_inner())
                 .seek(key);
         } else if remote.len() > 1 {
-            let need = self.quorum.saturating_sub(local).max(1);
+            let need = self.answers.saturating_sub(local).max(1);
             let quiet: Vec<bool> = remote
                 .iter_mut()
                 .map(|it| {
