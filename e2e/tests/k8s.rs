@@ -284,10 +284,18 @@ async fn store_comes_up(cluster: &mut Cluster) {
         }
     })
     .await;
+    // Judged on the object the verdict was sampled from: fetching it again could find it
+    // Ready a moment later, with Healthy never sampled.
     let store = wait_for("ObjectStore Ready", cluster, |c| {
         let store = get_json(c, &["objectstore", "-n", NS, "photos"])?;
         verdicts.sample(&store);
-        ready(c, "objectstore", NS, "photos")
+        match condition(&store, "Ready").as_deref() {
+            Some("True") => Ok(store),
+            other => Err(format!(
+                "ObjectStore photos Ready={other:?}: {}",
+                store["status"]
+            )),
+        }
     })
     .await;
     verdicts.assert_progressing_then_healthy();
