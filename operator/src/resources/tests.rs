@@ -7,15 +7,7 @@ use crate::crd::*;
 use crate::fixtures::{pool, NS};
 
 fn env_secret(sts: &k8s_openapi::api::apps::v1::StatefulSet, var: &str) -> (String, String) {
-    let c = &sts
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = container(sts);
     let e = c
         .env
         .as_ref()

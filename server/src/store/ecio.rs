@@ -150,6 +150,11 @@ impl ShardFilesWriter {
         Ok(())
     }
 
+    fn drop_writer(&mut self, drive: usize, why: &dyn std::fmt::Display) {
+        tracing::warn!(drive, error = %why, "shard write failed");
+        self.writers[drive] = None;
+    }
+
     /// Hands each drive its shard of the block. A drive whose stream is full waits after the
     /// others; once a quorum took the block, it gets [`LAG_GRACE`] to make room, and is left
     /// out of this object if it does not (a hung peer must not hold the upload).
@@ -165,10 +170,7 @@ impl ShardFilesWriter {
             match w.offer(frame, Duration::ZERO) {
                 Ok(true) => taken += 1,
                 Ok(false) => full.push(i),
-                Err(e) => {
-                    tracing::warn!(drive, error = %e, "shard write failed");
-                    self.writers[drive] = None;
-                }
+                Err(e) => self.drop_writer(drive, &e),
             }
         }
         for i in full {
@@ -183,14 +185,11 @@ impl ShardFilesWriter {
             };
             match w.offer(&framed[i], patience) {
                 Ok(true) => taken += 1,
-                Ok(false) => {
-                    tracing::warn!(drive, ?patience, "drive fell behind; writing without it");
-                    self.writers[drive] = None;
-                }
-                Err(e) => {
-                    tracing::warn!(drive, error = %e, "shard write failed");
-                    self.writers[drive] = None;
-                }
+                Ok(false) => self.drop_writer(
+                    drive,
+                    &format!("fell behind for {patience:?}; writing without it"),
+                ),
+                Err(e) => self.drop_writer(drive, &e),
             }
         }
         self.buf.clear();
