@@ -5,24 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# System packages: RocksDB and libclang to build (we link Debian's RocksDB instead of
-# compiling its C++), rclone and s3cmd for the compatibility tests, iproute2 for the pod
-# network of the Kubernetes end-to-end test, lua5.4 for its Argo CD health checks (and
-# charts/test.sh), headless Chromium for the browser CORS test.
-missing=()
-for pkg in librocksdb-dev libclang-dev rclone s3cmd iproute2 lua5.4 chromium-headless-shell; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ -x e2e/compat/install.sh ]; then
-  e2e/compat/install.sh
-fi
+# What the build and the tests need (apt and pip packages; nothing when present already).
+scripts/prereqs.sh test
 
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings
@@ -34,6 +18,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # test run reuses these artifacts instead of rebuilding dependencies with other features.)
 cargo build --release --workspace --all-targets
 "${CARGO_TARGET_DIR:-target}/release/coffer-e2e" k8s build
+# The container images, as a release would publish them (the Kubernetes test assembles and
+# runs the same images from the same binaries).
+"${CARGO_TARGET_DIR:-target}/release/coffer-e2e" image build --out "${CARGO_TARGET_DIR:-target}/images"
 charts/ensure-helm.sh >/dev/null
 cargo test --release --workspace --no-fail-fast
 

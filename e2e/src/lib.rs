@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cluster;
 pub mod cluster_pki;
 pub mod go_tools;
+pub mod image;
 pub mod k8s;
 pub mod report;
 pub mod server;

@@ -1,7 +1,8 @@
-//! `coffer-e2e`: the command-line entry of the end-to-end harness. Today it
-//! runs the system benchmark against MinIO (`coffer-e2e bench`, with
-//! `coffer-e2e tools` to build its peer tools ahead of time); the client
-//! compatibility tests run under `cargo test` instead (see `tests/compat.rs`).
+//! `coffer-e2e`: the command-line entry of the end-to-end harness: the system
+//! benchmark against MinIO (`bench`, with `tools` to build its peer tools ahead
+//! of time), a local cluster (`local-cluster`), the Kubernetes harness (`k8s`)
+//! and the container images (`image build`); the client compatibility tests run
+//! under `cargo test` instead (see `tests/compat.rs`).
 
 use std::path::PathBuf;
 
@@ -51,6 +52,11 @@ enum Cmd {
         #[command(subcommand)]
         command: K8sCmd,
     },
+    /// Container images of coffer-server and coffer-operator (`image build`).
+    Image {
+        #[command(subcommand)]
+        command: ImageCmd,
+    },
     /// Start a cluster of coffer-server processes on loopback and run until interrupted.
     LocalCluster {
         /// Number of servers.
@@ -89,6 +95,22 @@ enum K8sCmd {
     Build,
 }
 
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Assemble both images from the workspace's release binaries (build them first with
+    /// `cargo build --release -p coffer-server -p coffer-operator`) as OCI archives, and print
+    /// each one's reference, manifest digest and archive path. No container engine or base
+    /// image is needed; push with e.g. `skopeo copy oci-archive:FILE docker://REGISTRY/…`.
+    Build {
+        /// Folder for `coffer-server.oci.tar` and `coffer-operator.oci.tar`.
+        #[arg(long, default_value = "target/images")]
+        out: PathBuf,
+        /// Repository the images are tagged under (`REPOSITORY/coffer-server:VERSION`).
+        #[arg(long, default_value = coffer_operator::images::REPOSITORY)]
+        repository: String,
+    },
+}
+
 fn k8s(command: K8sCmd) -> Result<()> {
     match command {
         K8sCmd::Build => {
@@ -124,12 +146,13 @@ fn k8s(command: K8sCmd) -> Result<()> {
                 println!("KUBECONFIG={}", cluster.kubeconfig.display());
                 println!("kubectl={}", cluster.kubectl.display());
                 println!(
-                    "logs: {}/logs (control plane), {}/pods (containers); images {} and {} run {}",
+                    "logs: {}/logs (control plane), {}/pods (containers); images {} (also {}) and {} (from {}/images)",
                     cluster.dir.display(),
                     cluster.dir.display(),
-                    coffer_e2e::k8s::IMAGE,
+                    coffer_operator::images::default_server_image(),
                     coffer_e2e::k8s::IMAGE_NEXT,
-                    cluster.coffer_server.display()
+                    coffer_operator::images::operator_image_in(coffer_operator::images::REPOSITORY),
+                    cluster.dir.display(),
                 );
                 println!("Ctrl-C stops the cluster and removes everything it made");
                 tokio::signal::ctrl_c().await?;
@@ -189,6 +212,19 @@ fn main() -> Result<()> {
             cluster.wait()
         }
         Cmd::K8s { command } => k8s(command),
+        Cmd::Image {
+            command: ImageCmd::Build { out, repository },
+        } => {
+            for image in coffer_e2e::image::build_all(&out, &repository)? {
+                println!(
+                    "{} {} {}",
+                    image.reference,
+                    image.digest,
+                    image.archive.display()
+                );
+            }
+            Ok(())
+        }
         Cmd::Tools => {
             for tool in [&coffer_e2e::go_tools::WARP, &coffer_e2e::go_tools::MINIO] {
                 println!("{}", tool.ensure_built()?.display());

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use coffer_e2e::k8s::{Cluster, Options, IMAGE};
+use coffer_e2e::k8s::{Cluster, Options};
 use serde_json::Value;
 
 #[path = "k8s/argocd_health.rs"]
@@ -169,7 +169,9 @@ fn text(out: &std::process::Output) -> String {
 
 const NS: &str = "media";
 
-fn store_yaml(image: &str) -> String {
+/// The store of every scenario. It names no image: its servers run the operator's default,
+/// the release's `coffer-server` image, which the kubelet runs from its layers.
+fn store_yaml() -> String {
     format!(
         "apiVersion: coffer.dev/v1alpha1
 kind: ObjectStore
@@ -177,7 +179,6 @@ metadata:
   name: photos
   namespace: {NS}
 spec:
-  image: {image}
   pools:
     - name: pool-0
       servers: 4
@@ -253,7 +254,7 @@ async fn store_comes_up(cluster: &mut Cluster) {
         .kubectl(&["create", "namespace", NS])
         .expect("namespace");
     cluster
-        .apply(&store_yaml(IMAGE))
+        .apply(&store_yaml())
         .expect("kubectl apply of the ObjectStore");
 
     // Scenario 8's first half: what Argo CD would show while the store comes up.
@@ -304,6 +305,24 @@ async fn store_comes_up(cluster: &mut Cluster) {
         "status: {}",
         store["status"]
     );
+    let default_image = coffer_operator::images::default_server_image();
+    assert_eq!(
+        store["status"]["currentImage"], default_image,
+        "a store without spec.image runs the release's server image"
+    );
+    let pods = get_json(
+        cluster,
+        &["pods", "-n", NS, "-l", "app.kubernetes.io/instance=photos"],
+    )
+    .expect("the store's pods");
+    for pod in pods["items"].as_array().expect("pod list") {
+        assert_eq!(pod["spec"]["containers"][0]["image"], default_image);
+        // What a runtime reports once it ran the image: its digest.
+        let id = pod["status"]["containerStatuses"][0]["imageID"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(id.contains("@sha256:"), "imageID {id}");
+    }
     let table = cluster
         .kubectl(&["get", "objectstores", "-n", NS])
         .expect("kubectl get objectstores");

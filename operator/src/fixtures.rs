@@ -53,7 +53,7 @@ impl ObjectStore {
         let mut s = ObjectStore::new(
             "photos",
             ObjectStoreSpec {
-                image: "coffer:1".into(),
+                image: Some("coffer:1".into()),
                 image_pull_policy: None,
                 pools: vec![pool("pool-0", 4, 2)],
                 erasure: None,
@@ -75,7 +75,7 @@ impl ObjectStore {
     }
 
     pub fn with_image(mut self, image: &str) -> Self {
-        self.spec.image = image.into();
+        self.spec.image = Some(image.into());
         self.metadata.generation = Some(self.metadata.generation.unwrap_or(1) + 1);
         self
     }

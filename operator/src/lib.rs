@@ -6,6 +6,7 @@ pub mod admin;
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod images;
 pub mod leader;
 pub mod metrics;
 pub mod resources;

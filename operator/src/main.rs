@@ -62,6 +62,9 @@ struct RunArgs {
     /// `kubectl port-forward` when running outside the cluster).
     #[arg(long, env = "COFFER_ADMIN_ENDPOINT")]
     admin_endpoint: Option<String>,
+    /// The image of an ObjectStore that names none.
+    #[arg(long, env = "COFFER_SERVER_IMAGE", default_value_t = coffer_operator::images::default_server_image())]
+    server_image: String,
     /// Seconds an admin API call may take.
     #[arg(long, default_value_t = 10)]
     admin_timeout: u64,
@@ -154,6 +157,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         admin,
         metrics,
         reporter,
+        args.server_image,
         shutdown.clone(),
     );
     match &election {

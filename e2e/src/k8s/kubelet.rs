@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -32,54 +32,12 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 pub struct Ctx {
     pub client: Client,
     pub net: Arc<Network>,
-    /// Image reference → the local binary it stands for.
-    pub images: BTreeMap<String, PathBuf>,
+    /// The images this node has "pulled": reference → image (several references may name
+    /// one image, as tags do).
+    pub images: BTreeMap<String, Arc<crate::image::Image>>,
     pub pods_dir: PathBuf,
     pub sources: Sources,
     pub kubernetes_service: (Ipv4Addr, u16),
-    /// Mount points this run had to create on the host (removed at exit).
-    pub mountpoints: Arc<Mutex<Vec<PathBuf>>>,
-}
-
-impl Ctx {
-    /// The host binary for a command of a container: an image's own entrypoint, or a program
-    /// of the host (`sh`, …).
-    pub fn program(&self, name: &str) -> Option<PathBuf> {
-        if let Some(b) = self.images.values().find(|b| {
-            b.file_name()
-                .is_some_and(|f| Path::new(name).file_name() == Some(f))
-        }) {
-            return Some(b.clone());
-        }
-        let p = Path::new(name);
-        if p.is_absolute() {
-            return p.is_file().then(|| p.to_path_buf());
-        }
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|c| c.is_file())
-        })
-    }
-
-    /// Makes sure `path` exists on the host so a folder can be bind-mounted on it inside a
-    /// pod's mount namespace; what is created is remembered and removed at the end.
-    pub fn ensure_mountpoint(&self, path: &Path) -> Result<()> {
-        let mut missing = Vec::new();
-        let mut p = path.to_path_buf();
-        while !p.exists() {
-            missing.push(p.clone());
-            if !p.pop() {
-                break;
-            }
-        }
-        let mut created = self.mountpoints.lock().expect("mountpoints lock poisoned");
-        for m in missing.into_iter().rev() {
-            std::fs::create_dir(&m)?;
-            created.push(m);
-        }
-        Ok(())
-    }
 }
 
 /// A Node as the process kubelet registers it: ready, with room for every pod of a test.

@@ -1,10 +1,12 @@
 //! A Kubernetes cluster on this machine for the end-to-end scenarios: a real control plane
 //! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, built from their Go
 //! modules by [`crate::go_tools`]) and a process kubelet that runs each scheduled pod's
-//! container as a local process in a network namespace of its own. The product runs
-//! unchanged: the same `coffer-server` binary (an image reference maps to it), the same
-//! operator binary and the same manifests as in a real cluster (the operator also as the
-//! chart's Deployment: its image maps to the workspace's `coffer-operator`).
+//! container as a local process in a network namespace of its own, from its image. The product
+//! runs unchanged: the container images of `coffer-server` and `coffer-operator`, assembled
+//! from the workspace's binaries by [`crate::image`] exactly as `coffer-e2e image build` does
+//! and "pulled" by the kubelet under their release references and the test tags below, the
+//! same manifests and chart as in a real cluster (the operator also as the chart's
+//! Deployment).
 //!
 //! Needs root (network namespaces, bind mounts) and iproute2. Everything the harness made —
 //! processes, network namespaces, the bridge, folders, mount points — is removed when the
@@ -23,23 +25,21 @@ pub mod volumes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 
+use crate::image::{Image, ImageSpec};
 use control_plane::{ControlPlane, Proc};
 use net::Network;
 
-/// The image reference of the locally built `coffer-server`, and a second tag of the same
-/// binary (for upgrades).
-pub const IMAGE: &str = "coffer-e2e.local/coffer-server:1";
+/// A second reference of the `coffer-server` image (another tag of the same image, for the
+/// rolling upgrade from the release reference, `ghcr.io/coffer-dev/coffer-server:VERSION`,
+/// which an ObjectStore without `image` runs).
 pub const IMAGE_NEXT: &str = "coffer-e2e.local/coffer-server:2";
-/// The image reference of the locally built `coffer-operator` (the chart's Deployment runs
-/// it with `--set image.repository=coffer-e2e.local/coffer-operator --set image.tag=1`).
-pub const OPERATOR_IMAGE: &str = "coffer-e2e.local/coffer-operator:1";
 
 /// Runs kubectl and returns its standard output, failing with its error output.
 pub fn kubectl_output(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> Result<String> {
@@ -85,7 +85,6 @@ pub struct Cluster {
     plane: Option<ControlPlane>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     in_cluster: Vec<Proc>,
-    mountpoints: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 /// `ip netns exec` and bind mounts need root.
@@ -115,7 +114,6 @@ impl Cluster {
         std::fs::create_dir_all(&dir)?;
         let net = Arc::new(Network::create()?);
         let kubectl = bin.join("kubectl");
-        let mountpoints = Arc::new(Mutex::new(Vec::new()));
         // From here on, a failure drops `cluster`, which cleans up.
         let mut cluster = Cluster {
             dir: dir.clone(),
@@ -128,7 +126,6 @@ impl Cluster {
             plane: None,
             tasks: Vec::new(),
             in_cluster: Vec::new(),
-            mountpoints: mountpoints.clone(),
         };
         let plane = ControlPlane::start(
             &bin,
@@ -150,15 +147,7 @@ impl Cluster {
         provisioner::install_storage_class(&client).await?;
         let (sources, watches) = kubelet::sources(&client);
         cluster.tasks.extend(watches);
-        let mut images: BTreeMap<String, PathBuf> = [IMAGE, IMAGE_NEXT]
-            .into_iter()
-            .map(|i| (i.to_string(), coffer_server.clone()))
-            .collect();
-        // Without a built operator its image is simply unknown here (a pod of it reports
-        // ErrImagePull), as an image missing from a registry would be.
-        if let Ok(operator) = crate::server::workspace_binary("coffer-operator") {
-            images.insert(OPERATOR_IMAGE.to_string(), operator);
-        }
+        let images = cluster.images(&coffer_server)?;
         let ctx = Arc::new(kubelet::Ctx {
             client: client.clone(),
             net: net.clone(),
@@ -166,7 +155,6 @@ impl Cluster {
             pods_dir: dir.join("pods"),
             sources,
             kubernetes_service: (net.kubernetes_service_ip(), 443),
-            mountpoints,
         });
         let nodes: Vec<String> = (0..options.nodes.max(1))
             .map(|i| format!("node-{i}"))
@@ -195,6 +183,33 @@ impl Cluster {
         }));
         cluster.wait_usable(&nodes).await?;
         Ok(cluster)
+    }
+
+    /// Builds the images from the workspace's binaries into `<dir>/images` and reads them
+    /// back, as a node that pulled them: each under its release reference, the server's also
+    /// as `IMAGE_NEXT`.
+    /// Without a built operator its image is simply unknown here (a pod of it reports
+    /// ErrImagePull), as an image missing from a registry would be.
+    fn images(&self, coffer_server: &Path) -> Result<BTreeMap<String, Arc<Image>>> {
+        let out = self.dir.join("images");
+        let repository = coffer_operator::images::REPOSITORY;
+        let mut specs = vec![(
+            ImageSpec::server(coffer_server.to_path_buf(), repository),
+            vec![IMAGE_NEXT],
+        )];
+        if let Ok(operator) = crate::server::workspace_binary("coffer-operator") {
+            specs.push((ImageSpec::operator(operator, repository), vec![]));
+        }
+        let mut images = BTreeMap::new();
+        for (spec, aliases) in specs {
+            let built = crate::image::build(&spec, &out)?;
+            let image = Arc::new(crate::image::load(&built.archive)?);
+            images.insert(built.reference.clone(), image.clone());
+            for alias in aliases {
+                images.insert(alias.to_string(), image.clone());
+            }
+        }
+        Ok(images)
     }
 
     /// Every node Ready, the `default` service account made (the controller manager runs)
@@ -347,15 +362,6 @@ impl Drop for Cluster {
         self.in_cluster.clear();
         self.plane = None;
         self.net.shutdown();
-        let mut mountpoints = self
-            .mountpoints
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        mountpoints.reverse();
-        for m in mountpoints {
-            let _ = std::fs::remove_dir(&m);
-        }
         if self.keep {
             eprintln!("kept {}", self.dir.display());
         } else {

@@ -1,7 +1,9 @@
 //! One pod on the process kubelet: its network namespace, its volumes, its containers as
-//! local processes (the image names a local binary), their probes and restarts, its status in
-//! the API, and its termination (SIGTERM, the grace period, SIGKILL, then the pod object is
-//! deleted) — the parts of a kubelet a StatefulSet of `coffer-server` relies on.
+//! local processes run from their images (the layers unpacked into a root of their own, the
+//! image's entrypoint, environment, user and working directory, as a container runtime
+//! would), their probes and restarts, its status in the API, and its termination (SIGTERM,
+//! the grace period, SIGKILL, then the pod object is deleted) — the parts of a kubelet a
+//! StatefulSet of `coffer-server` relies on.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -23,6 +25,9 @@ use tokio::sync::watch;
 
 use super::kubelet::Ctx;
 use super::volumes::{self, Prepared};
+
+/// The devices a container finds in /dev.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// How often a pod's processes, probes and file volumes are looked at.
 const TICK: Duration = Duration::from_millis(500);
@@ -52,6 +57,9 @@ struct Run {
     startup: ProbeState,
     liveness: ProbeState,
     readiness: ProbeState,
+    /// How an exec probe enters the running container (`nsenter` into its mount and
+    /// network namespaces, root, working directory and user).
+    exec_prefix: Vec<String>,
 }
 
 impl Run {
@@ -70,6 +78,7 @@ impl Run {
             startup: ProbeState::default(),
             liveness: ProbeState::default(),
             readiness: ProbeState::default(),
+            exec_prefix: Vec::new(),
         }
     }
 }
@@ -105,13 +114,19 @@ pub fn expand(text: &str, env: &BTreeMap<String, String>) -> String {
     out
 }
 
-fn environment(ctx: &Ctx, pod: &Pod, c: &Container) -> Result<BTreeMap<String, String>> {
+/// The environment of container `c`: the image's, then what the kubelet sets, then the
+/// container's own `envFrom` and `env` (later wins, as in Kubernetes).
+fn environment(
+    ctx: &Ctx,
+    pod: &Pod,
+    c: &Container,
+    image: &[(String, String)],
+) -> Result<BTreeMap<String, String>> {
     let ns = pod.namespace().unwrap_or_default();
-    let mut env = BTreeMap::new();
-    env.insert(
-        "PATH".to_string(),
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-    );
+    let mut env: BTreeMap<String, String> = image.iter().cloned().collect();
+    env.entry("PATH".to_string()).or_insert_with(|| {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+    });
     let hostname = pod
         .spec
         .as_ref()
@@ -177,6 +192,25 @@ fn environment(ctx: &Ctx, pod: &Pod, c: &Container) -> Result<BTreeMap<String, S
     Ok(env)
 }
 
+/// Makes `path` (absolute, inside the container) exist under `root` as a folder or an empty
+/// file, to mount something on; returns its host path. `..` cannot leave the root.
+fn mount_point(root: &Path, path: &str, folder: bool) -> Result<PathBuf> {
+    let relative = Path::new(path)
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect::<PathBuf>();
+    let target = root.join(relative);
+    if folder {
+        std::fs::create_dir_all(&target)?;
+    } else if !target.exists() {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, b"")?;
+    }
+    Ok(target)
+}
+
 fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
     match port {
         IntOrString::Int(p) => u16::try_from(*p).ok(),
@@ -189,9 +223,9 @@ fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
     }
 }
 
-/// One probe attempt: HTTP GET (2xx/3xx passes), TCP connect, or a command inside the pod's
-/// network namespace.
-async fn probe_once(ctx: &Ctx, ns: &str, ip: Ipv4Addr, c: &Container, probe: &Probe) -> bool {
+/// One probe attempt: HTTP GET (2xx/3xx passes), TCP connect, or a command inside the
+/// running container (`exec_prefix` enters it).
+async fn probe_once(ip: Ipv4Addr, c: &Container, probe: &Probe, exec_prefix: &[String]) -> bool {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
     let attempt = async {
         if let Some(get) = &probe.http_get {
@@ -210,11 +244,10 @@ async fn probe_once(ctx: &Ctx, ns: &str, ip: Ipv4Addr, c: &Container, probe: &Pr
             Some(tokio::net::TcpStream::connect((ip, port)).await.is_ok())
         } else if let Some(exec) = &probe.exec {
             let argv = exec.command.clone().unwrap_or_default();
-            let program = ctx.program(argv.first()?)?;
-            let status = Command::new("ip")
-                .args(["netns", "exec", ns])
-                .arg(program)
-                .args(&argv[1..])
+            let (enter, rest) = exec_prefix.split_first()?;
+            let status = Command::new(enter)
+                .args(rest)
+                .args(&argv)
                 .kill_on_drop(true)
                 .status()
                 .await
@@ -229,8 +262,7 @@ async fn probe_once(ctx: &Ctx, ns: &str, ip: Ipv4Addr, c: &Container, probe: &Pr
 
 /// Runs `probe` when it is due; `Some(passed)` when the threshold it counts toward is met.
 async fn tick_probe(
-    ctx: &Ctx,
-    ns: &str,
+    exec_prefix: &[String],
     ip: Ipv4Addr,
     c: &Container,
     probe: &Probe,
@@ -244,7 +276,7 @@ async fn tick_probe(
         return None;
     }
     state.next = Some(now + Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64));
-    if probe_once(ctx, ns, ip, c, probe).await {
+    if probe_once(ip, c, probe, exec_prefix).await {
         state.failures = 0;
         state.successes += 1;
         (state.successes >= probe.success_threshold.unwrap_or(1)).then_some(true)
@@ -478,13 +510,14 @@ impl PodWorker {
             }
             // Probes.
             let ip = self.address;
-            let ctx = self.ctx.clone();
             let run = &mut self.runs[i];
             let spec = run.spec.clone();
+            let exec_prefix = run.exec_prefix.clone();
             if !run.started {
                 match &spec.startup_probe {
                     None => run.started = true,
-                    Some(p) => match tick_probe(&ctx, ns, ip, &spec, p, &mut run.startup).await {
+                    Some(p) => match tick_probe(&exec_prefix, ip, &spec, p, &mut run.startup).await
+                    {
                         Some(true) => run.started = true,
                         Some(false) => {
                             self.kill_for_restart(i, "startup probe failed").await;
@@ -499,7 +532,7 @@ impl PodWorker {
             }
             let run = &mut self.runs[i];
             if let Some(p) = &spec.liveness_probe {
-                if tick_probe(&ctx, ns, ip, &spec, p, &mut run.liveness).await == Some(false) {
+                if tick_probe(&exec_prefix, ip, &spec, p, &mut run.liveness).await == Some(false) {
                     self.kill_for_restart(i, "liveness probe failed").await;
                     continue;
                 }
@@ -509,7 +542,7 @@ impl PodWorker {
                 None => run.ready = true,
                 Some(p) => {
                     if let Some(ready) =
-                        tick_probe(&ctx, ns, ip, &spec, p, &mut run.readiness).await
+                        tick_probe(&exec_prefix, ip, &spec, p, &mut run.readiness).await
                     {
                         run.ready = ready;
                     }
@@ -567,47 +600,97 @@ impl PodWorker {
 
     fn start(&mut self, i: usize, ns: &str) -> Result<()> {
         let spec = self.runs[i].spec.clone();
-        let mut env = environment(&self.ctx, &self.pod, &spec)?;
-        // An image brings its own home folder; the host's (its ~/.kube/config above all, which
-        // a Kubernetes client would prefer to its in-cluster credentials) must not leak in.
-        if !env.contains_key("HOME") {
-            let home = self.dir.join("home");
-            std::fs::create_dir_all(&home)?;
-            env.insert("HOME".into(), home.display().to_string());
-        }
-        let image = spec.image.clone().unwrap_or_default();
-        let Some(entrypoint) = self.ctx.images.get(&image) else {
+        let reference = spec.image.clone().unwrap_or_default();
+        let Some(image) = self.ctx.images.get(&reference).cloned() else {
             self.runs[i].waiting = Some((
                 "ErrImagePull".into(),
-                format!("image {image} is not known to this kubelet"),
+                format!("image {reference} is not known to this kubelet"),
             ));
-            bail!("unknown image {image}");
+            bail!("unknown image {reference}");
         };
-        // `command` replaces the image's entrypoint (our images have only the binary), `args`
-        // its arguments, both with `$(VAR)` expanded.
-        let mut argv: Vec<String> = match &spec.command {
-            Some(cmd) if !cmd.is_empty() => cmd.iter().map(|a| expand(a, &env)).collect(),
-            _ => vec![entrypoint.display().to_string()],
+        // Every start gets a fresh root from the image's layers, as a runtime creates a new
+        // container: nothing of the host's file system is visible inside but the volumes.
+        let root = self.dir.join("rootfs").join(&spec.name);
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        image
+            .unpack(&root)
+            .with_context(|| format!("unpacking image {reference}"))?;
+
+        let pod_security = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.clone());
+        let security = spec.security_context.clone().unwrap_or_default();
+        let (image_uid, image_gid) = image.user_ids(&root)?;
+        let uid = security
+            .run_as_user
+            .or(pod_security.as_ref().and_then(|p| p.run_as_user))
+            .map_or(image_uid, |u| u as u32);
+        let gid = security
+            .run_as_group
+            .or(pod_security.as_ref().and_then(|p| p.run_as_group))
+            .map_or(image_gid, |g| g as u32);
+        let non_root = security
+            .run_as_non_root
+            .or(pod_security.as_ref().and_then(|p| p.run_as_non_root))
+            .unwrap_or(false);
+        if non_root && uid == 0 {
+            bail!("container has runAsNonRoot and image will run as root");
+        }
+        let read_only_root = security.read_only_root_filesystem == Some(true);
+
+        let mut env = environment(&self.ctx, &self.pod, &spec, &image.config.env)?;
+        if !env.contains_key("HOME") {
+            env.insert("HOME".into(), crate::image::home_of(&root, uid));
+        }
+        // `command` replaces the image's entrypoint and drops its default arguments; `args`
+        // replaces those arguments; both with `$(VAR)` expanded (Kubernetes' rules).
+        let command: Vec<String> = spec
+            .command
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| expand(a, &env))
+            .collect();
+        let args: Option<Vec<String>> = spec
+            .args
+            .clone()
+            .map(|a| a.iter().map(|a| expand(a, &env)).collect());
+        let argv: Vec<String> = if command.is_empty() {
+            let mut argv = image.config.entrypoint.clone();
+            argv.extend(args.unwrap_or_else(|| image.config.cmd.clone()));
+            argv
+        } else {
+            let mut argv = command;
+            argv.extend(args.unwrap_or_default());
+            argv
         };
-        argv.extend(
-            spec.args
-                .clone()
-                .unwrap_or_default()
-                .iter()
-                .map(|a| expand(a, &env)),
-        );
-        let program = self
-            .ctx
-            .program(&argv[0])
-            .with_context(|| format!("no program {} in image {image}", argv[0]))?;
+        if argv.is_empty() {
+            bail!("image {reference} has no entrypoint and the container no command");
+        }
+        let working_dir = spec
+            .working_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .or(image.config.working_dir.clone())
+            .unwrap_or_else(|| "/".into());
+
         let prepared = self
             .prepared
             .as_ref()
             .expect("volumes prepared before start");
         // Inside the pod's network namespace (`ip netns exec` also gives it a mount namespace
-        // of its own) the volume folders are bind-mounted at their mount paths, then the
-        // program replaces the shell.
-        let mut script_args: Vec<String> = Vec::new();
+        // of its own, with the pod's hosts file on /etc/hosts) the root is bind-mounted on
+        // itself, the volumes, the hosts file, /proc and a few devices onto it, the root made
+        // read-only if asked; then `unshare` enters it (chroot), changes to the working
+        // directory and to the container's user, and runs the program.
+        let mut script_args: Vec<String> = vec![
+            root.display().to_string(),
+            if read_only_root { "ro" } else { "rw" }.into(),
+        ];
         for m in spec.volume_mounts.clone().unwrap_or_default() {
             let Some(folder) = prepared.folders.get(&m.name) else {
                 bail!("mount of unknown volume {}", m.name);
@@ -615,14 +698,16 @@ impl PodWorker {
             let source = match &m.sub_path {
                 Some(sub) if !sub.is_empty() => {
                     let p = folder.join(sub);
-                    std::fs::create_dir_all(&p)?;
+                    if !p.exists() {
+                        std::fs::create_dir_all(&p)?;
+                    }
                     p
                 }
                 _ => folder.clone(),
             };
-            self.ctx.ensure_mountpoint(Path::new(&m.mount_path))?;
+            let target = mount_point(&root, &m.mount_path, source.is_dir())?;
             script_args.push(source.display().to_string());
-            script_args.push(m.mount_path.clone());
+            script_args.push(target.display().to_string());
             script_args.push(
                 if m.read_only == Some(true) {
                     "ro"
@@ -632,37 +717,63 @@ impl PodWorker {
                 .into(),
             );
         }
+        mount_point(&root, "/etc/hosts", false)?;
+        mount_point(&root, "/proc", true)?;
+        for dev in DEVICES {
+            mount_point(&root, &format!("/dev/{dev}"), false)?;
+        }
+        mount_point(&root, &working_dir, true)?;
         let script = r#"set -e
+root=$1; mode=$2; shift 2
+mount --bind "$root" "$root"
 while [ "$1" != "--" ]; do
   mount --bind "$1" "$2"
   if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi
   shift 3
 done
 shift
-exec "$@""#;
+mount --bind /etc/hosts "$root/etc/hosts"
+mount -t proc proc "$root/proc"
+for d in DEVICES; do mount --bind "/dev/$d" "$root/dev/$d"; done
+if [ "$mode" = ro ]; then mount -o remount,bind,ro "$root"; fi
+exec "$@""#
+            .replace("DEVICES", &DEVICES.join(" "));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{}.log", spec.name)))?;
+        let (uid, gid) = (uid.to_string(), gid.to_string());
         // Killed by the kernel if this kubelet's thread dies without cleaning up (see
-        // `control_plane::guarded`).
+        // `control_plane::guarded`), while the chain runs as root; the container's own user
+        // cannot inherit that (a change of user clears it), so the cluster's teardown stops
+        // it.
         let mut command = Command::new("setpriv");
         command
             .args(["--pdeathsig", "KILL", "--", "ip"])
-            .args(["netns", "exec", ns, "sh", "-c", script, "sh"])
+            .args(["netns", "exec", ns, "sh", "-c", &script, "sh"])
             .args(&script_args)
             .arg("--")
-            .arg(&program)
-            .args(&argv[1..])
+            .arg("unshare")
+            .arg(format!("--root={}", root.display()))
+            .arg(format!("--wd={working_dir}"))
+            .args(["--setuid", &uid, "--setgid", &gid, "--"])
+            .args(&argv)
             .env_clear()
             .envs(&env)
-            .current_dir(spec.working_dir.clone().unwrap_or_else(|| "/".into()))
+            .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
         let child = command.spawn().context("starting the container")?;
+        let pid = child.id().unwrap_or_default().to_string();
         let run = &mut self.runs[i];
+        run.exec_prefix = [
+            "nsenter", "--target", &pid, "--mount", "--net", "--root", "--wd", "--setuid", &uid,
+            "--setgid", &gid, "--",
+        ]
+        .map(String::from)
+        .to_vec();
         run.child = Some(child);
         run.started_at = Some(Timestamp::now());
         run.waiting = None;
@@ -722,10 +833,21 @@ exec "$@""#;
                     "reason": "Error"}})
             });
             let image = run.spec.image.clone().unwrap_or_default();
+            // As containerd reports it: the repository and the manifest's digest.
+            let image_id = match self.ctx.images.get(&image) {
+                Some(known) => format!(
+                    "{}@{}",
+                    image
+                        .rsplit_once(':')
+                        .map_or(image.as_str(), |(repo, _)| repo),
+                    known.digest
+                ),
+                None => String::new(),
+            };
             statuses.push(json!({
                 "name": run.spec.name,
                 "image": image,
-                "imageID": format!("coffer-e2e://{image}"),
+                "imageID": image_id,
                 "containerID": format!("process://{}/{}", self.pod.uid().unwrap_or_default(), run.spec.name),
                 "ready": run.ready,
                 "started": run.started,

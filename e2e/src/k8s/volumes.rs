@@ -65,13 +65,65 @@ pub async fn prepare(client: &Client, pod: &Pod, pod_dir: &Path) -> Result<Prepa
             std::fs::create_dir_all(&folder)?;
             folder
         };
+        if let Some(group) = fs_group(pod) {
+            if volume.persistent_volume_claim.is_some() || volume.empty_dir.is_some() {
+                give_to_group(&folder, group)?;
+            }
+        }
         folders.insert(volume.name.clone(), folder);
     }
     Ok(Prepared { folders })
 }
 
+/// The pod's `securityContext.fsGroup`.
+fn fs_group(pod: &Pod) -> Option<u32> {
+    pod.spec
+        .as_ref()?
+        .security_context
+        .as_ref()?
+        .fs_group
+        .and_then(|g| u32::try_from(g).ok())
+}
+
+/// What a kubelet does for `fsGroup` (with `fsGroupChangePolicy: OnRootMismatch`): unless the
+/// volume's root already belongs to `group` with the set-group-id bit, every file and folder
+/// in it is given to `group` and made group-readable and -writable, folders set-group-id so
+/// new files inherit the group. A non-root container can then use its volume.
+fn give_to_group(folder: &Path, group: u32) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(folder)?;
+    if meta.gid() == group && meta.mode() & 0o2000 != 0 {
+        return Ok(());
+    }
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        std::os::unix::fs::chown(&path, None, Some(group))?;
+        let extra = if meta.is_dir() { 0o2070 } else { 0o060 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(meta.mode() | extra))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `contents` to `dir/name` by rename when it differs from what is there.
-fn put(dir: &Path, name: &str, contents: &[u8], mode: Option<i32>) -> Result<()> {
+/// With `group` (the pod's fsGroup) the file belongs to it and is group-readable, as a
+/// kubelet makes Secret and ConfigMap files readable by a non-root container.
+fn put(
+    dir: &Path,
+    name: &str,
+    contents: &[u8],
+    mode: Option<i32>,
+    group: Option<u32>,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     if std::fs::read(&path).is_ok_and(|old| old == contents) {
         return Ok(());
@@ -81,10 +133,12 @@ fn put(dir: &Path, name: &str, contents: &[u8], mode: Option<i32>) -> Result<()>
     }
     let tmp = path.with_extension("kubelet-tmp");
     std::fs::write(&tmp, contents)?;
-    if let Some(mode) = mode {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode as u32))?;
+    let mut mode = mode.map_or(0o644, |m| m as u32);
+    if let Some(group) = group {
+        std::os::unix::fs::chown(&tmp, None, Some(group))?;
+        mode |= 0o040;
     }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
     std::fs::rename(&tmp, &path)?;
     Ok(())
 }
@@ -176,6 +230,7 @@ pub async fn render(
     token_written: &mut bool,
 ) -> Result<()> {
     let ns = pod.namespace().unwrap_or_default();
+    let group = fs_group(pod);
     let volumes: Vec<Volume> = pod
         .spec
         .as_ref()
@@ -190,7 +245,7 @@ pub async fn render(
             match secret_data(&sources.secrets, &ns, &name) {
                 Some(data) => {
                     for (path, value, mode) in select(&data, &s.items) {
-                        put(dir, &path, value, mode.or(s.default_mode))?;
+                        put(dir, &path, value, mode.or(s.default_mode), group)?;
                     }
                 }
                 None if s.optional == Some(true) => {}
@@ -202,7 +257,7 @@ pub async fn render(
             match config_map_data(&sources.config_maps, &ns, &name) {
                 Some(data) => {
                     for (path, value, mode) in select(&data, &c.items) {
-                        put(dir, &path, value, mode.or(c.default_mode))?;
+                        put(dir, &path, value, mode.or(c.default_mode), group)?;
                     }
                 }
                 None if c.optional == Some(true) => {}
@@ -213,7 +268,7 @@ pub async fn render(
             for item in d.items.clone().unwrap_or_default() {
                 if let Some(f) = &item.field_ref {
                     let value = field(pod, &f.field_path).unwrap_or_default();
-                    put(dir, &item.path, value.as_bytes(), item.mode)?;
+                    put(dir, &item.path, value.as_bytes(), item.mode, group)?;
                 }
             }
         }
@@ -223,7 +278,7 @@ pub async fn render(
                     match config_map_data(&sources.config_maps, &ns, &c.name) {
                         Some(data) => {
                             for (path, value, mode) in select(&data, &c.items) {
-                                put(dir, &path, value, mode.or(p.default_mode))?;
+                                put(dir, &path, value, mode.or(p.default_mode), group)?;
                             }
                         }
                         None if c.optional == Some(true) => {}
@@ -234,7 +289,7 @@ pub async fn render(
                     match secret_data(&sources.secrets, &ns, &s.name) {
                         Some(data) => {
                             for (path, value, mode) in select(&data, &s.items) {
-                                put(dir, &path, value, mode.or(p.default_mode))?;
+                                put(dir, &path, value, mode.or(p.default_mode), group)?;
                             }
                         }
                         None if s.optional == Some(true) => {}
@@ -245,7 +300,7 @@ pub async fn render(
                     for item in d.items.clone().unwrap_or_default() {
                         if let Some(f) = &item.field_ref {
                             let value = field(pod, &f.field_path).unwrap_or_default();
-                            put(dir, &item.path, value.as_bytes(), item.mode)?;
+                            put(dir, &item.path, value.as_bytes(), item.mode, group)?;
                         }
                     }
                 }
@@ -273,7 +328,7 @@ pub async fn render(
                             .await
                             .with_context(|| format!("token for {ns}/{account}"))?;
                         let token = answer.status.map(|s| s.token).unwrap_or_default();
-                        put(dir, &t.path, token.as_bytes(), p.default_mode)?;
+                        put(dir, &t.path, token.as_bytes(), p.default_mode, group)?;
                         *token_written = true;
                     }
                 }

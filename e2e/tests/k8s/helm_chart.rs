@@ -1,6 +1,7 @@
 //! The chart: `helm install` of `charts/coffer` takes over from the operator the test
-//! started. The release's Deployment runs the operator as a pod (its image maps to the
-//! workspace's `coffer-operator`), which takes the leader Lease, turns Ready, and reconciles
+//! started. The release's Deployment runs the operator as a pod from the chart's default
+//! image (`ghcr.io/coffer-dev/coffer-operator:<appVersion>`, the image `coffer-e2e image
+//! build` makes of the workspace's `coffer-operator`), which takes the leader Lease, turns Ready, and reconciles
 //! a new Bucket and AccessKey of the running store with nothing but the permissions the chart
 //! grants; `kubectl auth can-i` as its ServiceAccount shows those permissions are what it
 //! needs and no more. The install is the namespaced one (`watchNamespaces`): a Role in the
@@ -9,7 +10,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use coffer_e2e::k8s::{Cluster, OPERATOR_IMAGE};
+use coffer_e2e::k8s::Cluster;
 
 use super::argocd_health::assert_healthy;
 use super::{
@@ -54,9 +55,6 @@ fn can_i(cluster: &Cluster, verb: &str, resource: &str, scope: &[&str]) -> bool 
 
 pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
     let helm = helm();
-    let (image, tag) = OPERATOR_IMAGE
-        .rsplit_once(':')
-        .expect("the image has a tag");
     // Two operators on one store would fight over it: the test's own goes first.
     cluster.stop_in_cluster("coffer-operator");
     let home = cluster.dir.join("helm");
@@ -64,8 +62,6 @@ pub async fn the_chart_runs_the_operator(cluster: &mut Cluster, work: &Path) {
         .args(["install", "coffer"])
         .arg(repo().join("charts/coffer"))
         .args(["--namespace", RELEASE_NS, "--create-namespace"])
-        .args(["--set", &format!("image.repository={image}")])
-        .args(["--set", &format!("image.tag={tag}")])
         .args(["--set", &format!("watchNamespaces={{{NS}}}")])
         .args(["--set", "leaderElection.enabled=true"])
         .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))

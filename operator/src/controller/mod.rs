@@ -68,9 +68,20 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub reporter: Reporter,
     pub buckets: Store<Bucket>,
+    /// The image of a store that names none (`--server-image`).
+    pub server_image: String,
 }
 
 impl Context {
+    /// The image `store`'s servers run: its own, or the operator's default.
+    pub fn image_of(&self, store: &ObjectStore) -> String {
+        store
+            .spec
+            .image
+            .clone()
+            .unwrap_or_else(|| self.server_image.clone())
+    }
+
     /// Publishes an Event about `obj`. Failing to publish is logged, not an error: events
     /// are informative, and a reconcile must not fail because of one.
     pub async fn event<K: Resource<DynamicType = ()>>(
@@ -113,6 +124,7 @@ pub async fn run(
     admin: AdminAccess,
     metrics: Arc<Metrics>,
     reporter: Reporter,
+    server_image: String,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
@@ -144,6 +156,7 @@ pub async fn run(
             metrics: metrics.clone(),
             reporter: reporter.clone(),
             buckets: bucket_controller.store(),
+            server_image: server_image.clone(),
         });
         let owned: Api<k8s_openapi::api::apps::v1::StatefulSet> = match &ns {
             Some(ns) => Api::namespaced(client.clone(), ns),

@@ -288,7 +288,9 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     let pdb_api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
     let mut statefulsets = Vec::new();
     for (pool, layout) in store.spec.pools.iter().zip(&layouts) {
-        let sts = match apply_if_changed(&sts_api, &statefulset(store, pool)).await {
+        let sts = match apply_if_changed(&sts_api, &statefulset(store, pool, &ctx.image_of(store)))
+            .await
+        {
             Ok((sts, _)) => sts,
             // The API server refuses what no retry fixes (e.g. a changed volumeClaimTemplate).
             Err(kube::Error::Api(e)) if e.code == 422 => {
@@ -446,7 +448,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
                 "RollingUpdate",
                 format!(
                     "replacing server {pod} to run {}: the store is whole",
-                    store.spec.image
+                    ctx.image_of(store)
                 ),
             )
             .await;
@@ -595,7 +597,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
         capacity_bytes: capacity_bytes(store),
         usage_bytes,
         current_image: if updated {
-            Some(store.spec.image.clone())
+            Some(ctx.image_of(store))
         } else {
             previous.current_image.clone()
         },

@@ -43,9 +43,12 @@ use super::status::Condition;
     }
 ]))]
 pub struct ObjectStoreSpec {
-    /// The `coffer-server` image. Changing it rolls the servers one at a time.
+    /// The `coffer-server` image. Changing it rolls the servers one at a time. Default: the
+    /// operator's server image, `ghcr.io/coffer-dev/coffer-server` of the operator's own
+    /// version (the chart's `serverImage`), so upgrading the operator upgrades such stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
-    pub image: String,
+    pub image: Option<String>,
     /// Pull policy of the image (Always, IfNotPresent, Never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,

@@ -127,7 +127,9 @@ pub fn server_args(store: &ObjectStore, pool: &Pool) -> Vec<String> {
     args
 }
 
-pub fn statefulset(store: &ObjectStore, pool: &Pool) -> StatefulSet {
+/// The StatefulSet of one pool, its servers running `image` (the store's, or the operator's
+/// default when the store names none).
+pub fn statefulset(store: &ObjectStore, pool: &Pool, image: &str) -> StatefulSet {
     let name = store.name_any();
     let mut labels = store_labels(store);
     labels.insert(POOL_LABEL.into(), pool.name.clone());
@@ -159,7 +161,7 @@ pub fn statefulset(store: &ObjectStore, pool: &Pool) -> StatefulSet {
 
     let container = Container {
         name: "coffer-server".into(),
-        image: Some(store.spec.image.clone()),
+        image: Some(image.to_string()),
         image_pull_policy: store.spec.image_pull_policy.clone(),
         args: Some(server_args(store, pool)),
         env: Some(vec![

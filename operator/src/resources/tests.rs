@@ -28,7 +28,7 @@ fn env_secret(sts: &k8s_openapi::api::apps::v1::StatefulSet, var: &str) -> (Stri
 #[test]
 fn each_pool_becomes_a_statefulset_serving_its_drives_from_the_topology() {
     let store = ObjectStore::test().with_pools(vec![pool("pool-0", 4, 2), pool("fast", 2, 3)]);
-    let sts = statefulset(&store, &store.spec.pools[1]);
+    let sts = statefulset(&store, &store.spec.pools[1], "coffer:1");
     assert_eq!(sts.metadata.name.as_deref(), Some("photos-fast"));
     assert_eq!(sts.metadata.namespace.as_deref(), Some(NS));
     assert_eq!(
@@ -99,7 +99,7 @@ fn each_pool_becomes_a_statefulset_serving_its_drives_from_the_topology() {
 #[test]
 fn probes_call_the_servers_health_endpoints() {
     let store = ObjectStore::test();
-    let sts = statefulset(&store, &store.spec.pools[0]);
+    let sts = statefulset(&store, &store.spec.pools[0], "coffer:1");
     let c = &sts.spec.unwrap().template.spec.unwrap().containers[0];
     let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         p.as_ref()
@@ -119,7 +119,7 @@ fn probes_call_the_servers_health_endpoints() {
 #[test]
 fn servers_run_as_non_root_without_privileges() {
     let store = ObjectStore::test();
-    let pod = statefulset(&store, &store.spec.pools[0])
+    let pod = statefulset(&store, &store.spec.pools[0], "coffer:1")
         .spec
         .unwrap()
         .template
@@ -138,7 +138,7 @@ fn servers_run_as_non_root_without_privileges() {
 #[test]
 fn credentials_come_from_secrets_never_from_literal_values() {
     let mut store = ObjectStore::test();
-    let sts = statefulset(&store, &store.spec.pools[0]);
+    let sts = statefulset(&store, &store.spec.pools[0], "coffer:1");
     assert_eq!(
         env_secret(&sts, "COFFER_ROOT_USER"),
         ("photos-root".into(), "COFFER_ROOT_USER".into())
@@ -159,7 +159,7 @@ fn credentials_come_from_secrets_never_from_literal_values() {
             name: "my-root".into(),
         },
     });
-    let sts = statefulset(&store, &store.spec.pools[0]);
+    let sts = statefulset(&store, &store.spec.pools[0], "coffer:1");
     assert_eq!(env_secret(&sts, "COFFER_ROOT_USER").0, "my-root");
     let c = &sts.spec.unwrap().template.spec.unwrap().containers[0];
     assert!(c.env.as_ref().unwrap().iter().all(|e| e.value.is_none()));
@@ -168,7 +168,7 @@ fn credentials_come_from_secrets_never_from_literal_values() {
 #[test]
 fn pods_spread_over_nodes_and_zones_unless_the_pool_says_otherwise() {
     let store = ObjectStore::test();
-    let pod = statefulset(&store, &store.spec.pools[0])
+    let pod = statefulset(&store, &store.spec.pools[0], "coffer:1")
         .spec
         .unwrap()
         .template
@@ -191,7 +191,7 @@ fn pods_spread_over_nodes_and_zones_unless_the_pool_says_otherwise() {
         topology_spread_constraints: Some(vec![]),
         ..Scheduling::default()
     });
-    let pod = statefulset(&store, &store.spec.pools[0])
+    let pod = statefulset(&store, &store.spec.pools[0], "coffer:1")
         .spec
         .unwrap()
         .template
@@ -204,7 +204,7 @@ fn pods_spread_over_nodes_and_zones_unless_the_pool_says_otherwise() {
 #[test]
 fn storage_deletion_policy_decides_whether_claims_outlive_the_statefulset() {
     let when_deleted = |store: ObjectStore| {
-        statefulset(&store, &store.spec.pools[0])
+        statefulset(&store, &store.spec.pools[0], "coffer:1")
             .spec
             .unwrap()
             .persistent_volume_claim_retention_policy
@@ -395,7 +395,7 @@ fn probe_schemes(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
 #[test]
 fn a_store_with_tls_mounts_its_secret_serves_https_and_secures_peer_rpc() {
     let store = ObjectStore::test().with_tls("photos-tls");
-    let sts = statefulset(&store, &store.spec.pools[0]);
+    let sts = statefulset(&store, &store.spec.pools[0], "coffer:1");
     let c = container(&sts);
     let args = c.args.clone().unwrap();
     // The certificate, its key and the CA peers are trusted by; the drives stay last.
@@ -469,7 +469,7 @@ fn a_store_with_tls_mounts_its_secret_serves_https_and_secures_peer_rpc() {
 #[test]
 fn a_store_without_tls_has_no_certificate_and_probes_over_http() {
     let store = ObjectStore::test();
-    let sts = statefulset(&store, &store.spec.pools[0]);
+    let sts = statefulset(&store, &store.spec.pools[0], "coffer:1");
     let c = container(&sts);
     assert!(!c
         .args

@@ -164,6 +164,12 @@ pub fn route(
                 .with("MaxSizeAllowed", MAX_KEY_LEN.to_string()));
         }
     }
+    if let Some(name) = encryption_request(headers, &query) {
+        return Err(S3Error::msg(
+            ErrorCode::NotImplemented,
+            format!("Server-side encryption ({name}) is not implemented; the request was refused so that nothing is stored unencrypted while the client believes otherwise"),
+        ));
+    }
     let has = |name: &str| query.contains_key(name);
     let copy = headers.contains_key("x-amz-copy-source");
     let op = match (&bucket, &key) {
@@ -273,6 +279,29 @@ const SUBRESOURCES: &[&str] = &[
     "uploads",
     "delete",
 ];
+
+/// The first header (or presigned query parameter) asking for server-side encryption of any
+/// kind: SSE-S3, SSE-KMS, SSE-C, or the SSE-C key of a copy source. Coffer does not encrypt
+/// yet, so such a request is refused instead of being stored in the clear (or served without
+/// the customer's key) while the client believes it is encrypted.
+fn encryption_request<'a>(
+    headers: &'a HeaderMap,
+    query: &'a BTreeMap<String, String>,
+) -> Option<&'a str> {
+    const PREFIXES: [&str; 2] = [
+        "x-amz-server-side-encryption",
+        "x-amz-copy-source-server-side-encryption",
+    ];
+    let asks = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        PREFIXES.iter().any(|p| lower.starts_with(p))
+    };
+    headers
+        .keys()
+        .map(|k| k.as_str())
+        .find(|k| asks(k))
+        .or_else(|| query.keys().map(String::as_str).find(|k| asks(k)))
+}
 
 fn unsupported_subresource(query: &BTreeMap<String, String>) -> Option<&str> {
     SUBRESOURCES
@@ -430,6 +459,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.bucket.as_deref(), Some("photos"));
+    }
+
+    #[test]
+    fn a_request_for_server_side_encryption_is_refused_not_stored_in_the_clear() {
+        for (header, value) in [
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+            (
+                "x-amz-copy-source-server-side-encryption-customer-key",
+                "a2V5",
+            ),
+        ] {
+            for method in [Method::PUT, Method::GET, Method::HEAD, Method::POST] {
+                let mut headers = HeaderMap::new();
+                headers.insert(header, value.parse().unwrap());
+                let e = route(&method, "/b/k", None, &headers, &[]).unwrap_err();
+                assert_eq!(e.code, ErrorCode::NotImplemented, "{method} {header}");
+            }
+        }
+        // Presigned: the same names as query parameters.
+        let e = route(
+            &Method::GET,
+            "/b/k",
+            Some("X-Amz-Server-Side-Encryption-Customer-Algorithm=AES256"),
+            &HeaderMap::new(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotImplemented);
+        // Bucket default encryption is a sub-resource Coffer does not have either.
+        let e = route(
+            &Method::PUT,
+            "/b",
+            Some("encryption"),
+            &HeaderMap::new(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotImplemented);
     }
 
     #[test]

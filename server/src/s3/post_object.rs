@@ -103,6 +103,13 @@ fn meta_headers(fields: &FormFields) -> Result<HeaderMap, S3Error> {
     let mut map = HeaderMap::new();
     for (name, value) in fields.iter() {
         let lower = name.to_ascii_lowercase();
+        // Not stored in the clear while the form asked for encryption (as for PutObject).
+        if lower.starts_with("x-amz-server-side-encryption") {
+            return Err(S3Error::msg(
+                ErrorCode::NotImplemented,
+                format!("Server-side encryption ('{name}') is not implemented."),
+            ));
+        }
         if !META_FIELDS.contains(&lower.as_str()) && !lower.starts_with("x-amz-meta-") {
             continue;
         }
@@ -379,5 +386,21 @@ mod tests {
             meta_headers(&bad).unwrap_err().code,
             ErrorCode::InvalidArgument
         );
+    }
+
+    #[test]
+    fn a_form_asking_for_server_side_encryption_is_refused() {
+        for field in [
+            "x-amz-server-side-encryption",
+            "X-Amz-Server-Side-Encryption-Customer-Key",
+        ] {
+            let mut f = FormFields::new();
+            f.push("key", "k");
+            f.push(field, "AES256");
+            assert_eq!(
+                meta_headers(&f).unwrap_err().code,
+                ErrorCode::NotImplemented
+            );
+        }
     }
 }

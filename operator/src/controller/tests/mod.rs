@@ -288,6 +288,7 @@ pub fn context(client: Client, endpoint: Option<&str>, buckets: &[Bucket]) -> Ar
             instance: None,
         },
         buckets: writer.as_reader(),
+        server_image: "coffer:default".into(),
     })
 }
 

@@ -204,6 +204,30 @@ async fn an_image_change_replaces_one_server_at_a_time_while_the_store_is_whole(
 }
 
 #[tokio::test]
+async fn a_store_without_an_image_runs_the_operators_server_image() {
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let mut store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    store.spec.image = None;
+    running_store(&fake, &ctx, store, &["v2", "v2", "v2", "v2"]).await;
+    pass(&fake, &ctx).await;
+    let sts = fake
+        .get(&format!("{APPS}/statefulsets/photos-pool-0"))
+        .unwrap();
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "coffer:default"
+    );
+    assert_eq!(
+        store_status(&fake).current_image.as_deref(),
+        Some("coffer:default")
+    );
+}
+
+#[tokio::test]
 async fn a_running_store_is_ready_only_when_the_servers_confirm_every_drive() {
     let server = RealServer::start();
     let (client, fake) = FakeApi::start();
