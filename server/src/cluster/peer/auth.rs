@@ -55,7 +55,7 @@ pub enum PeerAuthError {
     TooManyNonces,
     #[error("peer request body does not match its signed digest")]
     BodyMismatch,
-    #[error("a streamed body needs its own route's commit trailer")]
+    #[error("peer request body is not sent the way its route takes it (whole or streamed)")]
     WrongBodyKind,
     #[error("shard stream ended without a valid commit seal")]
     BadSeal,
@@ -219,7 +219,12 @@ pub fn verify<'a>(
 ) -> Result<Verified<'a>, PeerAuthError> {
     let rest = match header.split_once(':') {
         Some((VERSION, rest)) => rest,
-        Some((v, _)) if v.starts_with('v') => return Err(PeerAuthError::OtherVersion),
+        // `vN:` of another build, or the unversioned `NODE:TIME:MAC` of the builds before the
+        // version field: all servers of a cluster must run one build, so say so.
+        Some((v, _)) if v.len() > 1 && v[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(PeerAuthError::OtherVersion)
+        }
+        _ if header.split(':').count() == 3 => return Err(PeerAuthError::OtherVersion),
         _ => return Err(PeerAuthError::Malformed),
     };
     // The node name comes first and is the only field that might hold a colon.
@@ -398,8 +403,19 @@ mod tests {
             verify(SECRET, "garbage", "POST", LOCK, now),
             Err(PeerAuthError::Malformed)
         );
+    }
+
+    #[test]
+    fn a_request_of_another_build_is_refused_as_such() {
+        let now = unix_now();
+        let earlier = format!("node-1:{now}:{}", "0".repeat(64));
         assert_eq!(
-            verify(SECRET, "v1:node-1:1:abc", "POST", LOCK, now),
+            verify(SECRET, &earlier, "POST", LOCK, now),
+            Err(PeerAuthError::OtherVersion)
+        );
+        let later = format!("v3:node-1:{now}:x:y:z:w");
+        assert_eq!(
+            verify(SECRET, &later, "POST", LOCK, now),
             Err(PeerAuthError::OtherVersion)
         );
     }
