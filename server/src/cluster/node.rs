@@ -197,6 +197,7 @@ impl Cluster {
             drives,
             locks: self.locks.clone(),
             notify,
+            seen: Default::default(),
         })
     }
 

@@ -15,6 +15,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::auth::{sign, SignedBody, StreamSeal};
 use crate::store::quorum::{self, LeftBehind};
 use crate::store::StoreError;
 
@@ -192,7 +193,7 @@ impl PeerClient {
         let sent = tokio::time::timeout(
             PING_TIMEOUT,
             self.http
-                .request(self.request(Method::GET, "/peer/v1/health", full(Bytes::new()))),
+                .request(self.signed(Method::GET, "/peer/v1/health", Bytes::new())),
         )
         .await;
         match sent {
@@ -210,8 +211,27 @@ impl PeerClient {
         }
     }
 
-    fn request(&self, method: Method, path: &str, body: PeerBody) -> Request<PeerBody> {
-        let auth = super::sign(&self.secret, &self.me, method.as_str(), path);
+    /// A request with a whole body, signed with its digest. Peer calls with whole bodies are
+    /// small (records, locks, notices; an inline object's shards at most), so hashing them on
+    /// the executor is cheap; shard files stream ([`PeerClient::sign_stream`]).
+    fn signed(&self, method: Method, path: &str, body: Bytes) -> Request<PeerBody> {
+        let (auth, _) = sign(
+            &self.secret,
+            &self.me,
+            method.as_str(),
+            path,
+            SignedBody::of(&body),
+        );
+        self.request(method, path, auth, full(body))
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: String,
+        body: PeerBody,
+    ) -> Request<PeerBody> {
         let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = format!("{}{path}", self.base)
@@ -252,14 +272,45 @@ impl PeerClient {
         }
     }
 
-    /// Sends one signed request; returns the response with its body still streaming.
+    /// Sends one request with a whole body, signed with the body's digest; returns the
+    /// response with its body still streaming.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, StoreError> {
+        self.send_request(self.signed(method, path, body)).await
+    }
+
+    /// Signs a request whose body streams: its digest is not known yet, so the request signs
+    /// that it streams, and the stream must end with a commit trailer sealed (with the
+    /// returned seal) over the digest of what was sent. Returns the `x-coffer-peer` value
+    /// for [`PeerClient::send_stream`], and the seal.
+    pub fn sign_stream(&self, method: &Method, path: &str) -> (String, StreamSeal) {
+        let (auth, seal) = sign(
+            &self.secret,
+            &self.me,
+            method.as_str(),
+            path,
+            SignedBody::Trailer,
+        );
+        (auth, seal.expect("a streamed request has a seal"))
+    }
+
+    /// Sends a request signed by [`PeerClient::sign_stream`] with its streaming body.
+    pub async fn send_stream(
+        &self,
+        method: Method,
+        path: &str,
+        auth: String,
         body: PeerBody,
     ) -> Result<Response<Incoming>, StoreError> {
-        let req = self.request(method, path, body);
+        self.send_request(self.request(method, path, auth, body))
+            .await
+    }
+
+    async fn send_request(&self, req: Request<PeerBody>) -> Result<Response<Incoming>, StoreError> {
         let sent = self.http.request(req).await;
         if sent.is_ok() {
             self.answered();
@@ -285,7 +336,7 @@ impl PeerClient {
             return Err(peer_error(&self.name, "offline"));
         }
         let work = async {
-            let resp = self.send(method, path, full(body)).await?;
+            let resp = self.send(method, path, body.into()).await?;
             let status = resp.status();
             let bytes = resp
                 .into_body()

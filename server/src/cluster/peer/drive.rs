@@ -11,9 +11,11 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{full, PeerClient};
+use super::auth::StreamSeal;
+use super::client::PeerClient;
 use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
 use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace, STREAM_TIMEOUT};
 use crate::store::set::{RecordPage, RemoteRecords, WireOp};
@@ -70,11 +72,17 @@ fn io_err(e: StoreError) -> io::Error {
 type FrameResult = Result<Frame<Bytes>, io::Error>;
 
 /// A shard file streaming to a peer. Dropped without `commit`, the stream ends with an error
-/// and the peer discards what it received.
+/// and the peer discards what it received. `commit` ends it with a trailer that seals the
+/// SHA-256 of every byte sent for this one request: the peer installs the file only if what
+/// it received has that digest (see [`super::auth`]).
 struct RemoteWriter {
     peer: Arc<PeerClient>,
     tx: Option<mpsc::Sender<FrameResult>>,
     done: Option<oneshot::Receiver<Result<(), StoreError>>>,
+    /// The digest of the bytes queued so far (hashed on the writing thread, which is store
+    /// code off the executor).
+    sent: Sha256,
+    seal: StreamSeal,
 }
 
 impl RemoteWriter {
@@ -116,6 +124,7 @@ impl RemoteWriter {
 impl Write for RemoteWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.send(Frame::data(Bytes::copy_from_slice(buf)))?;
+        self.sent.update(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -129,12 +138,20 @@ impl DataWriter for RemoteWriter {
     }
 
     fn offer(&mut self, buf: &[u8], patience: Duration) -> io::Result<bool> {
-        self.push(Frame::data(Bytes::copy_from_slice(buf)), patience)
+        let taken = self.push(Frame::data(Bytes::copy_from_slice(buf)), patience)?;
+        if taken {
+            self.sent.update(buf);
+        }
+        Ok(taken)
     }
 
     fn commit(mut self: Box<Self>) -> io::Result<()> {
+        let digest: [u8; 32] = std::mem::take(&mut self.sent).finalize().into();
         let mut trailers = HeaderMap::new();
-        trailers.insert(COMMIT_TRAILER, HeaderValue::from_static("1"));
+        trailers.insert(
+            COMMIT_TRAILER,
+            HeaderValue::from_str(&self.seal.seal(&digest)).expect("a seal is hex"),
+        );
         self.send(Frame::trailers(trailers))?;
         self.tx = None;
         let done = self.done.take().expect("committed once");
@@ -201,10 +218,7 @@ impl RemoteReader {
             return Err(d.offline());
         }
         let path = d.path(&format!("data/{}?offset={offset}", self.id));
-        let resp = d.wait(
-            patience,
-            d.peer.send(Method::GET, &path, full(Bytes::new())),
-        )?;
+        let resp = d.wait(patience, d.peer.send(Method::GET, &path, Bytes::new()))?;
         let resp = resp.map_err(io_err)?;
         match resp.status() {
             StatusCode::OK => {}
@@ -303,11 +317,12 @@ impl Drive for SharedRemoteDrive {
         let (done_tx, done_rx) = oneshot::channel();
         let peer = d.peer.clone();
         let path = d.path(&format!("data/{id}"));
+        let (auth, seal) = d.peer.sign_stream(&Method::PUT, &path);
         d.peer.handle().spawn(async move {
             let stream = tokio_stream_from(rx);
             let body = StreamBody::new(stream).boxed();
             let result = async {
-                let resp = peer.send(Method::PUT, &path, body).await?;
+                let resp = peer.send_stream(Method::PUT, &path, auth, body).await?;
                 let status = resp.status();
                 let text = resp.into_body().collect().await.ok().map(|b| b.to_bytes());
                 if status == StatusCode::OK {
@@ -328,6 +343,8 @@ impl Drive for SharedRemoteDrive {
             peer: d.peer.clone(),
             tx: Some(tx),
             done: Some(done_rx),
+            sent: Sha256::new(),
+            seal,
         }))
     }
 
@@ -341,7 +358,7 @@ impl Drive for SharedRemoteDrive {
         let resp = d
             .wait(
                 STREAM_TIMEOUT,
-                d.peer.send(Method::HEAD, &path, full(Bytes::new())),
+                d.peer.send(Method::HEAD, &path, Bytes::new()),
             )?
             .map_err(io_err)?;
         if resp.status() == StatusCode::NOT_FOUND {

@@ -1,6 +1,7 @@
 //! The server side of peer RPC: serves this server's drives, lock votes and notices to the
 //! other servers of the cluster (routes in the module documentation of `peer`).
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +13,10 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncSeekExt;
 
+use super::auth::{self, PeerAuthError, SeenNonces, StreamSeal};
 use super::client::{full, PeerBody};
 use super::locks::LockTable;
 use super::{LockRequest, Notice, Page, PageRequest, AUTH_HEADER, COMMIT_TRAILER, SIZE_HEADER};
@@ -34,6 +37,8 @@ pub struct PeerService {
     pub locks: Arc<LockTable>,
     /// Applies every notice another server sends; the sender hears back once it is applied.
     pub notify: NotifyFn,
+    /// The nonces of the peer requests accepted within the time window: a replay is refused.
+    pub seen: SeenNonces,
 }
 
 /// Applies a notice; the future completes once the change is in effect on this server.
@@ -162,6 +167,12 @@ impl RefusalLog {
     }
 }
 
+/// Refuses a request that failed authentication, saying why in the log.
+fn refused(path: &str, node: Option<&str>, why: PeerAuthError) -> Resp {
+    tracing::warn!(path, node, why = %why, "peer request refused");
+    reply(why.status(), why.to_string())
+}
+
 async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
     let path_and_query = req
         .uri()
@@ -172,39 +183,84 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
         .headers()
         .get(AUTH_HEADER)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if let Err(why) = super::verify(&svc.secret, auth, req.method().as_str(), &path_and_query) {
-        tracing::warn!(path = %path_and_query, why, "peer request refused");
-        return reply(StatusCode::FORBIDDEN, why);
+        .unwrap_or("")
+        .to_string();
+    let now = auth::unix_now();
+    // The MAC first: only a request from the cluster may take room in the set of nonces.
+    let signed = match auth::verify(
+        &svc.secret,
+        &auth,
+        req.method().as_str(),
+        &path_and_query,
+        now,
+    ) {
+        Ok(v) => v,
+        Err(why) => return refused(&path_and_query, None, why),
+    };
+    if let Err(why) = svc.seen.admit(signed.time, signed.nonce, now) {
+        return refused(&path_and_query, Some(signed.node), why);
     }
-    let path = req.uri().path().to_string();
+    let (head, body) = req.into_parts();
+    let path = head.uri.path().to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (req.method().clone(), parts.as_slice()) {
+    // A shard upload is the one body that streams; its digest comes in the commit trailer.
+    if let (&Method::PUT, ["peer", "v1", "drive", d, "data", id]) = (&head.method, &parts[..]) {
+        let Some((_, drive)) = d.parse::<usize>().ok().and_then(|d| svc.drives.get(d)) else {
+            return reply(StatusCode::NOT_FOUND, "no such drive");
+        };
+        return match signed.stream_seal(&svc.secret) {
+            Ok(seal) => put_data(drive, id, seal, body, &path_and_query, signed.node).await,
+            Err(why) => refused(&path_and_query, Some(signed.node), why),
+        };
+    }
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return bad(e),
+    };
+    if let Err(why) = signed.check_body(&body) {
+        return refused(&path_and_query, Some(signed.node), why);
+    }
+    route(svc, &head.method, &parts, head.uri.query(), body).await
+}
+
+/// Serves a request whose body was read whole and checked.
+async fn route(
+    svc: &PeerService,
+    method: &Method,
+    parts: &[&str],
+    query: Option<&str>,
+    body: Bytes,
+) -> Resp {
+    match (method.clone(), parts) {
         (Method::GET, ["peer", "v1", "health"]) => reply(StatusCode::OK, svc.node.clone()),
-        (Method::POST, ["peer", "v1", "lock"]) => match read_msg::<LockRequest>(req).await {
-            Ok(l) => {
-                let ttl = std::time::Duration::from_millis(l.ttl_ms);
-                if svc.locks.try_lock(&l.resource, l.owner, ttl) {
-                    reply(StatusCode::OK, "")
-                } else {
-                    reply(StatusCode::CONFLICT, "held")
+        (Method::POST, ["peer", "v1", "lock"]) => {
+            match postcard::from_bytes::<LockRequest>(&body) {
+                Ok(l) => {
+                    let ttl = std::time::Duration::from_millis(l.ttl_ms);
+                    if svc.locks.try_lock(&l.resource, l.owner, ttl) {
+                        reply(StatusCode::OK, "")
+                    } else {
+                        reply(StatusCode::CONFLICT, "held")
+                    }
                 }
+                Err(e) => bad(e),
             }
-            Err(r) => r,
-        },
-        (Method::POST, ["peer", "v1", "unlock"]) => match read_msg::<LockRequest>(req).await {
-            Ok(l) => {
-                svc.locks.unlock(&l.resource, l.owner);
-                reply(StatusCode::OK, "")
+        }
+        (Method::POST, ["peer", "v1", "unlock"]) => {
+            match postcard::from_bytes::<LockRequest>(&body) {
+                Ok(l) => {
+                    svc.locks.unlock(&l.resource, l.owner);
+                    reply(StatusCode::OK, "")
+                }
+                Err(e) => bad(e),
             }
-            Err(r) => r,
-        },
-        (Method::POST, ["peer", "v1", "notify"]) => match read_msg::<Notice>(req).await {
+        }
+        (Method::POST, ["peer", "v1", "notify"]) => match postcard::from_bytes::<Notice>(&body) {
             Ok(n) => {
                 (svc.notify)(n).await;
                 reply(StatusCode::OK, "")
             }
-            Err(r) => r,
+            Err(e) => bad(e),
         },
         (method, ["peer", "v1", "drive", d, rest @ ..]) => {
             let Some((slot, drive)) = d.parse::<usize>().ok().and_then(|d| svc.drives.get(d))
@@ -212,7 +268,7 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                 return reply(StatusCode::NOT_FOUND, "no such drive");
             };
             match (method, rest) {
-                (Method::POST, ["records", op]) => records(svc, *slot, op, req).await,
+                (Method::POST, ["records", op]) => records(svc, *slot, op, body).await,
                 (Method::GET, ["space"]) => {
                     let drive = drive.clone();
                     match tokio::task::spawn_blocking(move || drive.space()).await {
@@ -224,11 +280,8 @@ async fn handle(svc: &PeerService, req: Request<Incoming>) -> Resp {
                         Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
                     }
                 }
-                (Method::PUT, ["data", id]) => put_data(drive, id, req).await,
                 (Method::GET, ["data", id]) => {
-                    let offset = req
-                        .uri()
-                        .query()
+                    let offset = query
                         .and_then(|q| q.strip_prefix("offset="))
                         .and_then(|o| o.parse().ok())
                         .unwrap_or(0);
@@ -273,29 +326,7 @@ fn valid_id(id: &str) -> Result<(), Box<Resp>> {
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
-    req.into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(bad)
-}
-
-async fn read_msg<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
-    let body = read_body(req).await?;
-    postcard::from_bytes(&body).map_err(bad)
-}
-
-async fn records(
-    svc: &PeerService,
-    (set, slot): (usize, usize),
-    op: &str,
-    req: Request<Incoming>,
-) -> Resp {
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+async fn records(svc: &PeerService, (set, slot): (usize, usize), op: &str, body: Bytes) -> Resp {
     let set = svc.sets[set].clone();
     let op = op.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<Resp, String> {
@@ -345,16 +376,29 @@ async fn records(
 }
 
 /// Receives a shard file into the drive's temporary area; installs it only when the stream
-/// ends with the commit trailer.
-async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp {
+/// ends with the commit trailer and that trailer seals, for this request, the digest of the
+/// bytes received. The digest is checked before the file is synced and moved into place, so
+/// an altered, truncated or foreign-sealed stream leaves nothing behind.
+async fn put_data(
+    drive: &LocalDrive,
+    id: &str,
+    seal: StreamSeal,
+    body: Incoming,
+    path: &str,
+    node: &str,
+) -> Resp {
     if let Err(r) = valid_id(id) {
         return *r;
     }
     let tmp = drive.tmp_path(id);
-    let result = receive(&tmp, req.into_body()).await;
-    match result {
-        Ok(true) => {}
-        Ok(false) => {
+    let received = receive(&tmp, body).await;
+    let (file, checked) = match received {
+        Ok(Received {
+            trailer: Some(trailer),
+            digest,
+            file,
+        }) => (file, seal.check(&trailer, &digest)),
+        Ok(Received { trailer: None, .. }) => {
             let _ = tokio::fs::remove_file(&tmp).await;
             return bad("shard stream ended without commit");
         }
@@ -362,10 +406,15 @@ async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp 
             let _ = tokio::fs::remove_file(&tmp).await;
             return bad(format!("shard stream failed: {e}"));
         }
+    };
+    if let Err(why) = checked {
+        drop(file);
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return refused(path, Some(node), why);
     }
     let (drive, id) = (drive.clone(), id.to_string());
     let installed = tokio::task::spawn_blocking(move || {
-        let r = drive.install(&tmp, &id);
+        let r = file.sync_data().and_then(|()| drive.install(&tmp, &id));
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -379,25 +428,78 @@ async fn put_data(drive: &LocalDrive, id: &str, req: Request<Incoming>) -> Resp 
     }
 }
 
-async fn receive(tmp: &Path, mut body: Incoming) -> std::io::Result<bool> {
-    let mut file = tokio::fs::File::create(tmp).await?;
-    let mut committed = false;
+/// Received data is hashed and written in batches of about this many bytes.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// A shard stream written to its temporary file, not yet synced.
+struct Received {
+    /// The commit trailer's value; `None` if the stream ended without one.
+    trailer: Option<String>,
+    /// The SHA-256 of the bytes received.
+    digest: [u8; 32],
+    file: std::fs::File,
+}
+
+/// The file a stream goes to, and the digest of what went into it.
+struct Sink {
+    file: std::fs::File,
+    hash: Sha256,
+}
+
+impl Sink {
+    /// Hashes and writes `chunks` on a blocking thread: hashing is CPU work and writing waits
+    /// on the disk, neither belongs on the executor. A batch at a time keeps memory per stream
+    /// at about [`WRITE_BATCH`] (HTTP/2 flow control holds the sender back meanwhile).
+    async fn write(mut self, chunks: Vec<Bytes>) -> std::io::Result<Sink> {
+        tokio::task::spawn_blocking(move || {
+            for c in &chunks {
+                self.hash.update(c);
+                self.file.write_all(c)?;
+            }
+            Ok(self)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+async fn receive(tmp: &Path, mut body: Incoming) -> std::io::Result<Received> {
+    let file = tokio::fs::File::create(tmp).await?.into_std().await;
+    let mut sink = Sink {
+        file,
+        hash: Sha256::new(),
+    };
+    let (mut batch, mut batched) = (Vec::new(), 0);
+    let mut trailer = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(std::io::Error::other)?;
         match frame.into_data() {
-            Ok(data) => file.write_all(&data).await?,
+            Ok(data) => {
+                batched += data.len();
+                batch.push(data);
+                if batched >= WRITE_BATCH {
+                    sink = sink.write(std::mem::take(&mut batch)).await?;
+                    batched = 0;
+                }
+            }
             Err(frame) => {
                 if let Ok(trailers) = frame.into_trailers() {
-                    committed = trailers.contains_key(COMMIT_TRAILER);
+                    // A trailer that is not text is kept as one that does not verify.
+                    trailer = trailers
+                        .get(COMMIT_TRAILER)
+                        .map(|v| v.to_str().unwrap_or_default().to_string());
                 }
             }
         }
     }
-    if committed {
-        file.flush().await?;
-        file.sync_data().await?;
+    if !batch.is_empty() {
+        sink = sink.write(batch).await?;
     }
-    Ok(committed)
+    Ok(Received {
+        trailer,
+        digest: sink.hash.finalize().into(),
+        file: sink.file,
+    })
 }
 
 async fn get_data(drive: &LocalDrive, id: &str, offset: u64) -> Resp {
