@@ -23,6 +23,8 @@ cargo build --release --workspace --all-targets
 "${CARGO_TARGET_DIR:-target}/release/coffer-e2e" image build --out "${CARGO_TARGET_DIR:-target}/images"
 charts/ensure-helm.sh >/dev/null
 cargo test --release --workspace --no-fail-fast
+# The README's first command, started as a user would (after the build it builds nothing).
+scripts/check-run.sh
 
 # Fuzz targets (fuzz/, cargo-fuzz, nightly only): each runs for a bounded time from the
 # committed seed corpus; new inputs go to a scratch folder, so the repository stays clean.

@@ -32,6 +32,10 @@ grep -q "^kind: ClusterRole\$" <<<"$scoped" && { echo "namespaced install must n
 [ "$(grep -c '^kind: RoleBinding$' <<<"$scoped")" = 3 ] || { echo "expected RoleBindings in apps, data and the Lease's namespace"; exit 1; }
 grep -q 'value: "apps,data"' <<<"$scoped" || { echo "watched namespaces not passed to the operator"; exit 1; }
 grep -q 'name: COFFER_LEADER_ELECT' <<<"$scoped" || { echo "two replicas without leader election"; exit 1; }
+app_version="$(sed -n 's/^appVersion: "\(.*\)"$/\1/p' charts/coffer/Chart.yaml)"
+grep -q "image: \"ghcr.io/coffer-dev/coffer-operator:$app_version\"" <<<"$all" || { echo "operator image is not the appVersion's"; exit 1; }
+grep -A1 'name: COFFER_SERVER_IMAGE' <<<"$all" | grep -q "value: \"ghcr.io/coffer-dev/coffer-server:$app_version\"" \
+  || { echo "the operator's default server image is not the appVersion's"; exit 1; }
 grep -q 'resource.customizations.health.coffer.dev_AccessKey' <<<"$scoped" || { echo "no Argo CD health check"; exit 1; }
 
 # The plain install is the chart rendered with its defaults, and the Argo CD patch carries

@@ -4,12 +4,12 @@
 //! certificates, the same binaries give the same digests, and an image missing a library
 //! does not start. Needs root (entering a root folder).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+mod common;
+
 use aws_sdk_s3::primitives::ByteStream;
 use coffer_e2e::image::{self, Image, ImageSpec, UID};
 use coffer_operator::images::{REPOSITORY, VERSION};
@@ -185,50 +185,10 @@ async fn the_server_image_serves_s3_from_its_data_folder() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
-    let _guard = Kill(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut endpoint, mut user, mut password) = (None, None, None);
-    while endpoint.is_none() || user.is_none() || password.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server prints its endpoint and a generated credential");
-        if let Some(v) = line.strip_prefix("endpoint=") {
-            endpoint = Some(v.to_string());
-        } else if let Some(v) = line.strip_prefix("COFFER_ROOT_USER=") {
-            user = Some(v.to_string());
-        } else if let Some(v) = line.strip_prefix("COFFER_ROOT_PASSWORD=") {
-            password = Some(v.to_string());
-        }
-    }
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            user.unwrap(),
-            password.unwrap(),
-            None,
-            None,
-            "image-test",
-        ))
-        .endpoint_url(endpoint.unwrap())
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let _guard = common::KillOnDrop(child);
+    let (endpoint, user, password) = common::banner(stdout, Duration::from_secs(30));
+    let s3 = common::s3_client(&endpoint, &user, &password);
     s3.create_bucket().bucket("photos").send().await.unwrap();
     s3.put_object()
         .bucket("photos")

@@ -192,6 +192,18 @@ fn environment(
     Ok(env)
 }
 
+/// The absolute path of a tool of the host (`ip`, `mount`, …), from the harness's own PATH
+/// or the system folders.
+fn host_tool(name: &str) -> Result<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .with_context(|| format!("{name} not found on this machine"))
+}
+
 /// Makes `path` (absolute, inside the container) exist under `root` as a folder or an empty
 /// file, to mount something on; returns its host path. `..` cannot leave the root.
 fn mount_point(root: &Path, path: &str, folder: bool) -> Result<PathBuf> {
@@ -723,21 +735,24 @@ impl PodWorker {
             mount_point(&root, &format!("/dev/{dev}"), false)?;
         }
         mount_point(&root, &working_dir, true)?;
+        // The host's tools by absolute path: the environment is the container's, whose PATH
+        // names folders of the image.
         let script = r#"set -e
 root=$1; mode=$2; shift 2
-mount --bind "$root" "$root"
+MOUNT --bind "$root" "$root"
 while [ "$1" != "--" ]; do
-  mount --bind "$1" "$2"
-  if [ "$3" = ro ]; then mount -o remount,bind,ro "$2"; fi
+  MOUNT --bind "$1" "$2"
+  if [ "$3" = ro ]; then MOUNT -o remount,bind,ro "$2"; fi
   shift 3
 done
 shift
-mount --bind /etc/hosts "$root/etc/hosts"
-mount -t proc proc "$root/proc"
-for d in DEVICES; do mount --bind "/dev/$d" "$root/dev/$d"; done
-if [ "$mode" = ro ]; then mount -o remount,bind,ro "$root"; fi
+MOUNT --bind /etc/hosts "$root/etc/hosts"
+MOUNT -t proc proc "$root/proc"
+for d in DEVICES; do if [ -e "/dev/$d" ]; then MOUNT --bind "/dev/$d" "$root/dev/$d"; fi; done
+if [ "$mode" = ro ]; then MOUNT -o remount,bind,ro "$root"; fi
 exec "$@""#
-            .replace("DEVICES", &DEVICES.join(" "));
+            .replace("DEVICES", &DEVICES.join(" "))
+            .replace("MOUNT", &host_tool("mount")?);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -747,13 +762,13 @@ exec "$@""#
         // `control_plane::guarded`), while the chain runs as root; the container's own user
         // cannot inherit that (a change of user clears it), so the cluster's teardown stops
         // it.
-        let mut command = Command::new("setpriv");
+        let mut command = Command::new(host_tool("setpriv")?);
         command
-            .args(["--pdeathsig", "KILL", "--", "ip"])
-            .args(["netns", "exec", ns, "sh", "-c", &script, "sh"])
+            .args(["--pdeathsig", "KILL", "--", &host_tool("ip")?])
+            .args(["netns", "exec", ns, &host_tool("sh")?, "-c", &script, "sh"])
             .args(&script_args)
             .arg("--")
-            .arg("unshare")
+            .arg(host_tool("unshare")?)
             .arg(format!("--root={}", root.display()))
             .arg(format!("--wd={working_dir}"))
             .args(["--setuid", &uid, "--setgid", &gid, "--"])
@@ -767,13 +782,13 @@ exec "$@""#
             .kill_on_drop(true);
         let child = command.spawn().context("starting the container")?;
         let pid = child.id().unwrap_or_default().to_string();
+        let nsenter = host_tool("nsenter")?;
         let run = &mut self.runs[i];
-        run.exec_prefix = [
-            "nsenter", "--target", &pid, "--mount", "--net", "--root", "--wd", "--setuid", &uid,
+        let prefix: [&str; 12] = [
+            &nsenter, "--target", &pid, "--mount", "--net", "--root", "--wd", "--setuid", &uid,
             "--setgid", &gid, "--",
-        ]
-        .map(String::from)
-        .to_vec();
+        ];
+        run.exec_prefix = prefix.map(String::from).to_vec();
         run.child = Some(child);
         run.started_at = Some(Timestamp::now());
         run.waiting = None;
@@ -796,6 +811,7 @@ exec "$@""#
             self.ctx.net.remove_namespace(&ns);
         }
         let _ = std::fs::remove_dir_all(self.dir.join("volumes"));
+        let _ = std::fs::remove_dir_all(self.dir.join("rootfs"));
     }
 
     /// Removes the pod object now that nothing of it runs (what a kubelet does last).

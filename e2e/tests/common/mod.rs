@@ -230,3 +230,59 @@ pub fn all_drives(cluster: &LocalCluster, drives: usize) -> Vec<PathBuf> {
         .map(|(i, j)| cluster.drive(i, j))
         .collect()
 }
+
+/// A child process killed (and reaped) when the test ends, passed or failed, with its process
+/// group when it leads one (spawned with `process_group(0)`: a script and what it started).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a standalone server prints first: (endpoint, root user, root password). Reads its
+/// standard output until all three were printed, each line within `patience`.
+pub fn banner(stdout: std::process::ChildStdout, patience: Duration) -> (String, String, String) {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut endpoint, mut user, mut password) = (None, None, None);
+    while endpoint.is_none() || user.is_none() || password.is_none() {
+        let line = rx
+            .recv_timeout(patience)
+            .expect("the server prints its endpoint and a generated root credential");
+        if let Some(v) = line.strip_prefix("endpoint=") {
+            endpoint = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("COFFER_ROOT_USER=") {
+            user = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("COFFER_ROOT_PASSWORD=") {
+            password = Some(v.to_string());
+        }
+    }
+    (endpoint.unwrap(), user.unwrap(), password.unwrap())
+}
+
+/// An S3 client of a plain-HTTP `endpoint` with the given credential.
+pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "e2e"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    Client::from_conf(conf)
+}
