@@ -318,11 +318,12 @@ fn build_coffer_server() -> Result<()> {
         return Ok(());
     };
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "coffer-server"])
+        // `--bin` at the workspace root: the workspace's one feature set (see Cargo.toml).
+        .args(["build", "--release", "--bin", "coffer-server"])
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("`cargo build --release -p coffer-server` failed with {status}");
+        bail!("`cargo build --release --bin coffer-server` failed with {status}");
     }
     Ok(())
 }

@@ -415,6 +415,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
         })
         .collect();
     let expected: usize = store.spec.pools.iter().map(|p| p.servers as usize).sum();
+    say_servers_not_ready(ctx, store, ns, &previous, &server_pods, expected).await?;
     let (root, ca, ca_error) = match store_ca(&secrets, store).await? {
         Ok(ca) => (root_credential(&root_secret), ca, None),
         // Without the CA no server can be trusted (nor start): no admin calls, and the
@@ -638,6 +639,62 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     } else {
         10
     })))
+}
+
+/// A settled store whose servers are not all ready (one being deleted, not back yet) says so
+/// at once — Ready False, Progressing True — before the admin calls of the reconcile, which
+/// may each take their timeout while a server shuts down: the whole replacement of a pod can
+/// be shorter than those calls, and a status that never said Progressing would hide it. The
+/// rest of the status is written when the reconcile ends; nothing is written otherwise.
+async fn say_servers_not_ready(
+    ctx: &Context,
+    store: &ObjectStore,
+    ns: &str,
+    previous: &ObjectStoreStatus,
+    pods: &[ServerPod],
+    expected: usize,
+) -> Result<()> {
+    let ready = pods.iter().filter(|p| p.ready && !p.deleting).count();
+    let progressing = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == PROGRESSING && c.is_true());
+    if store.status.is_none() || progressing || (pods.len() == expected && ready == expected) {
+        return Ok(());
+    }
+    let generation = store.metadata.generation;
+    let conditions = vec![
+        Condition::new(
+            READY,
+            false,
+            "ServersNotReady",
+            format!("{ready}/{expected} servers ready"),
+            generation,
+        ),
+        Condition::new(
+            PROGRESSING,
+            true,
+            "ServersStarting",
+            String::new(),
+            generation,
+        ),
+    ];
+    let mut conditions = merge_conditions(&previous.conditions, conditions, &now_rfc3339());
+    conditions.extend(
+        previous
+            .conditions
+            .iter()
+            .filter(|c| c.type_ != READY && c.type_ != PROGRESSING)
+            .cloned(),
+    );
+    let status = ObjectStoreStatus {
+        conditions,
+        servers: Some(format!("{ready}/{expected}")),
+        ..previous.clone()
+    };
+    let api: Api<ObjectStore> = Api::namespaced(ctx.client.clone(), ns);
+    patch_status(&api, store, store.status.as_ref(), &status).await?;
+    Ok(())
 }
 
 /// The Degraded condition: `QuorumLost` when no server can take a write. The servers of a

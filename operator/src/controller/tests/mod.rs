@@ -320,16 +320,11 @@ fn server_binary() -> std::path::PathBuf {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(std::path::PathBuf::from)
                 .unwrap_or_else(|| workspace.join("target"));
-            // A no-op when `cargo test --workspace` built it already.
+            // A no-op when `cargo test --workspace` built it already: `--bin` at the workspace
+            // root resolves the workspace's one feature set (`-p coffer-server` would resolve
+            // another and rebuild tokio, hyper and the rest; see Cargo.toml).
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "coffer-server",
-                    "--bin",
-                    "coffer-server",
-                ])
+                .args(["build", "--release", "--bin", "coffer-server"])
                 .current_dir(&workspace)
                 .status()
                 .expect("cargo runs");

@@ -228,6 +228,62 @@ async fn a_store_without_an_image_runs_the_operators_server_image() {
 }
 
 #[tokio::test]
+async fn a_server_being_replaced_is_progressing_before_the_admin_api_answers() {
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client.clone(), Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    running_store(&fake, &ctx, store, &["v2", "v2", "v2", "v2"]).await;
+    pass(&fake, &ctx).await;
+    let before = store_status(&fake);
+    assert!(condition(&before, READY).is_true());
+    fake.take_writes();
+
+    // A server's pod is deleted, and the admin API hangs (a server shutting down holds the
+    // call): the status says so before any admin call returns.
+    let pod = format!("{CORE}/pods/photos-pool-0-1");
+    let mut obj = fake.get(&pod).unwrap();
+    obj["metadata"]["deletionTimestamp"] = json!("2026-12-07T12:00:00Z");
+    fake.put(&pod, obj);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging = context(
+        client,
+        Some(&format!("http://{}", silent.local_addr().unwrap())),
+        &[],
+    );
+    let store: ObjectStore = read(&fake, STORE);
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        reconcile_store(Arc::new(store), hanging.clone()),
+    )
+    .await;
+    assert!(cut.is_err(), "the admin calls hang past the cut");
+    let status = store_status(&fake);
+    assert!(condition(&status, PROGRESSING).is_true(), "{status:#?}");
+    assert!(!condition(&status, READY).is_true());
+    assert_eq!(status.servers.as_deref(), Some("3/4"));
+    assert_eq!(
+        condition(&status, DEGRADED).reason,
+        condition(&before, DEGRADED).reason
+    );
+
+    // Said once: while it stays so, the early write is not repeated.
+    fake.take_writes();
+    let store: ObjectStore = read(&fake, STORE);
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        reconcile_store(Arc::new(store), hanging),
+    )
+    .await;
+    assert!(
+        fake.take_writes().iter().all(|w| !w.contains("/status")),
+        "nothing new to say"
+    );
+}
+
+#[tokio::test]
 async fn a_running_store_is_ready_only_when_the_servers_confirm_every_drive() {
     let server = RealServer::start();
     let (client, fake) = FakeApi::start();
