@@ -140,7 +140,7 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
         }
     }
     for set in 0..store.sets().len() {
-        match store.remove_orphans(set, ORPHAN_MIN_AGE) {
+        match store.sweep_records(set, ORPHAN_MIN_AGE) {
             Ok(n) => {
                 status.orphans_removed.fetch_add(n, Ordering::Relaxed);
             }

@@ -301,7 +301,9 @@ impl From<StoreError> for S3Error {
                 S3Error::new(C::EntityTooSmall).with("PartNumber", n.to_string())
             }
             StoreError::EntityTooLarge => C::EntityTooLarge.into(),
-            StoreError::QuorumLost { .. } => S3Error::msg(
+            StoreError::QuorumLost { .. }
+            | StoreError::Indeterminate { .. }
+            | StoreError::Stale(_) => S3Error::msg(
                 C::ServiceUnavailable,
                 "Not enough drives are online to serve this request; try again later.",
             ),

@@ -11,8 +11,9 @@ use serde::Serialize;
 
 use super::erasure::{frame_shard_block, verify_shard_block, DEFAULT_BITROT};
 use super::record::{self, DataLayout, PartData, PartRecord, VersionRecord};
-use super::set::{Batch, DriveSet, DriveValues};
-use super::{ecio, keys, now_ns, KeyGuard, Store, StoreError};
+use super::set::{resolve, DriveSet, DriveValues, State, WireOp};
+use super::stamp::{self, Stamp};
+use super::{ecio, keys, KeyGuard, Store, StoreError};
 
 /// Marks a data file as being healed for as long as it lives.
 struct HealGuard<'a> {
@@ -174,6 +175,7 @@ impl Store {
         while it.valid() {
             let key = it.key().expect("valid").to_vec();
             let values = it.values();
+            let stamp = it.stamp().expect("valid");
             report.records_scanned += 1;
             let missing: Vec<usize> = drives
                 .iter()
@@ -182,9 +184,15 @@ impl Store {
                 .collect();
             if !missing.is_empty() {
                 // One damaged record must not stop the rest from healing.
-                if let Err(e) =
-                    self.heal_record(set_index, &key, &values, &missing, &uploads, &mut report)
-                {
+                if let Err(e) = self.heal_record(
+                    set_index,
+                    &key,
+                    stamp,
+                    &values,
+                    &missing,
+                    &uploads,
+                    &mut report,
+                ) {
                     // A version record is retried by the missed-write healer (every second
                     // once all drives answer) instead of waiting for the next scanner cycle.
                     tracing::warn!(error = %e, "could not heal a record; retrying it later");
@@ -236,70 +244,223 @@ impl Store {
         Ok(total)
     }
 
-    /// Removes the version records of set `set_index` that sit on fewer drives than a read
-    /// quorum while every drive of the set answers: what a delete or overwrite left on drives
-    /// that were away. No read can see them, and no heal can make them whole. A record is only
-    /// removed when it is older than `min_age` and, looked at again under its key's lock,
-    /// still below quorum, so a write in flight is never touched. Returns how many went.
-    pub fn remove_orphans(&self, set_index: usize, min_age: Duration) -> Result<u64, StoreError> {
+    /// Sweeps every record of set `set_index` while every drive of the set answers, and
+    /// brings the drives to one state per key:
+    /// - a drive behind the visible state (a delete or change it missed while away) is given
+    ///   it: a tombstone or a record copied, a version record healed with its shards;
+    /// - a write that reached too few drives to have been acknowledged (a remnant newer than
+    ///   the visible state, or a record from before stamps below a read quorum) is retracted
+    ///   where it landed, with the data files only it named;
+    /// - a tombstone every drive holds is purged.
+    ///
+    /// Retractions and purges wait until the same record was found in sweeps at least
+    /// `min_age` apart by this server's own clock, so a write still in flight, whatever its
+    /// writer's clock says, is never touched. Every change is conditional on the drive still
+    /// holding what the sweep saw: a write racing the sweep wins. Returns the records of
+    /// deleted or failed writes removed from drives.
+    pub fn sweep_records(&self, set_index: usize, min_age: Duration) -> Result<u64, StoreError> {
         let set = &self.sets[set_index];
         if set.codec.is_none() || !set.all_responsive() {
             return Ok(0);
         }
-        let quorum = set.read_quorum();
-        let mut candidates = Vec::new();
-        let mut it = set.merged_iter_min(1);
-        it.seek(&[keys::VERSION]);
+        let (w, r) = (set.write_quorum(), set.read_quorum());
+        let mut found: Vec<(Vec<u8>, DriveValues, Sweep)> = Vec::new();
+        let mut it = set.raw_iter();
+        it.seek(&[]);
         while let Some(key) = it.key() {
-            if key.first() != Some(&keys::VERSION) {
-                break;
-            }
-            if it.values().iter().flatten().count() < quorum {
-                candidates.push(key.to_vec());
+            let raw = it.values();
+            let opened: Vec<Option<stamp::Opened>> =
+                raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
+            let silent = vec![false; set.len()];
+            let newest = opened
+                .iter()
+                .flatten()
+                .map(|o| o.stamp)
+                .filter(|&s| s != Stamp::LEGACY)
+                .max();
+            let state = resolve(&opened, &silent, w, r);
+            let sweep = match &state {
+                State::Live(seen) | State::Dead(seen) if newest > Some(seen.stamp) => {
+                    newest.map(Sweep::Retract)
+                }
+                State::Absent if newest.is_some() => newest.map(Sweep::Retract),
+                State::Absent if opened.iter().any(Option::is_some) => {
+                    Some(Sweep::Retract(Stamp::LEGACY))
+                }
+                State::Dead(seen) if seen.holders.len() == set.len() => {
+                    Some(Sweep::Purge(seen.stamp))
+                }
+                State::Live(seen) | State::Dead(seen) if !seen.behind.is_empty() => {
+                    Some(Sweep::Repair(seen.stamp))
+                }
+                _ => None,
+            };
+            if let Some(sweep) = sweep {
+                found.push((key.to_vec(), raw, sweep));
             }
             it.next();
         }
         it.status()?;
         drop(it);
-        let cutoff = now_ns().saturating_sub(min_age.as_nanos() as u64);
-        let all: Vec<usize> = (0..set.len()).collect();
+        if !set.all_responsive() {
+            return Ok(0);
+        }
+        let due = self.sweep_due(
+            set_index,
+            found
+                .iter()
+                .filter(|(_, _, s)| !matches!(s, Sweep::Repair(_)))
+                .map(|(k, _, s)| (k.clone(), s.stamp())),
+            min_age,
+        );
         let mut removed = 0;
-        for key in candidates {
-            let Some((bucket, object)) = split_version_key(&key) else {
-                continue;
+        for (key, raw, sweep) in found {
+            let result = match sweep {
+                Sweep::Repair(stamp) => self.sweep_repair(set, &key, &raw, stamp),
+                Sweep::Retract(stamp) if due.contains(&(key.clone(), stamp)) => {
+                    self.sweep_retract(set, &key, &raw, stamp)
+                }
+                Sweep::Purge(stamp) if due.contains(&(key.clone(), stamp)) => {
+                    let all: Vec<usize> = (0..set.len()).collect();
+                    set.parallel(&all, |_, slot| match slot {
+                        Some(s) => s.apply(vec![WireOp::Purge(key.clone(), stamp)]),
+                        None => Ok(()),
+                    })
+                    .into_iter()
+                    .collect::<Result<(), _>>()
+                    .map(|()| 0)
+                }
+                _ => Ok(0),
             };
-            let _guard = self.lock_for(&bucket, &object)?;
-            // Every drive must answer: a silent one might hold the record.
-            let answers: Vec<Option<Option<Vec<u8>>>> = set.parallel(&all, |_, slot| match slot {
-                Some(s) if s.responsive() => s.get(&key).ok(),
-                _ => None,
-            });
-            if answers.iter().any(Option::is_none) {
-                continue;
+            match result {
+                Ok(n) => removed += n,
+                Err(e) => tracing::debug!(error = %e, "sweep of a record deferred"),
             }
-            let present: Vec<&Vec<u8>> = answers.iter().flatten().flatten().collect();
-            if present.is_empty() || present.len() >= quorum {
-                continue;
-            }
-            let orphan: VersionRecord = record::decode(present[0])?;
-            if orphan.mod_time_ns > cutoff {
-                continue;
-            }
-            let mut batch = Batch::default();
-            batch.delete(&key);
-            set.write(&batch)?;
-            for id in orphan.data_ids() {
-                set.remove_data(&id)?;
-            }
-            tracing::info!(
-                bucket,
-                key = object,
-                drives = present.len(),
-                "removed an orphan version record"
-            );
-            removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Remembers the retractions and purges found in a sweep of set `set_index` and returns
+    /// those found (the same key, the same stamp) in an earlier sweep at least `min_age` ago.
+    fn sweep_due(
+        &self,
+        set_index: usize,
+        found: impl Iterator<Item = (Vec<u8>, Stamp)>,
+        min_age: Duration,
+    ) -> std::collections::HashSet<(Vec<u8>, Stamp)> {
+        const MAX_REMEMBERED: usize = 100_000;
+        let mut seen = self.sweep_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let before = std::mem::take(&mut seen[set_index]);
+        let now = std::time::Instant::now();
+        let mut due = std::collections::HashSet::new();
+        for (key, stamp) in found {
+            let first = match before.get(&(key.clone(), stamp)) {
+                Some(&at) => at,
+                None => now,
+            };
+            if now.duration_since(first) >= min_age {
+                due.insert((key.clone(), stamp));
+            }
+            if seen[set_index].len() < MAX_REMEMBERED {
+                seen[set_index].insert((key, stamp), first);
+            }
+        }
+        due
+    }
+
+    /// Gives drives behind the visible state of `key` that state. Returns 1 when that removed
+    /// a deleted version's record from a drive that missed the delete.
+    fn sweep_repair(
+        &self,
+        set: &DriveSet,
+        key: &[u8],
+        raw: &[Option<Vec<u8>>],
+        stamp: Stamp,
+    ) -> Result<u64, StoreError> {
+        let opened: Vec<Option<stamp::Opened>> =
+            raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
+        let holder = (0..raw.len())
+            .find(|&d| opened[d].is_some_and(|o| o.stamp == stamp))
+            .expect("the visible state has holders");
+        let source = raw[holder].clone().expect("holders hold a value");
+        let live = opened[holder].is_some_and(|o| o.payload.is_some());
+        if live && matches!(key.first(), Some(&keys::VERSION) | Some(&keys::PART)) {
+            // Version records carry each drive's own shard; the version pass heals them.
+            set.note_missed_key(key);
+            return Ok(0);
+        }
+        let behind: Vec<usize> = (0..raw.len())
+            .filter(|&d| opened[d].is_none_or(|o| o.stamp < stamp))
+            .collect();
+        let results = set.parallel(&behind, |_, slot| match slot {
+            Some(s) => s.put(key, source.clone()),
+            None => Ok(()),
+        });
+        let mut removed = 0;
+        for (&d, r) in behind.iter().zip(results) {
+            r?;
+            if !live
+                && key.first() == Some(&keys::VERSION)
+                && opened[d].is_some_and(|o| o.payload.is_some())
+            {
+                removed = 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Takes back a write of `key` stamped `stamp` that reached too few drives to have been
+    /// acknowledged: removed where it is still held, those drives given the visible state
+    /// again, and the data files only it named removed. Returns 1 when a record went.
+    fn sweep_retract(
+        &self,
+        set: &DriveSet,
+        key: &[u8],
+        raw: &[Option<Vec<u8>>],
+        stamp: Stamp,
+    ) -> Result<u64, StoreError> {
+        let opened: Vec<Option<stamp::Opened>> =
+            raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
+        let holders: Vec<usize> = (0..raw.len())
+            .filter(|&d| opened[d].is_some_and(|o| o.stamp == stamp))
+            .collect();
+        let Some(&first) = holders.first() else {
+            return Ok(0);
+        };
+        let data_of = |payload: Option<&[u8]>| -> Vec<String> {
+            let Some(p) = payload else { return Vec::new() };
+            match key.first() {
+                Some(&keys::VERSION) => record::decode::<VersionRecord>(p)
+                    .map(|r| r.data_ids())
+                    .unwrap_or_default(),
+                Some(&keys::PART) => record::decode::<PartRecord>(p)
+                    .map(|r| vec![r.data_id])
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        };
+        let remnant_data = data_of(opened[first].and_then(|o| o.payload));
+        for r in set.parallel(&holders, |_, slot| match slot {
+            Some(s) => s.apply(vec![WireOp::Purge(key.to_vec(), stamp)]),
+            None => Ok(()),
+        }) {
+            r?;
+        }
+        // The drives that held the remnant get the visible state back (what the others say).
+        let fresh = set.get_resolved(key)?;
+        let kept: Vec<String> = match &fresh {
+            Some((_, values)) => data_of(values.iter().flatten().next().map(Vec::as_slice)),
+            None => Vec::new(),
+        };
+        for id in remnant_data.iter().filter(|id| !kept.contains(id)) {
+            set.remove_data(id)?;
+        }
+        tracing::info!(
+            key = %String::from_utf8_lossy(key),
+            drives = holders.len(),
+            "took back a write that missed its quorum"
+        );
+        Ok(1)
     }
 
     /// Takes the lock of the object a version record `key` belongs to and reads the record
@@ -310,16 +471,14 @@ impl Store {
         &self,
         set: &DriveSet,
         key: &[u8],
-    ) -> Result<Option<(KeyGuard<'_>, DriveValues)>, StoreError> {
+    ) -> Result<Option<(KeyGuard<'_>, Stamp, DriveValues)>, StoreError> {
         let Some((bucket, object)) = split_version_key(key) else {
             return Ok(None);
         };
         let guard = self.lock_for(&bucket, &object)?;
-        let fresh = set.get_all(key)?;
-        if fresh.iter().flatten().count() < set.read_quorum() {
-            return Ok(None);
-        }
-        Ok(Some((guard, fresh)))
+        Ok(set
+            .get_resolved(key)?
+            .map(|(stamp, fresh)| (guard, stamp, fresh)))
     }
 
     /// Takes the lock of the upload a part record `key` belongs to (uploads, parts, aborts and
@@ -331,25 +490,25 @@ impl Store {
         set: &DriveSet,
         key: &[u8],
         uploads: &HashMap<String, UploadPlace>,
-    ) -> Result<Option<(KeyGuard<'_>, DriveValues)>, StoreError> {
+    ) -> Result<Option<(KeyGuard<'_>, Stamp, DriveValues)>, StoreError> {
         let upload_id = key[1..].split(|&b| b == 0).next().unwrap_or_default();
         let Some(place) = uploads.get(String::from_utf8_lossy(upload_id).as_ref()) else {
             return Ok(None);
         };
         let guard = self.lock_for(&place.bucket, &place.key)?;
-        let fresh = set.get_all(key)?;
-        if fresh.iter().flatten().count() < set.read_quorum() {
-            return Ok(None);
-        }
-        Ok(Some((guard, fresh)))
+        Ok(set
+            .get_resolved(key)?
+            .map(|(stamp, fresh)| (guard, stamp, fresh)))
     }
 
     /// Copies record `key` to the drives `missing` and rebuilds their shards; a version
     /// record is healed under its object's lock, a part record under its upload's.
+    #[allow(clippy::too_many_arguments)]
     fn heal_record(
         &self,
         set_index: usize,
         key: &[u8],
+        stamp: Stamp,
         values: &[Option<Vec<u8>>],
         missing: &[usize],
         uploads: &HashMap<String, UploadPlace>,
@@ -359,9 +518,12 @@ impl Store {
         let locked = match key.first() {
             Some(&keys::VERSION) => self.lock_version(set, key)?,
             Some(&keys::PART) => self.lock_part(set, key, uploads)?,
-            _ => return self.heal_record_locked(set_index, key, values, missing, uploads, report),
+            _ => {
+                return self
+                    .heal_record_locked(set_index, key, stamp, values, missing, uploads, report)
+            }
         };
-        let Some((_guard, fresh)) = locked else {
+        let Some((_guard, stamp, fresh)) = locked else {
             return Ok(());
         };
         let missing: Vec<usize> = missing
@@ -372,13 +534,15 @@ impl Store {
         if missing.is_empty() {
             return Ok(());
         }
-        self.heal_record_locked(set_index, key, &fresh, &missing, uploads, report)
+        self.heal_record_locked(set_index, key, stamp, &fresh, &missing, uploads, report)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn heal_record_locked(
         &self,
         set_index: usize,
         key: &[u8],
+        stamp: Stamp,
         values: &[Option<Vec<u8>>],
         missing: &[usize],
         uploads: &HashMap<String, UploadPlace>,
@@ -437,11 +601,29 @@ impl Store {
         }
         for (d, v) in per_drive {
             if let Some(slot) = &set.slots[d] {
-                slot.put(key, v)?;
+                slot.put(key, stamp::seal(stamp, &v))?;
             }
         }
         report.records_healed += 1;
         Ok(())
+    }
+}
+
+/// What the sweep does with one key ([`Store::sweep_records`]).
+enum Sweep {
+    /// Give drives behind the visible state (stamped so) that state.
+    Repair(Stamp),
+    /// Take back a write (stamped so) that reached too few drives.
+    Retract(Stamp),
+    /// Remove a tombstone (stamped so) that every drive holds.
+    Purge(Stamp),
+}
+
+impl Sweep {
+    fn stamp(&self) -> Stamp {
+        match self {
+            Sweep::Repair(s) | Sweep::Retract(s) | Sweep::Purge(s) => *s,
+        }
     }
 }
 
@@ -552,7 +734,7 @@ impl Store {
             return Ok(report);
         }
         // Damaged: look again under the object's lock (it may have been replaced meanwhile).
-        let Some((_guard, values)) = self.lock_version(set, &v.raw_key)? else {
+        let Some((_guard, stamp, values)) = self.lock_version(set, &v.raw_key)? else {
             return Ok(report);
         };
         match self.damage(v.set, &v.raw_key, &values)? {
@@ -562,6 +744,7 @@ impl Store {
                 self.heal_record_locked(
                     v.set,
                     &v.raw_key,
+                    stamp,
                     &values,
                     &missing,
                     &HashMap::new(),

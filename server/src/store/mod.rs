@@ -21,6 +21,7 @@ pub mod quorum;
 pub mod record;
 pub mod set;
 mod staging;
+pub mod stamp;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -111,6 +112,13 @@ pub enum StoreError {
     QuorumLost { have: usize, need: usize },
     #[error("busy: {0}")]
     Busy(String),
+    /// A write reached only `have` drives of the `need` it needed: it was not acknowledged,
+    /// and may yet take effect whole (its data is kept) or never.
+    #[error("the change reached {have} drives, {need} are needed; it may still take effect")]
+    Indeterminate { have: usize, need: usize },
+    /// A drive holds a newer stamp for a key than the write's (the writer stamps again).
+    #[error("a drive holds a newer record ({0:?})")]
+    Stale(stamp::Stamp),
 }
 
 /// Mutual exclusion for one key across the servers of a cluster (the store's own per-key
@@ -179,7 +187,13 @@ pub struct Store {
     /// Usage of buckets with a quota, as last counted, with the time of the count; this
     /// server's own commits since are added in.
     usage: Mutex<std::collections::HashMap<String, (std::time::Instant, BucketUsage)>>,
+    /// Per set, the retractions and purges the scanner's sweep found, with when it first
+    /// found each ([`Store::sweep_records`]).
+    sweep_seen: Mutex<Vec<SweepSeen>>,
 }
+
+/// Records a sweep found to take back or purge, by key and stamp, with when first found.
+type SweepSeen = std::collections::HashMap<(Vec<u8>, stamp::Stamp), std::time::Instant>;
 
 /// What a bucket holds: every stored version (delete markers aside) and its bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -259,6 +273,7 @@ impl Store {
             sets.extend(pool);
             ranges.push(start..sets.len());
         }
+        let set_count = sets.len();
         Store {
             set: sets[0].clone(),
             pool_free: Mutex::new(vec![1; ranges.len()]),
@@ -269,6 +284,7 @@ impl Store {
             inline_limit: DEFAULT_INLINE_LIMIT,
             region: region.to_string(),
             usage: Mutex::new(std::collections::HashMap::new()),
+            sweep_seen: Mutex::new(vec![SweepSeen::new(); set_count]),
         }
     }
 
@@ -959,9 +975,24 @@ impl Store {
                 per_drive_inline: per_drive,
                 ..Default::default()
             },
-        )?;
-        staged.into_committed();
-        Ok(committed)
+        );
+        Self::keep_if_indeterminate(committed, staged)
+    }
+
+    /// Hands a staged body to the record that now names it — or may yet name it: a commit
+    /// that missed its quorum can still take effect (the scanner completes it, or takes it
+    /// back with its data), so its data stays. Any other failure discards the body.
+    fn keep_if_indeterminate<T>(
+        committed: Result<T, StoreError>,
+        staged: Staged,
+    ) -> Result<T, StoreError> {
+        match &committed {
+            Ok(_) | Err(StoreError::Indeterminate { .. }) => {
+                staged.into_committed();
+            }
+            Err(_) => drop(staged),
+        }
+        committed
     }
 
     /// The current version of `key`, or the given version.

@@ -188,8 +188,7 @@ impl Store {
         }
         batch.put(keys::part(upload_id, number), record::encode(&part));
         Self::add_garbage(&mut batch, &garbage);
-        set.write(&batch)?;
-        staged.into_committed();
+        Self::keep_if_indeterminate(set.write(&batch), staged)?;
         Self::remove_garbage(set, &garbage);
         Ok(part)
     }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::drive::{Drive, DriveFormat, LocalDrive};
 use super::erasure::{ErasureCodec, ErasureGeometry};
-use super::{RawKey, StoreError};
+use super::stamp::{self, Clock, Stamp};
+use super::{keys, RawKey, StoreError};
 
 /// A record's value on each drive of the set, in drive order (`None`: missing there).
 pub type DriveValues = Vec<Option<Vec<u8>>>;
@@ -47,34 +48,16 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
-    /// Deletes of every record this batch puts.
-    fn undo_puts(&self) -> Batch {
-        let mut undo = Batch::default();
-        for op in &self.ops {
-            if let Op::Put(k, _) | Op::PutPerDrive(k, _) = op {
-                undo.delete(k);
-            }
-        }
-        undo
-    }
-    fn for_drive(&self, drive: usize) -> WriteBatch {
-        let mut b = WriteBatch::default();
-        for op in &self.ops {
-            match op {
-                Op::Put(k, v) => b.put(k, v),
-                Op::PutPerDrive(k, vs) => b.put(k, &vs[drive]),
-                Op::Delete(k) => b.delete(k),
-            }
-        }
-        b
-    }
-    /// The batch as sent to a remote drive.
-    pub fn wire_for_drive(&self, drive: usize) -> Vec<WireOp> {
+    /// The batch as sent to drive `drive`, sealed with `stamp`. With `tombstones`, a delete
+    /// is a tombstone newer than what it deletes (a set of several drives); otherwise (one
+    /// drive, nothing to bring it back) the record is removed.
+    pub fn wire_for_drive(&self, drive: usize, stamp: Stamp, tombstones: bool) -> Vec<WireOp> {
         self.ops
             .iter()
             .map(|op| match op {
-                Op::Put(k, v) => WireOp::Put(k.clone(), v.clone()),
-                Op::PutPerDrive(k, vs) => WireOp::Put(k.clone(), vs[drive].clone()),
+                Op::Put(k, v) => WireOp::Put(k.clone(), stamp::seal(stamp, v)),
+                Op::PutPerDrive(k, vs) => WireOp::Put(k.clone(), stamp::seal(stamp, &vs[drive])),
+                Op::Delete(k) if tombstones => WireOp::Put(k.clone(), stamp::tombstone(stamp)),
                 Op::Delete(k) => WireOp::Delete(k.clone()),
             })
             .collect()
@@ -84,23 +67,96 @@ impl Batch {
 /// One change of a record batch on the wire (peer RPC).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum WireOp {
+    /// Writes a sealed value unless the drive holds a newer stamp for the key (then the whole
+    /// batch is refused with that stamp); a value from a peer that does not stamp is written.
     Put(
         #[serde(with = "serde_bytes")] Vec<u8>,
         #[serde(with = "serde_bytes")] Vec<u8>,
     ),
+    /// Removes a record outright (a single drive's delete).
     Delete(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Removes the record if the drive still holds the one stamped so (a tombstone every drive
+    /// holds, or a write taken back).
+    Purge(#[serde(with = "serde_bytes")] Vec<u8>, Stamp),
 }
 
-/// Applies wire ops to a local RocksDB as one synced batch.
-pub fn apply_wire(db: &DB, ops: &[WireOp]) -> Result<(), StoreError> {
-    let mut b = WriteBatch::default();
-    for op in ops {
-        match op {
-            WireOp::Put(k, v) => b.put(k, v),
-            WireOp::Delete(k) => b.delete(k),
+/// Key stripes of a drive's conditional writes: a write reads the stamps it replaces and
+/// writes under its keys' stripes, so two writers of one key cannot both pass the check.
+const STRIPES: usize = 64;
+
+/// A drive's RocksDB on this server, written only through [`LocalRecords::apply`].
+pub struct LocalRecords {
+    db: DB,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl LocalRecords {
+    pub fn new(db: DB) -> LocalRecords {
+        LocalRecords {
+            db,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
         }
     }
-    Ok(db.write_opt(b, &synced())?)
+
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// Applies `ops` as one synced batch, all or nothing: fails with
+    /// [`StoreError::Stale`] when the drive holds a newer stamp than a put's for its key, so
+    /// no late write and no heal ever moves a record backwards. A put of the stamp the drive
+    /// already holds is already applied.
+    pub fn apply(&self, ops: &[WireOp]) -> Result<(), StoreError> {
+        let clock = stamp::process_clock();
+        let key_of = |op: &WireOp| -> Vec<u8> {
+            match op {
+                WireOp::Put(k, _) | WireOp::Delete(k) | WireOp::Purge(k, _) => k.clone(),
+            }
+        };
+        let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(&key_of(op))).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _held: Vec<_> = stripes
+            .iter()
+            .map(|&i| self.stripes[i].lock().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        let mut b = WriteBatch::default();
+        for op in ops {
+            match op {
+                WireOp::Put(k, v) => {
+                    let incoming = stamp::open(v).stamp;
+                    if incoming != Stamp::LEGACY {
+                        clock.observe(incoming);
+                        let held = self.db.get_pinned(k)?.map(|h| stamp::open(&h).stamp);
+                        match held {
+                            Some(h) if h > incoming => return Err(StoreError::Stale(h)),
+                            Some(h) if h == incoming => continue,
+                            _ => {}
+                        }
+                    }
+                    b.put(k, v);
+                }
+                WireOp::Delete(k) => b.delete(k),
+                WireOp::Purge(k, s) => {
+                    let held = self.db.get_pinned(k)?;
+                    if held.is_some_and(|h| stamp::open(&h).stamp == *s) {
+                        b.delete(k);
+                    }
+                }
+            }
+        }
+        if b.is_empty() {
+            return Ok(());
+        }
+        Ok(self.db.write_opt(b, &synced())?)
+    }
+}
+
+fn stripe_of(key: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % STRIPES as u64) as usize
 }
 
 /// Records of a page of a remote scan, in key order, and whether more follow.
@@ -123,7 +179,7 @@ pub trait RemoteRecords: Send + Sync {
 
 /// Where a drive's records live.
 pub enum Records {
-    Local(DB),
+    Local(LocalRecords),
     Remote(Arc<dyn RemoteRecords>),
 }
 
@@ -153,6 +209,8 @@ pub struct DriveSet {
     /// right now (a server catching up after a restart, or an empty drive): they answer
     /// but do not hold everything yet.
     pub drives_healing: std::sync::atomic::AtomicU64,
+    /// Stamps this set's writes (the process's clock).
+    clock: Arc<Clock>,
 }
 
 /// Records written without every drive, and data files written without every shard.
@@ -164,6 +222,9 @@ struct Missed {
 
 /// At most this many missed writes are remembered; the scanner finds the rest.
 const MAX_MISSED: usize = 100_000;
+
+/// How often a write is stamped again after drives refused it for holding newer stamps.
+const WRITE_ATTEMPTS: usize = 4;
 
 fn db_options() -> rocksdb::Options {
     let mut opts = rocksdb::Options::default();
@@ -190,7 +251,7 @@ impl Slot {
         drive.clear_tmp()?;
         Ok(Slot {
             drive,
-            records: Records::Local(db),
+            records: Records::Local(LocalRecords::new(db)),
         })
     }
 
@@ -203,8 +264,13 @@ impl Slot {
 
     /// The local RocksDB, `None` for a remote drive.
     pub fn local_db(&self) -> Option<&DB> {
+        self.local_records().map(LocalRecords::db)
+    }
+
+    /// The local records, `None` for a remote drive.
+    pub fn local_records(&self) -> Option<&LocalRecords> {
         match &self.records {
-            Records::Local(db) => Some(db),
+            Records::Local(r) => Some(r),
             Records::Remote(_) => None,
         }
     }
@@ -229,31 +295,30 @@ impl Slot {
         }
     }
 
-    fn write_batch(&self, batch: &Batch, drive: usize) -> Result<(), StoreError> {
+    /// Applies `ops` on the drive (see [`LocalRecords::apply`]).
+    pub fn apply(&self, ops: Vec<WireOp>) -> Result<(), StoreError> {
         match &self.records {
-            Records::Local(db) => Ok(db.write_opt(batch.for_drive(drive), &synced())?),
-            Records::Remote(r) => r.write(batch.wire_for_drive(drive)),
+            Records::Local(r) => r.apply(&ops),
+            Records::Remote(r) => r.write(ops),
         }
     }
 
+    /// The stored (sealed) value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.records {
-            Records::Local(db) => Ok(db.get(key)?),
+            Records::Local(r) => Ok(r.db.get(key)?),
             Records::Remote(r) => r.get(key),
         }
     }
 
-    /// Writes one record (synced).
-    pub fn put(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
-        match &self.records {
-            Records::Local(db) => Ok(db.put_opt(key, value, &synced())?),
-            Records::Remote(r) => r.write(vec![WireOp::Put(key.to_vec(), value)]),
-        }
+    /// Writes one sealed value (synced) unless the drive holds a newer one.
+    pub fn put(&self, key: &[u8], sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.apply(vec![WireOp::Put(key.to_vec(), sealed)])
     }
 
     fn iter(&self) -> SlotIter<'_> {
         match &self.records {
-            Records::Local(db) => SlotIter::Local(db.raw_iterator()),
+            Records::Local(r) => SlotIter::Local(r.db.raw_iterator()),
             Records::Remote(r) => SlotIter::Remote(PagedIter::new(r.clone())),
         }
     }
@@ -367,6 +432,7 @@ impl DriveSet {
                 reconstructed: Default::default(),
                 heal_bytes_left: Default::default(),
                 drives_healing: Default::default(),
+                clock: stamp::process_clock(),
             },
             fresh,
         ))
@@ -387,6 +453,7 @@ impl DriveSet {
             reconstructed: Default::default(),
             heal_bytes_left: Default::default(),
             drives_healing: Default::default(),
+            clock: stamp::process_clock(),
         }
     }
 
@@ -400,6 +467,7 @@ impl DriveSet {
             reconstructed: Default::default(),
             heal_bytes_left: Default::default(),
             drives_healing: Default::default(),
+            clock: stamp::process_clock(),
         }
     }
 
@@ -438,12 +506,30 @@ impl DriveSet {
         self.geometry.read_quorum()
     }
 
-    /// Applies `batch` (synced) on every online drive; fails unless a write quorum did.
+    /// The clock stamping this set's writes.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// Stamps this set's writes with `clock` (a cluster simulation gives each coordinator its
+    /// own, skewed).
+    pub fn set_clock(&mut self, clock: Arc<Clock>) {
+        self.clock = clock;
+    }
+
+    /// Applies `batch` (synced, under one new stamp) on every online drive; succeeds once a
+    /// write quorum took it. A drive holding a newer stamp for one of its keys (a write
+    /// stamped by a clock ahead of this one) refuses it: the stamp is observed and the batch
+    /// written again, newer. A write that misses its quorum is not taken back — taking back
+    /// would destroy what the drives held before — but it cannot be seen either unless it
+    /// could have been acknowledged ([`resolve`]); the scanner later completes or retracts it.
+    /// It fails with [`StoreError::Indeterminate`] (it may yet take effect), or
+    /// [`StoreError::QuorumLost`] when nothing was sent.
     pub fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        // Known to be short of a quorum: write nothing rather than a change that must be undone.
+        // Known to be short of a quorum: write nothing.
         let reachable = self.reachable_count();
         if reachable < self.write_quorum() {
             return Err(StoreError::QuorumLost {
@@ -451,44 +537,45 @@ impl DriveSet {
                 need: self.write_quorum(),
             });
         }
-        let all: Vec<usize> = (0..self.slots.len()).collect();
-        let results: Vec<Result<(), StoreError>> =
-            self.parallel_quorum(self.write_quorum(), |i, slot| match slot {
-                Some(s) if s.reachable() => s.write_batch(batch, i),
-                _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
-            });
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        if ok >= self.write_quorum() {
-            if ok < self.slots.len() {
-                self.note_missed(batch);
+        let tombstones = self.slots.len() > 1;
+        let mut ok = 0;
+        for _ in 0..WRITE_ATTEMPTS {
+            let stamp = self.clock.now();
+            let results: Vec<Result<(), StoreError>> =
+                self.parallel_quorum(self.write_quorum(), |i, slot| match slot {
+                    Some(s) if s.reachable() => s.apply(batch.wire_for_drive(i, stamp, tombstones)),
+                    _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
+                });
+            let newer = results
+                .iter()
+                .filter_map(|r| match r {
+                    Err(StoreError::Stale(s)) => Some(*s),
+                    _ => None,
+                })
+                .max();
+            if let Some(newer) = newer {
+                self.clock.observe(newer);
+                continue;
             }
-            return Ok(());
-        }
-        // Too few drives took the change: take back the records it added where it landed, so
-        // a failed write is not visible (removals it made stay; they only hide older data
-        // the client was replacing anyway).
-        let undo = batch.undo_puts();
-        let landed: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|&i| results[i].is_ok())
-            .collect();
-        for r in self.parallel(&landed, |i, slot| match slot {
-            Some(s) => s.write_batch(&undo, i),
-            None => Ok(()),
-        }) {
-            if let Err(e) = r {
-                tracing::error!(error = %e, "could not undo a write that missed its quorum");
+            ok = results.iter().filter(|r| r.is_ok()).count();
+            if ok >= self.write_quorum() {
+                if ok < self.slots.len() {
+                    self.note_missed(batch);
+                }
+                return Ok(());
             }
+            if let Some(e) = results.into_iter().find_map(|r| {
+                r.err()
+                    .filter(|e| !matches!(e, StoreError::QuorumLost { .. }))
+            }) {
+                tracing::warn!(error = %e, drives = ok, "a write missed its quorum");
+            }
+            break;
         }
-        let first = results.into_iter().find_map(Result::err);
-        match first {
-            Some(e) if !matches!(e, StoreError::QuorumLost { .. }) => Err(e),
-            _ => Err(StoreError::QuorumLost {
-                have: ok,
-                need: self.write_quorum(),
-            }),
-        }
+        Err(StoreError::Indeterminate {
+            have: ok,
+            need: self.write_quorum(),
+        })
     }
 
     /// Counts a block a read rebuilt from parity.
@@ -516,6 +603,14 @@ impl DriveSet {
                     missed.keys.insert(k.clone());
                 }
             }
+        }
+    }
+
+    /// Queues one record for the missed-write healer.
+    pub fn note_missed_key(&self, key: &[u8]) {
+        let mut missed = self.missed();
+        if missed.keys.len() < MAX_MISSED {
+            missed.keys.insert(key.to_vec());
         }
     }
 
@@ -622,58 +717,107 @@ impl DriveSet {
         )
     }
 
-    /// A record's value on each drive (`None` where missing or offline).
-    pub fn get_all(&self, key: &[u8]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.read_all(key).map(|(values, _)| values)
+    /// What the drives say of `key`: its visible state (see [`resolve`]) with the record on
+    /// each drive holding that state (`None` elsewhere), after repairing the drives that
+    /// answered with an older state. `Ok(None)` when absent; 503 when too few drives answer
+    /// to tell.
+    pub fn get_resolved(&self, key: &[u8]) -> Result<Option<(Stamp, DriveValues)>, StoreError> {
+        let (raw, silent) = self.read_raw(key)?;
+        let opened: Vec<Option<stamp::Opened>> =
+            raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
+        match resolve(&opened, &silent, self.write_quorum(), self.read_quorum()) {
+            State::Unknown => Err(StoreError::QuorumLost {
+                have: silent.iter().filter(|&&s| !s).count(),
+                need: self.read_quorum(),
+            }),
+            State::Absent => Ok(None),
+            State::Dead(seen) => {
+                self.repair(key, &raw, &seen);
+                Ok(None)
+            }
+            State::Live(seen) => {
+                self.repair(key, &raw, &seen);
+                let values = opened
+                    .iter()
+                    .enumerate()
+                    .map(|(d, o)| {
+                        o.filter(|_| seen.holders.contains(&d))
+                            .and_then(|o| o.payload)
+                            .map(<[u8]>::to_vec)
+                    })
+                    .collect();
+                Ok(Some((seen.stamp, values)))
+            }
+        }
     }
 
-    /// [`DriveSet::get_all`], with how many drives gave no answer (away, failing, or left
-    /// behind by the quorum).
-    fn read_all(&self, key: &[u8]) -> Result<(DriveValues, usize), StoreError> {
+    /// A record's value on each drive holding its visible state (all `None` when absent).
+    pub fn get_all(&self, key: &[u8]) -> Result<DriveValues, StoreError> {
+        Ok(match self.get_resolved(key)? {
+            Some((_, values)) => values,
+            None => vec![None; self.slots.len()],
+        })
+    }
+
+    /// Brings drives that answered with an older state of `key` than the visible one up to
+    /// it. A record whose drives hold different values (an object version's inline shards)
+    /// or that needs shard files (an upload's part) is left to the healers.
+    fn repair(&self, key: &[u8], raw: &[Option<Vec<u8>>], seen: &Seen) {
+        if seen.stamp == Stamp::LEGACY || seen.behind.is_empty() {
+            return;
+        }
+        let source = raw[seen.holders[0]].clone().expect("holders hold a value");
+        let live = stamp::open(&source).payload.is_some();
+        if live && matches!(key.first(), Some(&keys::VERSION) | Some(&keys::PART)) {
+            self.note_missed_key(key);
+            return;
+        }
+        let targets: Vec<usize> = seen.behind.clone();
+        for r in self.parallel(&targets, |_, slot| match slot {
+            Some(s) => s.put(key, source.clone()),
+            None => Ok(()),
+        }) {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "read repair failed; the scanner retries it");
+            }
+        }
+    }
+
+    /// Every drive's stored value of `key` (`None` where missing or silent), with how many
+    /// drives gave no answer (away, failing, or left behind by the quorum). Fails when fewer
+    /// than a read quorum answered.
+    fn read_raw(&self, key: &[u8]) -> Result<(DriveValues, Vec<bool>), StoreError> {
         let mut out = vec![None; self.slots.len()];
-        let mut errors = 0;
+        let mut silent = vec![false; self.slots.len()];
         let results = self.parallel_quorum(self.read_quorum(), |_, slot| match slot {
-            Some(s) if s.reachable() => s.get(key).map(Some),
-            Some(_) => Err(StoreError::QuorumLost { have: 0, need: 1 }),
-            None => Ok(None),
+            Some(s) if s.reachable() => s.get(key),
+            _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
         });
         for (i, r) in results.into_iter().enumerate() {
             match r {
-                Ok(Some(v)) => out[i] = v,
-                Ok(None) => {}
-                Err(StoreError::QuorumLost { .. }) => errors += 1,
+                Ok(v) => out[i] = v,
+                Err(StoreError::QuorumLost { .. }) => silent[i] = true,
                 Err(e) => {
-                    errors += 1;
+                    silent[i] = true;
                     tracing::warn!(drive = i, error = %e, "metadata read failed");
                 }
             }
         }
-        if self.slots.len() - errors < self.read_quorum() {
+        let answered = silent.iter().filter(|&&s| !s).count();
+        if answered < self.read_quorum() {
             return Err(StoreError::QuorumLost {
-                have: self.slots.len() - errors,
+                have: answered,
                 need: self.read_quorum(),
             });
         }
-        Ok((out, errors))
+        Ok((out, silent))
     }
 
-    /// A record present on a read quorum of drives (the value of the first drive holding it).
+    /// A record's visible value (see [`resolve`]), `None` when absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let (all, silent) = self.read_all(key)?;
-        let count = all.iter().filter(|v| v.is_some()).count();
-        if count >= self.read_quorum() {
-            return Ok(all.into_iter().flatten().next());
-        }
-        // An acknowledged write is on a write quorum of drives: fewer copies than that among
-        // the answers plus the silent drives means it is absent (or a failed write's remnant);
-        // otherwise the silent drives decide and nobody can tell yet (503, not a false 404).
-        if count > 0 && count + silent >= self.write_quorum() {
-            return Err(StoreError::QuorumLost {
-                have: count,
-                need: self.read_quorum(),
-            });
-        }
-        Ok(None)
+        Ok(self
+            .get_resolved(key)?
+            .and_then(|(_, values)| values.into_iter().flatten().next()))
     }
 
     /// Every record whose key starts with `prefix` and that is present on a read quorum of
@@ -712,14 +856,18 @@ impl DriveSet {
     }
 
     /// An iterator over the union of the drives' records that yields, in key order, the keys
-    /// present on a read quorum of drives.
+    /// whose visible state (see [`resolve`]) is a live record.
     pub fn merged_iter(&self) -> MergedIter<'_> {
-        self.merged_iter_min(self.read_quorum())
+        self.new_merge(false)
     }
 
-    /// Like [`DriveSet::merged_iter`], yielding records held by at least `quorum` drives
-    /// (the orphan sweep looks at those below a read quorum).
-    pub fn merged_iter_min(&self, quorum: usize) -> MergedIter<'_> {
+    /// An iterator over every key any drive holds, with every drive's stored value (the
+    /// scanner's sweep of tombstones and unfinished writes).
+    pub fn raw_iter(&self) -> MergedIter<'_> {
+        self.new_merge(true)
+    }
+
+    fn new_merge(&self, raw: bool) -> MergedIter<'_> {
         MergedIter {
             iters: self
                 .online()
@@ -727,7 +875,9 @@ impl DriveSet {
                 .map(|(i, s)| (i, s.iter()))
                 .collect(),
             drives: self.slots.len(),
-            quorum: quorum.max(1),
+            raw,
+            write_quorum: self.write_quorum(),
+            read_quorum: self.read_quorum(),
             // A record acknowledged on a write quorum keeps a read quorum of copies among any
             // N - W + R drives: a scan may leave the others behind, never more.
             answers: (self.slots.len() + self.read_quorum())
@@ -752,22 +902,107 @@ impl DriveSet {
     }
 }
 
+/// What the drives that answered say about one key ([`resolve`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum State {
+    /// A record, held as `Seen::holders` say.
+    Live(Seen),
+    /// Deleted (a tombstone).
+    Dead(Seen),
+    /// No drive that answered holds anything that could have been acknowledged.
+    Absent,
+    /// Too few drives answered to tell (a record from before stamps, below a read quorum,
+    /// that the silent drives might complete).
+    Unknown,
+}
+
+/// The visible state of a key: its stamp, the drives holding it, and the drives that answered
+/// with something older (or nothing) and should be repaired.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub stamp: Stamp,
+    pub holders: Vec<usize>,
+    pub behind: Vec<usize>,
+}
+
+/// Settles one key from each drive's stored value (`None`: missing, or the drive is `silent`).
+/// The visible state is the newest stamp that could have been acknowledged: held by enough
+/// drives that, with the silent ones, it may have reached a write quorum. An acknowledged
+/// write is on a write quorum, so any read quorum sees it and nothing older; a failed write
+/// held by fewer drives is passed over, leaving the state before it readable. A value from
+/// before stamps counts as it always did: visible on a read quorum.
+pub fn resolve(
+    values: &[Option<stamp::Opened>],
+    silent: &[bool],
+    write_quorum: usize,
+    read_quorum: usize,
+) -> State {
+    let silent_n = silent.iter().filter(|&&s| s).count();
+    let mut stamps: Vec<Stamp> = values
+        .iter()
+        .flatten()
+        .map(|o| o.stamp)
+        .filter(|&s| s != Stamp::LEGACY)
+        .collect();
+    stamps.sort_unstable_by(|a, b| b.cmp(a));
+    stamps.dedup();
+    let on = |stamp: Stamp| -> Vec<usize> {
+        (0..values.len())
+            .filter(|&d| values[d].is_some_and(|o| o.stamp == stamp))
+            .collect()
+    };
+    for stamp in stamps {
+        let holders = on(stamp);
+        if holders.len() + silent_n >= write_quorum {
+            let behind = (0..values.len())
+                .filter(|&d| !silent[d] && values[d].is_none_or(|o| o.stamp < stamp))
+                .collect();
+            let live = values[holders[0]].is_some_and(|o| o.payload.is_some());
+            let seen = Seen {
+                stamp,
+                holders,
+                behind,
+            };
+            return if live {
+                State::Live(seen)
+            } else {
+                State::Dead(seen)
+            };
+        }
+    }
+    let legacy = on(Stamp::LEGACY);
+    if legacy.len() >= read_quorum {
+        State::Live(Seen {
+            stamp: Stamp::LEGACY,
+            holders: legacy,
+            behind: Vec::new(),
+        })
+    } else if !legacy.is_empty() && legacy.len() + silent_n >= write_quorum {
+        State::Unknown
+    } else {
+        State::Absent
+    }
+}
+
 /// K-way merge of the drives' RocksDB iterators.
 pub struct MergedIter<'a> {
     iters: Vec<(usize, SlotIter<'a>)>,
     drives: usize,
-    quorum: usize,
+    /// Every key with every stored value, rather than the visible records.
+    raw: bool,
+    write_quorum: usize,
+    read_quorum: usize,
     /// How many drives must answer a seek before the slow rest may be left behind.
     answers: usize,
-    /// The current key and which iterators sit on it.
-    current: Option<(Vec<u8>, Vec<usize>)>,
+    /// The current key, which iterators sit on it, and which of those hold its visible state.
+    current: Option<(Vec<u8>, Vec<usize>, Vec<usize>, Stamp)>,
 }
 
 impl MergedIter<'_> {
-    /// One drive answering alone (a single-drive server): the merge is the drive's own
-    /// iterator, with no copying of keys per step on the listing path.
+    /// One drive alone (a single-drive set): the merge is the drive's own iterator, with no
+    /// copying of keys per step on the listing path.
     fn direct(&self) -> bool {
-        self.iters.len() == 1 && self.quorum <= 1
+        self.drives == 1 && self.iters.len() == 1
     }
 
     /// Seeks every drive: local ones here, remote ones in parallel as a quorum call, so a
@@ -820,9 +1055,10 @@ impl MergedIter<'_> {
     pub fn next(&mut self) {
         if self.direct() {
             self.iters[0].1.next();
+            self.skip_tombstones();
             return;
         }
-        if let Some((_, on)) = self.current.take() {
+        if let Some((_, on, _, _)) = self.current.take() {
             for j in on {
                 self.iters[j].1.next();
             }
@@ -830,11 +1066,37 @@ impl MergedIter<'_> {
         self.settle();
     }
 
-    /// Moves to the smallest key present on a quorum, skipping keys on fewer drives.
-    fn settle(&mut self) {
-        if self.direct() {
+    /// A single drive removes records outright, but a drive that was part of a larger set
+    /// may still hold tombstones: they are not records.
+    fn skip_tombstones(&mut self) {
+        if self.raw {
             return;
         }
+        let it = &mut self.iters[0].1;
+        while it.valid() && it.value().is_some_and(|v| stamp::open(v).payload.is_none()) {
+            it.next();
+        }
+    }
+
+    /// Drives that gave no answer: offline when the scan began, or dropped out of it.
+    fn silent(&self) -> Vec<bool> {
+        let mut silent = vec![true; self.drives];
+        for (d, it) in &self.iters {
+            if !it.dropped() {
+                silent[*d] = false;
+            }
+        }
+        silent
+    }
+
+    /// Moves to the smallest key whose visible state is a record (or, raw, that any drive
+    /// holds), skipping the others.
+    fn settle(&mut self) {
+        if self.direct() {
+            self.skip_tombstones();
+            return;
+        }
+        let silent = self.silent();
         loop {
             let min = self
                 .iters
@@ -854,8 +1116,24 @@ impl MergedIter<'_> {
                 .filter(|(_, (_, it))| it.valid() && it.key() == Some(min.as_slice()))
                 .map(|(j, _)| j)
                 .collect();
-            if on.len() >= self.quorum {
-                self.current = Some((min, on));
+            if self.raw {
+                self.current = Some((min, on.clone(), on, Stamp::LEGACY));
+                return;
+            }
+            let mut values = vec![None; self.drives];
+            for &j in &on {
+                let (d, it) = &self.iters[j];
+                values[*d] = it.value().map(stamp::open);
+            }
+            if let State::Live(seen) =
+                resolve(&values, &silent, self.write_quorum, self.read_quorum)
+            {
+                let holders = on
+                    .iter()
+                    .copied()
+                    .filter(|&j| seen.holders.contains(&self.iters[j].0))
+                    .collect();
+                self.current = Some((min, on, holders, seen.stamp));
                 return;
             }
             for j in on {
@@ -875,38 +1153,69 @@ impl MergedIter<'_> {
         if self.direct() {
             return self.iters[0].1.key();
         }
-        self.current.as_ref().map(|(k, _)| k.as_slice())
+        self.current.as_ref().map(|(k, _, _, _)| k.as_slice())
     }
 
-    /// The value of the current record on one drive holding it.
+    /// The current record (its visible value, on one drive holding it).
     pub fn value(&self) -> Option<&[u8]> {
-        if self.direct() {
-            return self.iters[0].1.value();
+        let raw = if self.direct() {
+            self.iters[0].1.value()?
+        } else {
+            let (_, _, holders, _) = self.current.as_ref()?;
+            self.iters[holders[0]].1.value()?
+        };
+        if self.raw {
+            Some(raw)
+        } else {
+            stamp::open(raw).payload
         }
-        let (_, on) = self.current.as_ref()?;
-        self.iters[on[0]].1.value()
     }
 
-    /// The current record's value on each drive, in drive order.
+    /// The stamp of the current record's visible state.
+    pub fn stamp(&self) -> Option<Stamp> {
+        if self.direct() {
+            return self.iters[0].1.value().map(|v| stamp::open(v).stamp);
+        }
+        self.current.as_ref().map(|(_, _, _, s)| *s)
+    }
+
+    /// The current record on each drive holding its visible state, in drive order (raw: every
+    /// drive's stored value).
     pub fn values(&self) -> Vec<Option<Vec<u8>>> {
         let mut out = vec![None; self.drives];
-        if self.direct() {
-            let (drive, it) = &self.iters[0];
-            out[*drive] = it.value().map(<[u8]>::to_vec);
-            return out;
-        }
-        if let Some((_, on)) = &self.current {
-            for &j in on {
-                let (drive, it) = &self.iters[j];
-                out[*drive] = it.value().map(<[u8]>::to_vec);
+        let from: &[usize] = if self.direct() {
+            &[0]
+        } else {
+            match &self.current {
+                Some((_, _, holders, _)) => holders,
+                None => &[],
             }
+        };
+        for &j in from {
+            let (drive, it) = &self.iters[j];
+            out[*drive] = it.value().and_then(|v| {
+                if self.raw {
+                    Some(v.to_vec())
+                } else {
+                    stamp::open(v).payload.map(<[u8]>::to_vec)
+                }
+            });
         }
         out
     }
 
+    /// Whether the scan saw enough: fails when a drive that is up failed, or when fewer than a
+    /// read quorum of drives answered (what the scan left out is then not proven absent).
     pub fn status(&self) -> Result<(), StoreError> {
         for (_, it) in &self.iters {
             it.status()?;
+        }
+        let answered = self.silent().iter().filter(|&&s| !s).count();
+        if !self.raw && answered < self.read_quorum {
+            return Err(StoreError::QuorumLost {
+                have: answered,
+                need: self.read_quorum,
+            });
         }
         Ok(())
     }
@@ -919,6 +1228,13 @@ pub enum SlotIter<'a> {
 }
 
 impl SlotIter<'_> {
+    /// Whether the drive dropped out of the scan (its server went away).
+    fn dropped(&self) -> bool {
+        match self {
+            SlotIter::Local(_) => false,
+            SlotIter::Remote(it) => it.dropped,
+        }
+    }
     fn next(&mut self) {
         match self {
             SlotIter::Local(it) => it.next(),
@@ -972,6 +1288,8 @@ pub struct PagedIter {
     /// A page failed twice while its peer still counted as up: the drive's records are
     /// unknown, so what the merge leaves out is not proven absent.
     failed: Option<String>,
+    /// A page failed: the drive no longer answers this scan.
+    dropped: bool,
 }
 
 impl PagedIter {
@@ -983,6 +1301,7 @@ impl PagedIter {
             more: false,
             limit: FIRST_PAGE,
             failed: None,
+            dropped: false,
         }
     }
 
@@ -1011,6 +1330,7 @@ impl PagedIter {
                     self.failed = Some(e.to_string());
                 }
                 tracing::warn!(error = %e, "a remote drive failed during a scan; skipping it");
+                self.dropped = true;
                 self.page.clear();
                 self.more = false;
                 false

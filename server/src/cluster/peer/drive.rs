@@ -19,6 +19,7 @@ use super::client::PeerClient;
 use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
 use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace, STREAM_TIMEOUT};
 use crate::store::set::{RecordPage, RemoteRecords, WireOp};
+use crate::store::stamp::Stamp;
 use crate::store::StoreError;
 
 /// Committing a streamed shard (fsync and rename on the peer) may take this long.
@@ -401,12 +402,22 @@ impl Drive for SharedRemoteDrive {
 impl RemoteRecords for RemoteDrive {
     fn write(&self, ops: Vec<WireOp>) -> Result<(), StoreError> {
         let body = postcard::to_stdvec(&ops).map_err(|e| StoreError::Internal(e.to_string()))?;
-        self.peer
-            .finish(
-                self.peer
-                    .call_ok(Method::POST, &self.path("records/write"), body),
-            )
-            .map(|_| ())
+        let (status, bytes) = self.peer.finish(self.peer.call(
+            Method::POST,
+            &self.path("records/write"),
+            body,
+        ))?;
+        match status {
+            StatusCode::OK => Ok(()),
+            StatusCode::CONFLICT => Err(StoreError::Stale(Stamp::from_bytes(&bytes).ok_or_else(
+                || StoreError::Internal(format!("peer {}: a malformed stamp", self.peer.name)),
+            )?)),
+            s => Err(StoreError::Io(io::Error::other(format!(
+                "peer {}: record write: {s}: {}",
+                self.peer.name,
+                String::from_utf8_lossy(&bytes)
+            )))),
+        }
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -21,7 +21,8 @@ use super::client::{full, PeerBody};
 use super::locks::LockTable;
 use super::{LockRequest, Notice, Page, PageRequest, AUTH_HEADER, COMMIT_TRAILER, SIZE_HEADER};
 use crate::store::drive::{Drive, LocalDrive};
-use crate::store::set::{apply_wire, DriveSet, WireOp};
+use crate::store::set::{DriveSet, WireOp};
+use crate::store::StoreError;
 
 /// A page of records answers with about this many bytes at most.
 const PAGE_BYTES: usize = 4 << 20;
@@ -330,15 +331,22 @@ async fn records(svc: &PeerService, (set, slot): (usize, usize), op: &str, body:
     let set = svc.sets[set].clone();
     let op = op.to_string();
     let result = tokio::task::spawn_blocking(move || -> Result<Resp, String> {
-        let db = set.slots[slot]
+        let records = set.slots[slot]
             .as_ref()
-            .and_then(|s| s.local_db())
+            .and_then(|s| s.local_records())
             .ok_or("drive is not local")?;
+        let db = records.db();
         match op.as_str() {
             "write" => {
                 let ops: Vec<WireOp> = postcard::from_bytes(&body).map_err(|e| e.to_string())?;
-                apply_wire(db, &ops).map_err(|e| e.to_string())?;
-                Ok(reply(StatusCode::OK, ""))
+                match records.apply(&ops) {
+                    Ok(()) => Ok(reply(StatusCode::OK, "")),
+                    // The drive holds a newer stamp: the writer learns which and stamps again.
+                    Err(StoreError::Stale(held)) => {
+                        Ok(reply(StatusCode::CONFLICT, held.to_bytes().to_vec()))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
             }
             "get" => match db.get(&body).map_err(|e| e.to_string())? {
                 Some(v) => Ok(reply(StatusCode::OK, v)),
