@@ -271,7 +271,12 @@ impl Store {
             let raw = it.values();
             let opened: Vec<Option<stamp::Opened>> =
                 raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
-            let silent = vec![false; set.len()];
+            // A drive that dropped out of the sweep may hold anything: its keys wait.
+            let silent = it.silent();
+            if silent.iter().any(|&s| s) {
+                it.next();
+                continue;
+            }
             let newest = opened
                 .iter()
                 .flatten()
@@ -318,7 +323,7 @@ impl Store {
             let result = match sweep {
                 Sweep::Repair(stamp) => self.sweep_repair(set, &key, &raw, stamp),
                 Sweep::Retract(stamp) if due.contains(&(key.clone(), stamp)) => {
-                    self.sweep_retract(set, &key, &raw, stamp)
+                    self.sweep_retract(set_index, &key, &raw, stamp)
                 }
                 Sweep::Purge(stamp) if due.contains(&(key.clone(), stamp)) => {
                     let all: Vec<usize> = (0..set.len()).collect();
@@ -410,15 +415,17 @@ impl Store {
     }
 
     /// Takes back a write of `key` stamped `stamp` that reached too few drives to have been
-    /// acknowledged: removed where it is still held, those drives given the visible state
-    /// again, and the data files only it named removed. Returns 1 when a record went.
+    /// acknowledged: where a drive still holds it, it is replaced by the visible state it hid
+    /// (so the drives holding that state or newer stay as many), and the data files only it
+    /// named are removed. Returns 1 when a record went.
     fn sweep_retract(
         &self,
-        set: &DriveSet,
+        set_index: usize,
         key: &[u8],
         raw: &[Option<Vec<u8>>],
         stamp: Stamp,
     ) -> Result<u64, StoreError> {
+        let set = &self.sets[set_index];
         let opened: Vec<Option<stamp::Opened>> =
             raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
         let holders: Vec<usize> = (0..raw.len())
@@ -440,18 +447,57 @@ impl Store {
             }
         };
         let remnant_data = data_of(opened[first].and_then(|o| o.payload));
-        for r in set.parallel(&holders, |_, slot| match slot {
-            Some(s) => s.apply(vec![WireOp::Purge(key.to_vec(), stamp)]),
+        let silent = vec![false; raw.len()];
+        // What each holder gets instead: the visible state, sealed with its own stamp.
+        let (hidden, kept): (Vec<Option<Vec<u8>>>, Vec<String>) =
+            match resolve(&opened, &silent, set.write_quorum(), set.read_quorum()) {
+                State::Dead(seen) => (
+                    vec![Some(stamp::tombstone(seen.stamp)); raw.len()],
+                    Vec::new(),
+                ),
+                State::Live(seen) => {
+                    let source = raw[seen.holders[0]]
+                        .as_deref()
+                        .expect("holders hold a value");
+                    let payload = stamp::open(source).payload.expect("a live state");
+                    let per_drive: Vec<Vec<u8>> = match split_version_key(key) {
+                        Some((bucket, object)) => {
+                            let values: DriveValues = (0..raw.len())
+                                .map(|d| {
+                                    opened[d]
+                                        .filter(|_| seen.holders.contains(&d))
+                                        .and_then(|o| o.payload)
+                                        .map(<[u8]>::to_vec)
+                                })
+                                .collect();
+                            let merged = self.merge_record(set_index, &bucket, &object, &values)?;
+                            self.per_drive_records(&bucket, &object, &merged)?
+                        }
+                        None => vec![payload.to_vec(); raw.len()],
+                    };
+                    let sealed = per_drive
+                        .iter()
+                        .map(|v| {
+                            Some(if seen.stamp == Stamp::LEGACY {
+                                v.clone()
+                            } else {
+                                stamp::seal(seen.stamp, v)
+                            })
+                        })
+                        .collect();
+                    (sealed, data_of(Some(payload)))
+                }
+                State::Absent | State::Unknown => (vec![None; raw.len()], Vec::new()),
+            };
+        for r in set.parallel(&holders, |d, slot| match slot {
+            Some(s) => s.apply(vec![match &hidden[d] {
+                Some(v) => WireOp::Retract(key.to_vec(), stamp, v.clone()),
+                None => WireOp::Purge(key.to_vec(), stamp),
+            }]),
             None => Ok(()),
         }) {
             r?;
         }
-        // The drives that held the remnant get the visible state back (what the others say).
-        let fresh = set.get_resolved(key)?;
-        let kept: Vec<String> = match &fresh {
-            Some((_, values)) => data_of(values.iter().flatten().next().map(Vec::as_slice)),
-            None => Vec::new(),
-        };
         for id in remnant_data.iter().filter(|id| !kept.contains(id)) {
             set.remove_data(id)?;
         }

@@ -1326,6 +1326,8 @@ impl Store {
 }
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 const READ_CHUNK: usize = 256 * 1024;

@@ -76,8 +76,16 @@ pub enum WireOp {
     /// Removes a record outright (a single drive's delete).
     Delete(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Removes the record if the drive still holds the one stamped so (a tombstone every drive
-    /// holds, or a write taken back).
+    /// holds, or a write taken back that hid nothing).
     Purge(#[serde(with = "serde_bytes")] Vec<u8>, Stamp),
+    /// Takes back a write that missed its quorum: if the drive still holds the record stamped
+    /// so, it is replaced by the sealed value of the state it hid (older: the one move back
+    /// a drive makes, and only from a write no quorum holds).
+    Retract(
+        #[serde(with = "serde_bytes")] Vec<u8>,
+        Stamp,
+        #[serde(with = "serde_bytes")] Vec<u8>,
+    ),
 }
 
 /// Key stripes of a drive's conditional writes: a write reads the stamps it replaces and
@@ -107,10 +115,12 @@ impl LocalRecords {
     /// no late write and no heal ever moves a record backwards. A put of the stamp the drive
     /// already holds is already applied.
     pub fn apply(&self, ops: &[WireOp]) -> Result<(), StoreError> {
-        let clock = stamp::process_clock();
         let key_of = |op: &WireOp| -> Vec<u8> {
             match op {
-                WireOp::Put(k, _) | WireOp::Delete(k) | WireOp::Purge(k, _) => k.clone(),
+                WireOp::Put(k, _)
+                | WireOp::Delete(k)
+                | WireOp::Purge(k, _)
+                | WireOp::Retract(k, _, _) => k.clone(),
             }
         };
         let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(&key_of(op))).collect();
@@ -121,28 +131,10 @@ impl LocalRecords {
             .map(|&i| self.stripes[i].lock().unwrap_or_else(|p| p.into_inner()))
             .collect();
         let mut b = WriteBatch::default();
-        for op in ops {
-            match op {
-                WireOp::Put(k, v) => {
-                    let incoming = stamp::open(v).stamp;
-                    if incoming != Stamp::LEGACY {
-                        clock.observe(incoming);
-                        let held = self.db.get_pinned(k)?.map(|h| stamp::open(&h).stamp);
-                        match held {
-                            Some(h) if h > incoming => return Err(StoreError::Stale(h)),
-                            Some(h) if h == incoming => continue,
-                            _ => {}
-                        }
-                    }
-                    b.put(k, v);
-                }
-                WireOp::Delete(k) => b.delete(k),
-                WireOp::Purge(k, s) => {
-                    let held = self.db.get_pinned(k)?;
-                    if held.is_some_and(|h| stamp::open(&h).stamp == *s) {
-                        b.delete(k);
-                    }
-                }
+        for change in plan(ops, |k| Ok(self.db.get_pinned(k)?.map(|v| v.to_vec())))? {
+            match change {
+                Change::Put(k, v) => b.put(k, v),
+                Change::Delete(k) => b.delete(k),
             }
         }
         if b.is_empty() {
@@ -150,6 +142,56 @@ impl LocalRecords {
         }
         Ok(self.db.write_opt(b, &synced())?)
     }
+}
+
+/// A change a drive makes to its records.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+}
+
+/// What a drive holding `held(key)` makes of `ops`: the changes to apply as one batch, or
+/// [`StoreError::Stale`] with the newer stamp it holds for a put's key (nothing applies then).
+/// A put of the stamp held already is already applied; a put from a peer that does not stamp
+/// is written as it always was.
+pub fn plan<'a>(
+    ops: &'a [WireOp],
+    held: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<Vec<Change<'a>>, StoreError> {
+    let clock = stamp::process_clock();
+    let stamp_held = |k: &[u8]| -> Result<Option<Stamp>, StoreError> {
+        Ok(held(k)?.map(|h| stamp::open(&h).stamp))
+    };
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            WireOp::Put(k, v) => {
+                let incoming = stamp::open(v).stamp;
+                if incoming != Stamp::LEGACY {
+                    clock.observe(incoming);
+                    match stamp_held(k)? {
+                        Some(h) if h > incoming => return Err(StoreError::Stale(h)),
+                        Some(h) if h == incoming => continue,
+                        _ => {}
+                    }
+                }
+                out.push(Change::Put(k, v));
+            }
+            WireOp::Delete(k) => out.push(Change::Delete(k)),
+            WireOp::Purge(k, s) => {
+                if stamp_held(k)? == Some(*s) {
+                    out.push(Change::Delete(k));
+                }
+            }
+            WireOp::Retract(k, s, hidden) => {
+                if stamp_held(k)? == Some(*s) {
+                    out.push(Change::Put(k, hidden));
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn stripe_of(key: &[u8]) -> usize {
@@ -175,6 +217,11 @@ pub trait RemoteRecords: Send + Sync {
     /// Whether the drive's server answered anything very lately: a quiet one is not waited
     /// for past a quorum of the others.
     fn responsive(&self) -> bool;
+    /// How long to wait before asking again after a failed page (a pooled connection to a
+    /// peer that just restarted fails once).
+    fn retry_after(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(50)
+    }
 }
 
 /// Where a drive's records live.
@@ -926,11 +973,13 @@ pub struct Seen {
 }
 
 /// Settles one key from each drive's stored value (`None`: missing, or the drive is `silent`).
-/// The visible state is the newest stamp that could have been acknowledged: held by enough
-/// drives that, with the silent ones, it may have reached a write quorum. An acknowledged
-/// write is on a write quorum, so any read quorum sees it and nothing older; a failed write
-/// held by fewer drives is passed over, leaving the state before it readable. A value from
-/// before stamps counts as it always did: visible on a read quorum.
+/// The visible state is the newest stamp `s` that could have been acknowledged: the drives
+/// holding `s` or newer, with the silent ones, make a write quorum. Drives only ever move to
+/// newer stamps (a write taken back is replaced by the state it hid, see [`WireOp::Retract`]),
+/// so an acknowledged write keeps a write quorum at or above its stamp, and every read quorum
+/// sees it or something newer that could have been acknowledged — never anything older. A
+/// failed write on fewer drives is passed over, leaving the state before it readable. A value
+/// from before stamps counts as it always did: visible on a read quorum.
 pub fn resolve(
     values: &[Option<stamp::Opened>],
     silent: &[bool],
@@ -951,9 +1000,12 @@ pub fn resolve(
             .filter(|&d| values[d].is_some_and(|o| o.stamp == stamp))
             .collect()
     };
-    for stamp in stamps {
+    for &stamp in &stamps {
         let holders = on(stamp);
-        if holders.len() + silent_n >= write_quorum {
+        let newer = (0..values.len())
+            .filter(|&d| values[d].is_some_and(|o| o.stamp > stamp))
+            .count();
+        if holders.len() + newer + silent_n >= write_quorum {
             let behind = (0..values.len())
                 .filter(|&d| !silent[d] && values[d].is_none_or(|o| o.stamp < stamp))
                 .collect();
@@ -1079,7 +1131,7 @@ impl MergedIter<'_> {
     }
 
     /// Drives that gave no answer: offline when the scan began, or dropped out of it.
-    fn silent(&self) -> Vec<bool> {
+    pub fn silent(&self) -> Vec<bool> {
         let mut silent = vec![true; self.drives];
         for (d, it) in &self.iters {
             if !it.dropped() {
@@ -1204,8 +1256,8 @@ impl MergedIter<'_> {
         out
     }
 
-    /// Whether the scan saw enough: fails when a drive that is up failed, or when fewer than a
-    /// read quorum of drives answered (what the scan left out is then not proven absent).
+    /// Whether the scan saw enough: fails when fewer than a read quorum of drives answered
+    /// (what the scan left out is then not proven absent).
     pub fn status(&self) -> Result<(), StoreError> {
         for (_, it) in &self.iters {
             it.status()?;
@@ -1262,13 +1314,9 @@ impl SlotIter<'_> {
     fn status(&self) -> Result<(), StoreError> {
         match self {
             SlotIter::Local(it) => Ok(it.status()?),
-            // A peer that went down mid-scan counts as offline: the merge goes on with the
-            // others. One that is up but failed makes the scan's answer unknown (503).
-            SlotIter::Remote(it) => match &it.failed {
-                None => Ok(()),
-                Some(e) => Err(StoreError::QuorumLost { have: 0, need: 1 })
-                    .inspect_err(|_| tracing::debug!(error = %e, "scan incomplete")),
-            },
+            // A peer that failed mid-scan is silent from there on: the merge settles keys
+            // with the others, counting it as silent ([`resolve`]).
+            SlotIter::Remote(_) => Ok(()),
         }
     }
 }
@@ -1285,10 +1333,7 @@ pub struct PagedIter {
     pos: usize,
     more: bool,
     limit: usize,
-    /// A page failed twice while its peer still counted as up: the drive's records are
-    /// unknown, so what the merge leaves out is not proven absent.
-    failed: Option<String>,
-    /// A page failed: the drive no longer answers this scan.
+    /// A page failed (twice, for a peer still up): the drive no longer answers this scan.
     dropped: bool,
 }
 
@@ -1300,7 +1345,6 @@ impl PagedIter {
             pos: 0,
             more: false,
             limit: FIRST_PAGE,
-            failed: None,
             dropped: false,
         }
     }
@@ -1311,7 +1355,7 @@ impl PagedIter {
         // One retry: a pooled connection to a peer that just restarted fails once.
         let mut result = self.src.page(from, inclusive, self.limit);
         if result.is_err() && self.src.reachable() && !left_behind() {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(self.src.retry_after());
             result = self.src.page(from, inclusive, self.limit);
         }
         self.pos = 0;
@@ -1323,12 +1367,8 @@ impl PagedIter {
                 true
             }
             Err(e) => {
-                // A peer found down, or too slow for a scan that a quorum of the others
-                // answered, is offline like any other (the merge needs a quorum of the
-                // rest); one still up failed for another reason, and the scan says so.
-                if self.src.reachable() && !left_behind() {
-                    self.failed = Some(e.to_string());
-                }
+                // A peer found down, too slow for a scan that a quorum of the others
+                // answered, or failing, is silent for the rest of the scan.
                 tracing::warn!(error = %e, "a remote drive failed during a scan; skipping it");
                 self.dropped = true;
                 self.page.clear();
