@@ -647,7 +647,12 @@ impl Store {
         }
         for (d, v) in per_drive {
             if let Some(slot) = &set.slots[d] {
-                slot.put(key, stamp::seal(stamp, &v))?;
+                match slot.put(key, stamp::seal(stamp, &v)) {
+                    // The drive took a newer change meanwhile (a delete, an overwrite): the
+                    // copy read before is not written back over it.
+                    Ok(()) | Err(StoreError::Stale(_)) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         report.records_healed += 1;

@@ -974,7 +974,8 @@ pub struct Seen {
 
 /// Settles one key from each drive's stored value (`None`: missing, or the drive is `silent`).
 /// The visible state is the newest stamp `s` that could have been acknowledged: the drives
-/// holding `s` or newer, with the silent ones, make a write quorum. Drives only ever move to
+/// holding `s` or newer, with the silent ones, make a write quorum — or `s` is the newest
+/// stamp seen and a read quorum holds it (drives that came back empty answer "nothing"). Drives only ever move to
 /// newer stamps (a write taken back is replaced by the state it hid, see [`WireOp::Retract`]),
 /// so an acknowledged write keeps a write quorum at or above its stamp, and every read quorum
 /// sees it or something newer that could have been acknowledged — never anything older. A
@@ -1000,12 +1001,16 @@ pub fn resolve(
             .filter(|&d| values[d].is_some_and(|o| o.stamp == stamp))
             .collect()
     };
-    for &stamp in &stamps {
+    for (i, &stamp) in stamps.iter().enumerate() {
         let holders = on(stamp);
         let newer = (0..values.len())
             .filter(|&d| values[d].is_some_and(|o| o.stamp > stamp))
             .count();
-        if holders.len() + newer + silent_n >= write_quorum {
+        // Or the newest stamp any drive gave, on a read quorum: drives that answered without
+        // it may be empty ones being filled, and nothing newer was seen.
+        if holders.len() + newer + silent_n >= write_quorum
+            || (i == 0 && holders.len() >= read_quorum)
+        {
             let behind = (0..values.len())
                 .filter(|&d| !silent[d] && values[d].is_none_or(|o| o.stamp < stamp))
                 .collect();
@@ -1046,8 +1051,17 @@ pub struct MergedIter<'a> {
     read_quorum: usize,
     /// How many drives must answer a seek before the slow rest may be left behind.
     answers: usize,
-    /// The current key, which iterators sit on it, and which of those hold its visible state.
-    current: Option<(Vec<u8>, Vec<usize>, Vec<usize>, Stamp)>,
+    current: Option<Current>,
+}
+
+/// The key a [`MergedIter`] sits on.
+struct Current {
+    key: Vec<u8>,
+    /// The iterators on it.
+    on: Vec<usize>,
+    /// Those holding its visible state.
+    holders: Vec<usize>,
+    stamp: Stamp,
 }
 
 impl MergedIter<'_> {
@@ -1110,7 +1124,7 @@ impl MergedIter<'_> {
             self.skip_tombstones();
             return;
         }
-        if let Some((_, on, _, _)) = self.current.take() {
+        if let Some(Current { on, .. }) = self.current.take() {
             for j in on {
                 self.iters[j].1.next();
             }
@@ -1169,7 +1183,12 @@ impl MergedIter<'_> {
                 .map(|(j, _)| j)
                 .collect();
             if self.raw {
-                self.current = Some((min, on.clone(), on, Stamp::LEGACY));
+                self.current = Some(Current {
+                    key: min,
+                    on: on.clone(),
+                    holders: on,
+                    stamp: Stamp::LEGACY,
+                });
                 return;
             }
             let mut values = vec![None; self.drives];
@@ -1185,7 +1204,12 @@ impl MergedIter<'_> {
                     .copied()
                     .filter(|&j| seen.holders.contains(&self.iters[j].0))
                     .collect();
-                self.current = Some((min, on, holders, seen.stamp));
+                self.current = Some(Current {
+                    key: min,
+                    on,
+                    holders,
+                    stamp: seen.stamp,
+                });
                 return;
             }
             for j in on {
@@ -1205,7 +1229,7 @@ impl MergedIter<'_> {
         if self.direct() {
             return self.iters[0].1.key();
         }
-        self.current.as_ref().map(|(k, _, _, _)| k.as_slice())
+        self.current.as_ref().map(|c| c.key.as_slice())
     }
 
     /// The current record (its visible value, on one drive holding it).
@@ -1213,8 +1237,8 @@ impl MergedIter<'_> {
         let raw = if self.direct() {
             self.iters[0].1.value()?
         } else {
-            let (_, _, holders, _) = self.current.as_ref()?;
-            self.iters[holders[0]].1.value()?
+            let c = self.current.as_ref()?;
+            self.iters[c.holders[0]].1.value()?
         };
         if self.raw {
             Some(raw)
@@ -1228,7 +1252,7 @@ impl MergedIter<'_> {
         if self.direct() {
             return self.iters[0].1.value().map(|v| stamp::open(v).stamp);
         }
-        self.current.as_ref().map(|(_, _, _, s)| *s)
+        self.current.as_ref().map(|c| c.stamp)
     }
 
     /// The current record on each drive holding its visible state, in drive order (raw: every
@@ -1239,7 +1263,7 @@ impl MergedIter<'_> {
             &[0]
         } else {
             match &self.current {
-                Some((_, _, holders, _)) => holders,
+                Some(c) => &c.holders,
                 None => &[],
             }
         };
