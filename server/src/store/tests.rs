@@ -542,3 +542,116 @@ async fn upload_listing_resumes_inside_a_key_after_an_upload_id() {
         .collect();
     assert_eq!(got, ids[1..]);
 }
+
+/// Rewrites every record of the RocksDB under `meta` as a release before stamps stored it:
+/// the bare record (a tombstone: nothing).
+fn unseal_records(meta: &Path) {
+    let db = rocksdb::DB::open_default(meta).unwrap();
+    let all: Vec<(Vec<u8>, Vec<u8>)> = db
+        .iterator(rocksdb::IteratorMode::Start)
+        .map(|r| r.unwrap())
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+    assert!(!all.is_empty());
+    for (k, v) in all {
+        let opened = stamp::open(&v);
+        assert!(!opened.is_legacy(), "this release seals every record");
+        match opened.payload {
+            Some(p) => db.put(&k, p).unwrap(),
+            None => db.delete(&k).unwrap(),
+        }
+    }
+}
+
+async fn put_bytes(store: &Store, key: &str, data: &[u8]) {
+    // Shards are placed by the object's key: staged under it.
+    let mut w = store.stage("bkt", key, DigestRequest::default());
+    for chunk in data.chunks(10_000) {
+        w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    let s = w.finish().await.unwrap();
+    store
+        .put_object(
+            "bkt",
+            key,
+            NewObject::default(),
+            s,
+            &WriteCondition::default(),
+        )
+        .unwrap();
+}
+
+async fn read_key(store: &Store, key: &str) -> Vec<u8> {
+    let r = store.head_object("bkt", key, None).unwrap();
+    let mut rx = store
+        .read(
+            "bkt",
+            key,
+            &r,
+            ByteRange {
+                start: 0,
+                end: r.size,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+    let mut out = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn drives_written_before_stamped_records_open_read_and_upgrade_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    for drives in [1usize, 4] {
+        let roots: Vec<std::path::PathBuf> = (0..drives)
+            .map(|i| dir.path().join(format!("{drives}-{i}")))
+            .collect();
+        let roots: Vec<&Path> = roots.iter().map(|p| p.as_path()).collect();
+        {
+            let (store, _) = Store::open_drives(&roots, None, "us-east-1").unwrap();
+            store.create_bucket("bkt", None).unwrap();
+            put_bytes(&store, "small", b"small").await;
+            put_bytes(&store, "big", &big).await;
+        }
+        for root in &roots {
+            unseal_records(&root.join("meta"));
+        }
+        let (store, _) = Store::open_drives(&roots, None, "us-east-1").unwrap();
+        assert_eq!(
+            store
+                .list_buckets()
+                .unwrap()
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["bkt"],
+            "{drives} drives"
+        );
+        assert_eq!(read_key(&store, "small").await, b"small");
+        assert_eq!(read_key(&store, "big").await, big);
+        // The next write replaces the old record with a stamped one; the old one goes.
+        put_bytes(&store, "big", b"replaced").await;
+        assert_eq!(read_key(&store, "big").await, b"replaced");
+        store.delete_object("bkt", "small", None, false).unwrap();
+        assert!(matches!(
+            store.head_object("bkt", "small", None),
+            Err(StoreError::NoSuchKey)
+        ));
+        let db = store.sets()[0].slots[0]
+            .as_ref()
+            .unwrap()
+            .local_db()
+            .unwrap();
+        let versions: Vec<Vec<u8>> = db
+            .prefix_iterator(keys::bucket_prefix(keys::VERSION, "bkt"))
+            .map(|r| r.unwrap().1.to_vec())
+            .filter(|v| stamp::open(v).payload.is_some())
+            .collect();
+        assert_eq!(versions.len(), 1, "{drives} drives: one live version");
+        assert!(!stamp::open(&versions[0]).is_legacy());
+    }
+}
