@@ -415,7 +415,7 @@ async fn serve_store(
     );
     let iam = {
         let (root, store) = (root.clone(), store.clone());
-        tokio::task::spawn_blocking(move || Iam::load(root, &store))
+        tokio::task::spawn_blocking(move || Iam::load_patiently(root, &store, METADATA_REFRESH))
             .await?
             .map_err(|e| anyhow::anyhow!("loading access keys: {e}"))?
     };

@@ -159,16 +159,18 @@ pub fn scan_cycle(store: &Store, status: &HealStatus, pace: ScanPace) {
     status.cycles.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A record below read quorum is left alone this long: far longer than any write takes to
-/// reach its drives (the sweep also re-checks under the key's lock).
+/// A write no quorum holds, or a tombstone every drive holds, is left alone until two sweeps
+/// this long apart found it: far longer than any write takes to reach its drives (and every
+/// change the sweep makes is conditional on the drive still holding what it saw).
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(60);
 
 /// How often writes that missed a drive are looked at.
 const MISSED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the healer of missed writes: records and shards a write could not put on every
-/// drive (a drive was away or failed) are rebuilt there as soon as every drive of the set
-/// answers again, rather than when the scanner next passes.
+/// drive (a drive was away or failed) are rebuilt there within a second on the drives that
+/// answer, and on the others as soon as they are back, rather than when the scanner next
+/// passes.
 pub fn spawn_missed_healer(store: Arc<Store>, status: Arc<HealStatus>) {
     if store.drive_set().codec.is_none() {
         return;
@@ -179,50 +181,63 @@ pub fn spawn_missed_healer(store: Arc<Store>, status: Arc<HealStatus>) {
         .spawn(move || loop {
             std::thread::sleep(MISSED_EVERY);
             let Some(store) = store.upgrade() else { return };
-            for (index, set) in store.sets().iter().enumerate() {
-                let keys = set.take_missed();
-                if keys.is_empty() {
-                    continue;
-                }
-                // A drive away or quiet (hung) cannot take the heal: wait for it.
-                if !set.all_responsive() {
-                    set.requeue_missed(keys);
-                    continue;
-                }
-                let mut retry = Vec::new();
-                for key in keys {
-                    let values = match set.get_all(&key) {
-                        Ok(v) => v,
-                        Err(_) => {
-                            retry.push(key);
-                            continue;
-                        }
-                    };
-                    if values.iter().all(Option::is_none) {
-                        continue; // deleted since
-                    }
-                    let v = crate::store::heal::ScannedVersion {
-                        set: index,
-                        raw_key: key.clone(),
-                        values,
-                    };
-                    match store.heal_version(&v) {
-                        // Healing skips a drive that went quiet meanwhile: try again later.
-                        Ok(report) if !set.all_responsive() => {
-                            status.add(&report);
-                            retry.push(key);
-                        }
-                        Ok(report) => status.add(&report),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "healing a missed write failed; retrying");
-                            retry.push(key);
-                        }
-                    }
-                }
-                set.requeue_missed(retry);
-            }
+            heal_missed(&store, &status);
         })
         .expect("spawning the missed-write healer");
+}
+
+/// One round of the missed-write healer: every queued record is healed onto the drives that
+/// answer now (a read repairs records; a version's record and shards are rebuilt). A record
+/// healed while a drive of its set is away or quiet waits, parked, until every drive answers,
+/// and is healed once more then — the drives that answer do not wait for the dead one.
+pub fn heal_missed(store: &Store, status: &HealStatus) {
+    for (index, set) in store.sets().iter().enumerate() {
+        let everyone = set.all_responsive();
+        let keys = set.take_missed(everyone);
+        if keys.is_empty() {
+            continue;
+        }
+        let (mut retry, mut parked) = (Vec::new(), Vec::new());
+        for key in keys {
+            // The read settles the key and repairs the drives that answered behind.
+            let values = match set.get_all(&key) {
+                Ok(v) => v,
+                Err(_) => {
+                    retry.push(key);
+                    continue;
+                }
+            };
+            if values.iter().all(Option::is_none) {
+                continue; // deleted since
+            }
+            if key.first() != Some(&crate::store::keys::VERSION) {
+                if !set.all_responsive() {
+                    parked.push(key);
+                }
+                continue;
+            }
+            let v = crate::store::heal::ScannedVersion {
+                set: index,
+                raw_key: key.clone(),
+                values,
+            };
+            match store.heal_version(&v) {
+                // Healing skips a drive that is away or went quiet: heal it when it is back.
+                Ok(report) => {
+                    status.add(&report);
+                    if !set.all_responsive() {
+                        parked.push(key);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "healing a missed write failed; retrying");
+                    retry.push(key);
+                }
+            }
+        }
+        set.requeue_missed(retry);
+        set.park_missed(parked);
+    }
 }
 
 /// Starts the scanner on its own thread; it runs a cycle right away, then every interval.

@@ -201,11 +201,30 @@ impl Iam {
         }
     }
 
-    /// Root and the access keys kept in `store`.
-    pub fn load(root: Credential, store: &Store) -> Result<Iam, StoreError> {
+    /// Root and the access keys kept in `store`. A server starting with its cluster may find
+    /// too few drives answering to tell which keys exist (peers restarting too): it asks again
+    /// for up to `patience`, then starts with the root credential alone — access keys are
+    /// refused, never guessed, until the periodic re-read finds a quorum.
+    pub fn load_patiently(
+        root: Credential,
+        store: &Store,
+        patience: std::time::Duration,
+    ) -> Result<Iam, StoreError> {
         let iam = Iam::new(root);
-        iam.reload(store)?;
-        Ok(iam)
+        let start = std::time::Instant::now();
+        loop {
+            match iam.reload(store) {
+                Ok(()) => return Ok(iam),
+                Err(StoreError::QuorumLost { .. }) if start.elapsed() < patience => {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e @ StoreError::QuorumLost { .. }) => {
+                    tracing::warn!(error = %e, "access keys unknown yet: only the root credential is accepted until they are read");
+                    return Ok(iam);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Re-reads every access key from `store`; call after each change to a key.

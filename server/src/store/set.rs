@@ -153,8 +153,8 @@ pub enum Change<'a> {
 
 /// What a drive holding `held(key)` makes of `ops`: the changes to apply as one batch, or
 /// [`StoreError::Stale`] with the newer stamp it holds for a put's key (nothing applies then).
-/// A put of the stamp held already is already applied; a put from a peer that does not stamp
-/// is written as it always was.
+/// A put of the stamp held already is already applied; a value from before stamps (a heal
+/// copying one) never replaces a stamped one.
 pub fn plan<'a>(
     ops: &'a [WireOp],
     held: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
@@ -170,11 +170,12 @@ pub fn plan<'a>(
                 let incoming = stamp::open(v).stamp;
                 if incoming != Stamp::LEGACY {
                     clock.observe(incoming);
-                    match stamp_held(k)? {
-                        Some(h) if h > incoming => return Err(StoreError::Stale(h)),
-                        Some(h) if h == incoming => continue,
-                        _ => {}
-                    }
+                }
+                match stamp_held(k)? {
+                    Some(h) if h > incoming => return Err(StoreError::Stale(h)),
+                    // Already applied (a value from before stamps replaces its like).
+                    Some(h) if h == incoming && incoming != Stamp::LEGACY => continue,
+                    _ => {}
                 }
                 out.push(Change::Put(k, v));
             }
@@ -264,6 +265,8 @@ pub struct DriveSet {
 #[derive(Default)]
 struct Missed {
     keys: std::collections::HashSet<Vec<u8>>,
+    /// Healed onto every drive that answered; still to heal onto one that was away.
+    parked: std::collections::HashSet<Vec<u8>>,
     data: std::collections::HashSet<String>,
 }
 
@@ -680,12 +683,30 @@ impl DriveSet {
 
     /// How many records wait for the missed-write healer (written without every drive).
     pub fn missed_records(&self) -> usize {
-        self.missed().keys.len()
+        let missed = self.missed();
+        missed.keys.len() + missed.parked.len()
     }
 
-    /// Takes the queued record keys (see [`DriveSet::requeue_missed`]).
-    pub fn take_missed(&self) -> Vec<Vec<u8>> {
-        self.missed().keys.drain().collect()
+    /// Takes the queued record keys (see [`DriveSet::requeue_missed`]), and the parked ones
+    /// too when `everyone` (every drive of the set) answers.
+    pub fn take_missed(&self, everyone: bool) -> Vec<Vec<u8>> {
+        let mut missed = self.missed();
+        let mut keys: Vec<Vec<u8>> = missed.keys.drain().collect();
+        if everyone {
+            keys.extend(missed.parked.drain());
+        }
+        keys
+    }
+
+    /// Parks keys healed onto every drive that answered, until every drive answers.
+    pub fn park_missed(&self, keys: Vec<Vec<u8>>) {
+        let mut missed = self.missed();
+        for k in keys {
+            if missed.parked.len() >= MAX_MISSED {
+                break;
+            }
+            missed.parked.insert(k);
+        }
     }
 
     /// Puts back keys that could not be healed yet (a drive is still away).

@@ -598,6 +598,9 @@ fn a_heal_with_an_old_copy_cannot_move_a_record_backwards() {
     let slot = sim.set(0).slots[0].as_ref().unwrap();
     let refused = slot.put(&key, old);
     assert!(matches!(refused, Err(StoreError::Stale(_))), "{refused:?}");
+    // Nor does a copy of a record from before stamps (the oldest of all).
+    let refused = slot.put(&key, 1u64.to_be_bytes().to_vec());
+    assert!(matches!(refused, Err(StoreError::Stale(_))), "{refused:?}");
     assert_eq!(get(sim.set(0), &key).unwrap(), None);
     assert_eq!(listed(sim.set(0)).unwrap(), Vec::<u64>::new());
 }
@@ -674,4 +677,31 @@ fn a_delete_a_drive_missed_reaches_it_and_its_tombstone_is_purged() {
     for d in 0..4 {
         assert_eq!(stamp_on(&sim, d, &key), None, "drive {d} purged");
     }
+}
+
+/// Finding 7: the missed-write healer waited until every drive answered, so with one drive
+/// dead a write that reached exactly a write quorum (another drive missed it for a moment)
+/// stayed one failure from loss until the 10-minute scanner.
+#[test]
+fn a_write_a_live_drive_missed_is_healed_while_another_drive_is_dead() {
+    let sim = quiet((4, 2), 1);
+    let key = key_name(0);
+    mark(&sim.world.down, &[5]);
+    mark(&sim.world.refuse, &[4]);
+    put(sim.set(0), &key, 1).unwrap();
+    mark(&sim.world.refuse, &[]);
+    assert_eq!(stamp_on(&sim, 4, &key), None);
+    let status = crate::heal::HealStatus::default();
+    crate::heal::heal_missed(&sim.coords[0], &status);
+    let written = stamp_on(&sim, 0, &key);
+    assert_eq!(
+        stamp_on(&sim, 4, &key),
+        written,
+        "healed onto the live drive"
+    );
+    assert_eq!(sim.set(0).missed_records(), 1, "waiting for the dead drive");
+    mark(&sim.world.down, &[]);
+    crate::heal::heal_missed(&sim.coords[0], &status);
+    assert_eq!(stamp_on(&sim, 5, &key), written, "healed once it is back");
+    assert_eq!(sim.set(0).missed_records(), 0);
 }
