@@ -251,9 +251,9 @@ impl Store {
     /// - a write that reached too few drives to have been acknowledged (a remnant newer than
     ///   the visible state, or a record from before stamps below a read quorum) is retracted
     ///   where it landed, with the data files only it named;
-    /// - a tombstone every drive holds is purged.
     ///
-    /// Retractions and purges wait until the same record was found in sweeps at least
+    /// Tombstones are kept: removing one from some drives but not others would let a write
+    /// stamped by a slow clock under it and lose to the copies left. Retractions wait until the same record was found in sweeps at least
     /// `min_age` apart by this server's own clock, so a write still in flight, whatever its
     /// writer's clock says, is never touched. Every change is conditional on the drive still
     /// holding what the sweep saw: a write racing the sweep wins. Returns the records of
@@ -292,9 +292,6 @@ impl Store {
                 State::Absent if opened.iter().any(Option::is_some) => {
                     Some(Sweep::Retract(Stamp::LEGACY))
                 }
-                State::Dead(seen) if seen.holders.len() == set.len() => {
-                    Some(Sweep::Purge(seen.stamp))
-                }
                 State::Live(seen) | State::Dead(seen) if !seen.behind.is_empty() => {
                     Some(Sweep::Repair(seen.stamp))
                 }
@@ -325,16 +322,6 @@ impl Store {
                 Sweep::Retract(stamp) if due.contains(&(key.clone(), stamp)) => {
                     self.sweep_retract(set_index, &key, &raw, stamp)
                 }
-                Sweep::Purge(stamp) if due.contains(&(key.clone(), stamp)) => {
-                    let all: Vec<usize> = (0..set.len()).collect();
-                    set.parallel(&all, |_, slot| match slot {
-                        Some(s) => s.apply(vec![WireOp::Purge(key.clone(), stamp)]),
-                        None => Ok(()),
-                    })
-                    .into_iter()
-                    .collect::<Result<(), _>>()
-                    .map(|()| 0)
-                }
                 _ => Ok(0),
             };
             match result {
@@ -345,7 +332,7 @@ impl Store {
         Ok(removed)
     }
 
-    /// Remembers the retractions and purges found in a sweep of set `set_index` and returns
+    /// Remembers the retractions found in a sweep of set `set_index` and returns
     /// those found (the same key, the same stamp) in an earlier sweep at least `min_age` ago.
     fn sweep_due(
         &self,
@@ -448,13 +435,16 @@ impl Store {
         };
         let remnant_data = data_of(opened[first].and_then(|o| o.payload));
         let silent = vec![false; raw.len()];
-        // What each holder gets instead: the visible state, sealed with its own stamp.
+        // What each holder gets instead: the visible state, sealed with a stamp newer than the
+        // write taken back, so no drive ever moves to an older stamp (a write stamped by a slow
+        // clock is then still refused and stamped again, never let under a stamp it missed).
+        set.clock().observe(stamp);
+        let fresh = set.clock().now();
         let (hidden, kept): (Vec<Option<Vec<u8>>>, Vec<String>) =
             match resolve(&opened, &silent, set.write_quorum(), set.read_quorum()) {
-                State::Dead(seen) => (
-                    vec![Some(stamp::tombstone(seen.stamp)); raw.len()],
-                    Vec::new(),
-                ),
+                State::Dead(_) | State::Absent | State::Unknown => {
+                    (vec![Some(stamp::tombstone(fresh)); raw.len()], Vec::new())
+                }
                 State::Live(seen) => {
                     let source = raw[seen.holders[0]]
                         .as_deref()
@@ -477,17 +467,10 @@ impl Store {
                     };
                     let sealed = per_drive
                         .iter()
-                        .map(|v| {
-                            Some(if seen.stamp == Stamp::LEGACY {
-                                v.clone()
-                            } else {
-                                stamp::seal(seen.stamp, v)
-                            })
-                        })
+                        .map(|v| Some(stamp::seal(fresh, v)))
                         .collect();
                     (sealed, data_of(Some(payload)))
                 }
-                State::Absent | State::Unknown => (vec![None; raw.len()], Vec::new()),
             };
         for r in set.parallel(&holders, |d, slot| match slot {
             Some(s) => s.apply(vec![match &hidden[d] {
@@ -666,14 +649,12 @@ enum Sweep {
     Repair(Stamp),
     /// Take back a write (stamped so) that reached too few drives.
     Retract(Stamp),
-    /// Remove a tombstone (stamped so) that every drive holds.
-    Purge(Stamp),
 }
 
 impl Sweep {
     fn stamp(&self) -> Stamp {
         match self {
-            Sweep::Repair(s) | Sweep::Retract(s) | Sweep::Purge(s) => *s,
+            Sweep::Repair(s) | Sweep::Retract(s) => *s,
         }
     }
 }
