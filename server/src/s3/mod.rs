@@ -24,7 +24,7 @@ use crate::auth::Principal;
 use crate::http::{ClientConnection, Context, ErrorCode, Operation, RequestBody, Route, S3Error};
 use crate::store::checksum::DigestRequest;
 use crate::store::record::StoredChecksum;
-use crate::store::{Staged, Store, StoreError};
+use crate::store::{Staged, StagingWriter, Store, StoreError};
 
 use headers::ChecksumRequest;
 
@@ -109,6 +109,21 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(S3Error::from)
 }
 
+/// Starts receiving the body of a new version of `bucket/key` (see [`Store::stage`]). With
+/// several pools, where it goes is read from the cluster: off the async executor.
+pub async fn stage(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    request: DigestRequest,
+) -> Result<StagingWriter, S3Error> {
+    if !ctx.store.places_by_lookup() {
+        return Ok(ctx.store.stage(bucket, key, request));
+    }
+    let (bucket, key) = (bucket.to_string(), key.to_string());
+    blocking(ctx, move |s| Ok(s.stage(&bucket, &key, request))).await
+}
+
 pub fn owner(ctx: &Context) -> xml::Owner {
     xml::Owner {
         id: hex::encode(ctx.iam.root_access_key().as_bytes()),
@@ -182,7 +197,7 @@ pub async fn receive_body(
             request,
         )
     } else {
-        ctx.store.stage(route.bucket(), route.key(), request)
+        stage(ctx, route.bucket(), route.key(), request).await?
     };
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {

@@ -474,7 +474,7 @@ pub async fn copy_data(
             request,
         )
     } else {
-        ctx.store.stage(dest.bucket(), dest.key(), request)
+        super::stage(ctx, dest.bucket(), dest.key(), request).await?
     };
     if range.end > range.start {
         let rx = ctx.store.read(source.0, source.1, record, range).await?;

@@ -242,14 +242,16 @@ pub async fn post_object(
         .as_ref()
         .and_then(|p| p.content_length_range())
         .map_or((0, MAX_PUT_SIZE), |(min, max)| (min, max.min(MAX_PUT_SIZE)));
-    let mut writer = ctx.store.stage(
+    let mut writer = super::stage(
+        ctx,
         &bucket,
         &key,
         DigestRequest {
             checksum: None,
             sha256: false,
         },
-    );
+    )
+    .await?;
     let mut received = 0u64;
     let mut field = file.field;
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {

@@ -668,8 +668,14 @@ impl Store {
 
     // ---------------------------------------------------------------- objects
 
+    /// Whether [`Store::stage`] reads the cluster to place a new object (the store has several
+    /// pools: a key goes where its newest version is); then it must not run on the executor.
+    pub fn places_by_lookup(&self) -> bool {
+        self.pools.len() > 1
+    }
+
     /// Starts receiving the body of `bucket/key`; finish it, then pass it to
-    /// [`Store::put_object`].
+    /// [`Store::put_object`]. Reads the cluster when [`Store::places_by_lookup`].
     pub fn stage(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
         let set = &self.sets[self.home_set(bucket, key)];
         StagingWriter::new(

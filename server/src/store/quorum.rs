@@ -3,12 +3,16 @@
 //! frozen peer keeps its sockets open, so nothing fails fast) then costs a request that grace,
 //! not a peer timeout.
 //!
-//! A call left behind is told so through a token on its thread ([`left_behind`]): the peer
+//! The calls run on a fixed pool of drive workers ([`WORKERS`] threads, started once), never a
+//! thread per call: spawning and joining a thread for each drive of each call cost more than
+//! a small read itself. The caller waits on its own (blocking) thread, never a runtime worker.
+//!
+//! A call left behind is told so through a token on its worker ([`left_behind`]): the peer
 //! client's waits end at once with [`LeftBehind`], the call returns an error, and the caller
 //! treats that drive as one that failed (a write queues it for the missed-write healer).
 
 use std::cell::RefCell;
-use std::sync::mpsc;
+use std::sync::{mpsc, LazyLock};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -16,6 +20,19 @@ use tokio_util::sync::CancellationToken;
 /// The least grace the slower calls get once a quorum answered. Healthy drives answer in
 /// milliseconds; a busy one that misses this only costs a heal of what it missed.
 pub const MIN_GRACE: Duration = Duration::from_millis(250);
+
+/// Drive workers. A call holds one while its drive answers (a local RocksDB or file operation,
+/// or a wait for a peer); calls beyond this many queue. Calls left behind end at once, so a
+/// hung peer holds workers for a grace, not a timeout.
+pub const WORKERS: usize = 96;
+
+static POOL: LazyLock<rayon::ThreadPool> = LazyLock::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(WORKERS)
+        .thread_name(|i| format!("coffer-drive-{i}"))
+        .build()
+        .expect("the drive worker pool starts")
+});
 
 thread_local! {
     static TOKEN: RefCell<Option<CancellationToken>> = const { RefCell::new(None) };
@@ -42,7 +59,13 @@ pub fn grace(to_quorum: Duration) -> Duration {
     (to_quorum * 2).max(MIN_GRACE)
 }
 
-/// Runs `f(0) … f(n-1)` on threads of their own and returns their results in order. Once
+/// Runs `f(0) … f(n-1)` on the drive workers and returns their results in order, waiting for
+/// every one of them.
+pub fn all<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    run(n, n, |_| true, |_| false, f)
+}
+
+/// Runs `f(0) … f(n-1)` on the drive workers and returns their results in order. Once
 /// `need` results are `ok`, the calls still running get a [`grace`] — none when every one of
 /// them is `quiet` (its server answered nothing lately) — and then their tokens are cancelled
 /// and they must return promptly (with an error), which is what every peer wait does. Local
@@ -58,12 +81,15 @@ pub fn run<T: Send>(
     let token = CancellationToken::new();
     let (tx, rx) = mpsc::channel();
     let f = &f;
-    std::thread::scope(|scope| {
+    // Every call has returned (or panicked, and the scope re-raises it) when the scope ends.
+    POOL.in_place_scope(|scope| {
         for i in 0..n {
             let (tx, token) = (tx.clone(), token.clone());
-            scope.spawn(move || {
+            scope.spawn(move |_| {
                 TOKEN.with(|t| *t.borrow_mut() = Some(token));
-                let _ = tx.send((i, f(i)));
+                let r = f(i);
+                TOKEN.with(|t| *t.borrow_mut() = None);
+                let _ = tx.send((i, r));
             });
         }
         drop(tx);

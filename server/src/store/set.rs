@@ -720,9 +720,9 @@ impl DriveSet {
         }
     }
 
-    /// Runs `f` for each drive index in `drives` (with its slot, `None` when offline), local
-    /// drives on this thread and remote ones in parallel, and returns the results in the same
-    /// order. A single local drive costs no thread.
+    /// Runs `f` for each drive index in `drives` (with its slot, `None` when offline) in
+    /// parallel on the drive workers, and returns the results in the same order. A single
+    /// local drive runs on this thread.
     pub fn parallel<T: Send>(
         &self,
         drives: &[usize],
@@ -738,19 +738,9 @@ impl DriveSet {
                 .map(|&d| f(d, self.slots[d].as_ref()))
                 .collect();
         }
-        let f = &f;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = drives
-                .iter()
-                .map(|&d| {
-                    let slot = self.slots[d].as_ref();
-                    scope.spawn(move || f(d, slot))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("drive calls do not panic"))
-                .collect()
+        super::quorum::all(drives.len(), |j| {
+            let d = drives[j];
+            f(d, self.slots[d].as_ref())
         })
     }
 

@@ -51,15 +51,25 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Some(StagedContent::File(id)) = &self.content {
-            if self.set.remove_data(id).is_err() {
+        let Some(StagedContent::File(id)) = self.content.take() else {
+            return;
+        };
+        let set = self.set.clone();
+        let remove = move || {
+            if set.remove_data(&id).is_err() {
                 // A drive that is away keeps its copy: the garbage collector removes it later.
                 let mut batch = super::set::Batch::default();
-                batch.put(super::keys::garbage(id), Vec::new());
-                if let Err(e) = self.set.write(&batch) {
+                batch.put(super::keys::garbage(&id), Vec::new());
+                if let Err(e) = set.write(&batch) {
                     tracing::warn!(data_id = %id, error = %e, "could not remove uncommitted data file");
                 }
             }
+        };
+        // Removal talks to every drive and writes a synced record: never on a runtime worker
+        // (a body refused after it was received is dropped in async code).
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }

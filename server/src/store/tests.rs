@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -491,11 +492,16 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0
     );
-    // A staged body that is never committed is removed when dropped.
+    // A staged body that is never committed is removed once dropped (off the executor: the
+    // removal is handed to a blocking thread).
     drive.fail.store(false, Ordering::SeqCst);
     let staged = stage(&store, &vec![1u8; 500_000], None).await;
     assert_eq!(data_files(dir.path()), 1);
     drop(staged);
+    let start = std::time::Instant::now();
+    while data_files(dir.path()) != 0 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(data_files(dir.path()), 0);
 }
 
