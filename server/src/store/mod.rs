@@ -25,7 +25,7 @@ pub mod stamp;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -206,6 +206,9 @@ pub struct BucketUsage {
 }
 
 /// How long a counted bucket usage serves quota checks before it is counted again.
+/// How long a commit waits for a DeleteBucket under way in its bucket to end (it only looks
+/// whether the bucket is empty); a mark older than this was left by a delete that died.
+const DELETE_BUCKET_WAIT: Duration = Duration::from_secs(10);
 const USAGE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most versions a quota's usage count visits; past it the numbers are lower bounds.
 const USAGE_SCAN_LIMIT: usize = 1_000_000;
@@ -478,6 +481,7 @@ impl Store {
             object_lock,
             tags: Vec::new(),
             quota: record::Quota::default(),
+            deleting: false,
         };
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
@@ -531,15 +535,20 @@ impl Store {
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
         let _g = self.lock_for(name, "")?;
-        self.bucket(name)?;
-        let prefix = keys::bucket_prefix(keys::VERSION, name);
-        let mut it = self.object_iter();
-        it.seek(&prefix);
-        if it.key().is_some_and(|k| k.starts_with(&prefix)) {
-            return Err(StoreError::BucketNotEmpty);
+        let mut record = self.bucket(name)?;
+        // Say a delete is under way before looking whether the bucket is empty: a version
+        // committed after the look sees it and waits for the outcome (see `confirm_bucket`).
+        record.deleting = true;
+        self.put_bucket_record(&record)?;
+        let empty = self.bucket_is_empty(name);
+        if !matches!(empty, Ok(true)) {
+            record.deleting = false;
+            self.put_bucket_record(&record)?;
+            return match empty {
+                Ok(_) => Err(StoreError::BucketNotEmpty),
+                Err(e) => Err(e),
+            };
         }
-        it.status()?;
-        drop(it);
         // Unfinished multipart uploads go with the bucket, from whichever set holds them.
         let uploads = keys::bucket_prefix(keys::UPLOAD, name);
         for set in &self.sets {
@@ -563,6 +572,64 @@ impl Store {
         self.set.write(&batch)?;
         self.forget_usage(name);
         Ok(())
+    }
+
+    fn put_bucket_record(&self, record: &BucketRecord) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(keys::bucket(&record.name), record::encode(record));
+        self.set.write(&batch)
+    }
+
+    /// Whether `bucket` holds no version at all (delete markers count).
+    fn bucket_is_empty(&self, bucket: &str) -> Result<bool, StoreError> {
+        let prefix = keys::bucket_prefix(keys::VERSION, bucket);
+        let mut it = self.object_iter();
+        it.seek(&prefix);
+        if it.key().is_some_and(|k| k.starts_with(&prefix)) {
+            return Ok(false);
+        }
+        it.status()?;
+        Ok(true)
+    }
+
+    /// After version `record_key` of `bucket` was committed: whether the bucket it went into
+    /// is still there. A DeleteBucket that looked before the commit landed did not see it; it
+    /// marked the bucket first, so the commit waits for its outcome here and, when the bucket
+    /// went (or was made anew), takes the version back: the PUT fails with NoSuchBucket rather
+    /// than leave an object nobody can see until the name is reused.
+    fn confirm_bucket(
+        &self,
+        bucket: &BucketRecord,
+        set_index: usize,
+        record_key: &[u8],
+        record: &VersionRecord,
+    ) -> Result<(), StoreError> {
+        let deadline = Instant::now() + DELETE_BUCKET_WAIT;
+        let mut pause = Duration::from_millis(2);
+        let gone = loop {
+            match self.bucket(&bucket.name) {
+                Err(StoreError::NoSuchBucket) => break true,
+                Err(e) => return Err(e),
+                Ok(now) if now.created_ns != bucket.created_ns => break true,
+                // A delete that died before its end leaves the mark; the bucket stays.
+                Ok(now) if !now.deleting || Instant::now() > deadline => break false,
+                Ok(_) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+            }
+        };
+        if !gone {
+            return Ok(());
+        }
+        // The delete found the bucket empty without this version, so it replaced nothing.
+        let set = &self.sets[set_index];
+        let mut batch = Batch::default();
+        batch.delete(record_key);
+        Self::add_garbage(&mut batch, &record.data_ids());
+        set.write(&batch)?;
+        Self::remove_garbage(set, &record.data_ids());
+        Err(StoreError::NoSuchBucket)
     }
 
     /// Counts what `bucket` holds: every version but delete markers, visiting at most `limit`
@@ -917,6 +984,7 @@ impl Store {
         Self::add_garbage(&mut batch, &garbage);
         let set = &self.sets[set_index];
         set.write(&batch)?;
+        self.confirm_bucket(bucket, set_index, &record_key, &record)?;
         self.note_usage(&bucket.name, delta_objects, delta_bytes);
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);

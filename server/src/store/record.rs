@@ -67,6 +67,9 @@ pub struct BucketRecord {
     /// Bucket tags (PutBucketTagging).
     pub tags: Vec<(String, String)>,
     pub quota: Quota,
+    /// A DeleteBucket is under way: it found (or is looking whether) the bucket is empty. A
+    /// version committed meanwhile waits for its outcome and is taken back if the bucket went.
+    pub deleting: bool,
 }
 
 /// A bucket's object lock configuration.
@@ -119,22 +122,47 @@ struct BucketRecordV1 {
     versioning: Versioning,
 }
 
+/// What a bucket record looked like in format 2 (before `deleting`).
+#[derive(Deserialize)]
+struct BucketRecordV2 {
+    name: String,
+    created_ns: u64,
+    region: String,
+    versioning: Versioning,
+    object_lock: Option<ObjectLockConfig>,
+    tags: Vec<(String, String)>,
+    quota: Quota,
+}
+
 impl Record for BucketRecord {
-    const FORMAT: u8 = 2;
+    const FORMAT: u8 = 3;
 
     fn migrate(format: u8, bytes: &[u8]) -> Result<Self, RecordError> {
-        if format != RECORD_FORMAT_V1 {
-            return Err(RecordError::UnknownFormat(format));
-        }
-        let v1: BucketRecordV1 = postcard::from_bytes(bytes)?;
+        let v2 = match format {
+            RECORD_FORMAT_V1 => {
+                let v1: BucketRecordV1 = postcard::from_bytes(bytes)?;
+                BucketRecordV2 {
+                    name: v1.name,
+                    created_ns: v1.created_ns,
+                    region: v1.region,
+                    versioning: v1.versioning,
+                    object_lock: None,
+                    tags: Vec::new(),
+                    quota: Quota::default(),
+                }
+            }
+            2 => postcard::from_bytes(bytes)?,
+            other => return Err(RecordError::UnknownFormat(other)),
+        };
         Ok(BucketRecord {
-            name: v1.name,
-            created_ns: v1.created_ns,
-            region: v1.region,
-            versioning: v1.versioning,
-            object_lock: None,
-            tags: Vec::new(),
-            quota: Quota::default(),
+            name: v2.name,
+            created_ns: v2.created_ns,
+            region: v2.region,
+            versioning: v2.versioning,
+            object_lock: v2.object_lock,
+            tags: v2.tags,
+            quota: v2.quota,
+            deleting: false,
         })
     }
 }
@@ -526,6 +554,34 @@ mod tests {
                 object_lock: None,
                 tags: Vec::new(),
                 quota: Quota::default(),
+                deleting: false,
+            }
+        );
+        assert_eq!(decode::<BucketRecord>(&encode(&decoded)).unwrap(), decoded);
+    }
+
+    #[test]
+    fn bucket_record_v2_bytes_still_decode() {
+        // name "b", created 7, region "r", Enabled, object lock without default retention,
+        // tags [("t", "v")], quota of 9 bytes, as format 2 wrote it.
+        let decoded: BucketRecord =
+            decode(&hex::decode("0201620701720101000101740176010900").unwrap()).unwrap();
+        assert_eq!(
+            decoded,
+            BucketRecord {
+                name: "b".into(),
+                created_ns: 7,
+                region: "r".into(),
+                versioning: Versioning::Enabled,
+                object_lock: Some(ObjectLockConfig {
+                    default_retention: None
+                }),
+                tags: vec![("t".into(), "v".into())],
+                quota: Quota {
+                    max_bytes: Some(9),
+                    max_objects: None,
+                },
+                deleting: false,
             }
         );
         assert_eq!(decode::<BucketRecord>(&encode(&decoded)).unwrap(), decoded);

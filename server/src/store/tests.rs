@@ -661,3 +661,73 @@ async fn drives_written_before_stamped_records_open_read_and_upgrade_in_place() 
         assert!(!stamp::open(&versions[0]).is_legacy());
     }
 }
+
+/// Finding 10 of issue 15: a PUT racing DeleteBucket. Either the PUT wins (the bucket is not
+/// empty and stays) or the delete does (the PUT fails and leaves nothing): never both, and never
+/// an object left, invisible, under a deleted bucket to reappear when the name is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_racing_delete_bucket_never_leaves_an_object_in_a_deleted_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), "us-east-1").unwrap());
+    let (mut both, mut put_won, mut delete_won) = (0, 0, 0);
+    for round in 0..300 {
+        let bucket = format!("race{}", round % 3);
+        store.create_bucket(&bucket, None).unwrap();
+        let mut w = store.stage(&bucket, "k", DigestRequest::default());
+        w.write(Bytes::from_static(b"racing")).await.unwrap();
+        let staged = w.finish().await.unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let put = {
+            let (store, bucket, barrier) = (store.clone(), bucket.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.put_object(
+                    &bucket,
+                    "k",
+                    NewObject::default(),
+                    staged,
+                    &WriteCondition::default(),
+                )
+            })
+        };
+        let delete = {
+            let (store, bucket, barrier) = (store.clone(), bucket.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // Give the PUT a head start of a varying few microseconds.
+                std::thread::sleep(Duration::from_micros((round % 7) * 40));
+                store.delete_bucket(&bucket)
+            })
+        };
+        let (put, delete) = (put.join().unwrap(), delete.join().unwrap());
+        match (&put, &delete) {
+            (Ok(_), Ok(())) => both += 1,
+            (Ok(_), Err(StoreError::BucketNotEmpty)) => {
+                put_won += 1;
+                assert!(store.head_object(&bucket, "k", None).is_ok());
+                store.delete_object(&bucket, "k", None, false).unwrap();
+                store.delete_bucket(&bucket).unwrap();
+            }
+            (Err(StoreError::NoSuchBucket), Ok(())) => delete_won += 1,
+            other => panic!("round {round}: unexpected outcome {other:?}"),
+        }
+        // The name is free again, and a bucket made under it starts empty.
+        store.create_bucket(&bucket, None).unwrap();
+        assert!(
+            matches!(
+                store.head_object(&bucket, "k", None),
+                Err(StoreError::NoSuchKey)
+            ),
+            "round {round}: an object came back in a new bucket of the same name"
+        );
+        store.delete_bucket(&bucket).unwrap();
+    }
+    assert_eq!(
+        both, 0,
+        "PUT and DeleteBucket both acknowledged ({put_won} PUT won, {delete_won} delete won)"
+    );
+    assert!(
+        put_won > 0 && delete_won > 0,
+        "both orders were tried: {put_won} / {delete_won}"
+    );
+}
