@@ -609,7 +609,9 @@ impl Store {
         let gone = loop {
             match self.bucket(&bucket.name) {
                 Err(StoreError::NoSuchBucket) => break true,
-                Err(e) => return Err(e),
+                // The commit stands when the bucket cannot be read: failing would drop the
+                // body the version names.
+                Err(_) => break false,
                 Ok(now) if now.created_ns != bucket.created_ns => break true,
                 // A delete that died before its end leaves the mark; the bucket stays.
                 Ok(now) if !now.deleting || Instant::now() > deadline => break false,
@@ -627,9 +629,18 @@ impl Store {
         let mut batch = Batch::default();
         batch.delete(record_key);
         Self::add_garbage(&mut batch, &record.data_ids());
-        set.write(&batch)?;
-        Self::remove_garbage(set, &record.data_ids());
-        Err(StoreError::NoSuchBucket)
+        match set.write(&batch) {
+            Ok(()) => {
+                Self::remove_garbage(set, &record.data_ids());
+                Err(StoreError::NoSuchBucket)
+            }
+            // Whether the version is still there is not known: its body stays (the sweep
+            // settles it), and the client hears 503.
+            Err(_) => Err(StoreError::Indeterminate {
+                have: 0,
+                need: set.write_quorum(),
+            }),
+        }
     }
 
     /// Counts what `bucket` holds: every version but delete markers, visiting at most `limit`
@@ -988,7 +999,13 @@ impl Store {
         self.note_usage(&bucket.name, delta_objects, delta_bytes);
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
-        self.write_per_set(elsewhere)?;
+        // The commit stands: a null version left in another pool is older and hidden by it,
+        // and the next write of the key removes it again. Failing here would drop the body
+        // the committed version names.
+        if let Err(e) = self.write_per_set(elsewhere) {
+            tracing::warn!(bucket = %bucket.name, key, error = %e,
+                "an older null version in another pool was left behind");
+        }
         record.set_index = set_index;
         Ok(record)
     }

@@ -731,3 +731,73 @@ async fn a_put_racing_delete_bucket_never_leaves_an_object_in_a_deleted_bucket()
         "both orders were tried: {put_won} / {delete_won}"
     );
 }
+
+/// Stages `data` for `bucket/key` in set `set` of `store`, wherever placement would put it.
+async fn stage_in(store: &Store, set: usize, bucket: &str, key: &str, data: &[u8]) -> Staged {
+    let set = store.sets()[set].clone();
+    let order = Store::order(&set, bucket, key);
+    let mut w = StagingWriter::new(set, order, DigestRequest::default(), DEFAULT_INLINE_LIMIT);
+    w.write(Bytes::copy_from_slice(data)).await.unwrap();
+    w.finish().await.unwrap()
+}
+
+/// Finding 5 of issue 15: with several pools, a new version committed in one pool while the
+/// null version it replaces sits in another pool that cannot be written (two of its four drives
+/// away: readable, not writable). The commit stands, so the PUT is acknowledged and its data
+/// stays; the old null version is only left behind, older and hidden.
+#[tokio::test]
+async fn a_commit_whose_cleanup_in_another_pool_fails_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots: Vec<std::path::PathBuf> = (0..5).map(|i| dir.path().join(format!("d{i}"))).collect();
+    let old = vec![1u8; 300_000];
+    let new = vec![2u8; 300_000];
+    let pool1 = || {
+        let (set, _) = DriveSet::open_local(&[roots[4].as_path()], None).unwrap();
+        Arc::new(set)
+    };
+    {
+        let four: Vec<&Path> = roots[..4].iter().map(|p| p.as_path()).collect();
+        let (set, _) = DriveSet::open_local(&four, Some(2)).unwrap();
+        let store = Store::assemble(vec![vec![Arc::new(set)], vec![pool1()]], None, "us-east-1");
+        store.create_bucket("bkt", None).unwrap();
+        let staged = stage_in(&store, 0, "bkt", "k", &old).await;
+        let cond = WriteCondition::default();
+        store
+            .put_object("bkt", "k", NewObject::default(), staged, &cond)
+            .unwrap();
+    }
+    // Pool 0 again with drives 2 and 3 away: a read quorum (2 of 4), no write quorum (3).
+    let (full, _) = {
+        let four: Vec<&Path> = roots[..4].iter().map(|p| p.as_path()).collect();
+        DriveSet::open_local(&four, Some(2)).unwrap()
+    };
+    let (geometry, codec) = (full.geometry, full.codec.clone());
+    drop(full);
+    let slots = (0..4)
+        .map(|i| {
+            (i < 2).then(|| {
+                let drive = LocalDrive::open(&roots[i]).unwrap();
+                let meta = drive.meta_path();
+                set::Slot::open(Arc::new(drive), &meta).unwrap()
+            })
+        })
+        .collect();
+    let pool0 = Arc::new(DriveSet::assemble(slots, geometry, codec));
+    let store = Store::assemble(vec![vec![pool0], vec![pool1()]], None, "us-east-1");
+    let staged = stage_in(&store, 1, "bkt", "k", &new).await;
+    let put = store.put_object(
+        "bkt",
+        "k",
+        NewObject::default(),
+        staged,
+        &WriteCondition::default(),
+    );
+    let record = put.expect("the new version is committed in pool 1");
+    let head = store.head_object("bkt", "k", None).unwrap();
+    assert_eq!(head.etag, record.etag);
+    assert_eq!(
+        read_all(&store, &head).await,
+        new,
+        "the acknowledged object reads back"
+    );
+}
