@@ -1395,6 +1395,12 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Internal(e.to_string()))??;
                 let order = Self::order(&opened.0, bucket, key);
+                let record_key = keys::version(
+                    bucket,
+                    key,
+                    record.mod_time_ns,
+                    record.version_id.as_deref(),
+                );
                 tokio::task::spawn_blocking(move || {
                     let (set, segments) = opened;
                     for d in ecio::stream_segments(&set, &order, segments, tx) {
@@ -1406,6 +1412,15 @@ impl Store {
                             }
                             Err(e) => {
                                 tracing::warn!(data_id = %d.data_id, error = %e, "healing after a read failed")
+                            }
+                        }
+                        // The version may have gone while it was read (deleted, overwritten):
+                        // its removal came after its record's, so if the record is still
+                        // there now, that removal is yet to come and takes the healed shards
+                        // too; if it is gone, they are ours to remove.
+                        if matches!(set.get(&record_key), Ok(None)) {
+                            if let Err(e) = set.remove_data(&d.data_id) {
+                                tracing::warn!(data_id = %d.data_id, error = %e, "could not remove shards healed for a deleted version");
                             }
                         }
                     }

@@ -415,10 +415,50 @@ async fn versioned_bucket_keeps_versions_and_delete_markers() {
     );
 }
 
-/// A drive whose data-file commits fail while `fail` is set.
+/// A drive whose data-file commits fail while `fail` is set, and whose next data file, once
+/// its gate is armed, is only created after the test met it there and let it go.
 struct FlakyDrive {
     inner: LocalDrive,
     fail: AtomicBool,
+    gate: Arc<Gate>,
+}
+
+#[derive(Default)]
+struct Gate {
+    armed: AtomicBool,
+    /// Told when the creator arrives; it goes on once the test sends (or drops) `go`.
+    arrived: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    go: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+/// The test's side of a [`Gate`]: when the creator arrived, and letting it go.
+struct GateKeeper {
+    arrived: std::sync::mpsc::Receiver<()>,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+impl Gate {
+    fn new() -> (Arc<Gate>, GateKeeper) {
+        let (arrived_tx, arrived) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel();
+        let gate = Gate {
+            armed: AtomicBool::new(false),
+            arrived: std::sync::Mutex::new(Some(arrived_tx)),
+            go: std::sync::Mutex::new(Some(go_rx)),
+        };
+        (Arc::new(gate), GateKeeper { arrived, go })
+    }
+
+    fn pass(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            if let Some(tx) = self.arrived.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            if let Some(rx) = self.go.lock().unwrap().take() {
+                let _ = rx.recv();
+            }
+        }
+    }
 }
 
 struct FlakyWriter {
@@ -449,6 +489,7 @@ impl Drive for FlakyDrive {
         self.inner.root()
     }
     fn create(&self, id: &str) -> io::Result<Box<dyn DataWriter>> {
+        self.gate.pass();
         Ok(Box::new(FlakyWriter {
             inner: self.inner.create(id)?,
             fail: self.fail.load(Ordering::SeqCst),
@@ -476,6 +517,7 @@ async fn a_failing_drive_leaves_no_object_and_no_files() {
     let drive = Arc::new(FlakyDrive {
         inner: local,
         fail: AtomicBool::new(true),
+        gate: Arc::default(),
     });
     let store = Store::open_with(drive.clone(), &meta, "us-east-1").unwrap();
     store.create_bucket("bkt", None).unwrap();
@@ -799,5 +841,85 @@ async fn a_commit_whose_cleanup_in_another_pool_fails_keeps_its_data() {
         read_all(&store, &head).await,
         new,
         "the acknowledged object reads back"
+    );
+}
+
+/// Finding 12 of issue 15: a GET that reads around a flipped byte heals the shard afterwards;
+/// when the object is deleted while the heal runs, the healed shard must not stay behind as a
+/// file no record names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_healing_an_object_deleted_meanwhile_leaves_no_shard_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let roots: Vec<std::path::PathBuf> = (0..4).map(|i| dir.path().join(format!("d{i}"))).collect();
+    {
+        let four: Vec<&Path> = roots.iter().map(|p| p.as_path()).collect();
+        DriveSet::open_local(&four, Some(2)).unwrap(); // formats the drives
+    }
+    let (gate, keeper) = Gate::new();
+    let slots = roots
+        .iter()
+        .map(|root| {
+            let inner = LocalDrive::open(root).unwrap();
+            let meta = inner.meta_path();
+            let drive = FlakyDrive {
+                inner,
+                fail: AtomicBool::new(false),
+                gate: gate.clone(),
+            };
+            Some(set::Slot::open(Arc::new(drive), &meta).unwrap())
+        })
+        .collect();
+    let geometry = erasure::ErasureGeometry::new(2, 2).unwrap();
+    let codec = erasure::ErasureCodec::with_default_block_size(geometry).unwrap();
+    let set = DriveSet::assemble(slots, geometry, Some(codec));
+    let store = Store::assemble(vec![vec![Arc::new(set)]], None, "us-east-1");
+    store.create_bucket("bkt", None).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let staged = stage(&store, &data, None).await;
+    let cond = WriteCondition::default();
+    let record = store
+        .put_object("bkt", "k", NewObject::default(), staged, &cond)
+        .unwrap();
+    // Flip a byte in the middle of the first data shard (reads use the data shards).
+    let data_id = record.data_ids()[0].clone();
+    let first = Store::order(store.drive_set(), "bkt", "k")[0];
+    let shard = LocalDrive::open(&roots[first]).unwrap().data_path(&data_id);
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&shard, &bytes).unwrap();
+
+    // The read serves the body around the flipped byte, then heals: the heal is held where it
+    // creates the new shard file while the object is deleted.
+    gate.armed.store(true, Ordering::SeqCst);
+    let mut rx = store
+        .read(
+            "bkt",
+            "k",
+            &record,
+            ByteRange {
+                start: 0,
+                end: record.size,
+            },
+        )
+        .await
+        .unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        body.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(body, data, "the read was served around the flipped byte");
+    tokio::task::block_in_place(|| {
+        let arrived = keeper.arrived.recv_timeout(Duration::from_secs(60));
+        arrived.expect("the read heals the flipped shard");
+        store.delete_object("bkt", "k", None, false).unwrap();
+        keeper.go.send(()).unwrap();
+    });
+    // The heal ends in milliseconds once let go; give it ample time, then nothing may remain.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        roots.iter().map(|r| data_files(r)).sum::<usize>(),
+        0,
+        "a shard file outlived its deleted object"
     );
 }
