@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod drive;
 mod ecio;
 pub mod erasure;
+pub mod fence;
 pub mod heal;
 mod iam;
 pub mod keys;
@@ -41,6 +42,7 @@ pub use staging::{Staged, StagedContent, StagingWriter};
 
 use checksum::DigestRequest;
 use drive::Drive;
+pub use fence::{ClusterGuard, Fence};
 use record::{
     BucketRecord, DataLayout, ObjectMeta, PartData, RecordError, StoredChecksum, VersionKind,
     VersionRecord, Versioning,
@@ -119,18 +121,33 @@ pub enum StoreError {
     /// A drive holds a newer stamp for a key than the write's (the writer stamps again).
     #[error("a drive holds a newer record ({0:?})")]
     Stale(stamp::Stamp),
+    /// A drive saw a newer fencing token for the locked resource than the write's: another
+    /// writer took the lock since.
+    #[error("a drive holds a newer lock token ({0:?})")]
+    Fenced(stamp::Stamp),
+    /// The cluster lock of the resource was lost (not renewed in time): nothing was written.
+    #[error("the lock of {0} was lost")]
+    LockLost(String),
 }
 
 /// Mutual exclusion for one key across the servers of a cluster (the store's own per-key
-/// locks cover one process). The returned guard holds the lock until dropped.
+/// locks cover one process). The returned guard holds the lock until dropped; its fence goes
+/// with every write done under it.
 pub trait KeyLocker: Send + Sync {
-    fn lock(&self, resource: &str) -> Result<Box<dyn Send>, StoreError>;
+    fn lock(&self, resource: &str) -> Result<ClusterGuard, StoreError>;
 }
 
 /// A key's lock: this process's stripe and, in a cluster, the quorum lock.
 pub(crate) struct KeyGuard<'a> {
-    _cluster: Option<Box<dyn Send>>,
+    cluster: Option<ClusterGuard>,
     _local: std::sync::MutexGuard<'a, ()>,
+}
+
+impl KeyGuard<'_> {
+    /// What writes under this lock carry to the drives (`None` standalone).
+    pub(crate) fn fence(&self) -> Option<&Fence> {
+        self.cluster.as_ref().map(ClusterGuard::fence)
+    }
 }
 
 /// Conditions a write must meet against the current object (checked atomically).
@@ -309,7 +326,7 @@ impl Store {
             None => None,
         };
         Ok(KeyGuard {
-            _cluster: cluster,
+            cluster,
             _local: local,
         })
     }
@@ -462,7 +479,7 @@ impl Store {
         name: &str,
         object_lock: Option<record::ObjectLockConfig>,
     ) -> Result<BucketRecord, StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         if self.set.get(&keys::bucket(name))?.is_some() {
             return Err(StoreError::BucketAlreadyExists);
         }
@@ -481,7 +498,7 @@ impl Store {
         };
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -506,12 +523,12 @@ impl Store {
         name: &str,
         change: impl FnOnce(&mut BucketRecord) -> Result<(), StoreError>,
     ) -> Result<BucketRecord, StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         let mut record = self.bucket(name)?;
         change(&mut record)?;
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -530,7 +547,7 @@ impl Store {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         self.bucket(name)?;
         let prefix = keys::bucket_prefix(keys::VERSION, name);
         let mut it = self.object_iter();
@@ -554,13 +571,13 @@ impl Store {
                 batch.delete(&k);
             }
             Self::add_garbage(&mut batch, &garbage);
-            set.write(&batch)?;
+            set.write_fenced(&batch, g.fence())?;
             Self::remove_garbage(set, &garbage);
         }
         let mut batch = Batch::default();
         batch.delete(keys::bucket(name));
         Self::delete_bucket_documents(&mut batch, name);
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         self.forget_usage(name);
         Ok(())
     }
@@ -651,7 +668,7 @@ impl Store {
 
     /// Holds `resource` exclusively across the cluster (a quorum lock, leased) or, standalone,
     /// not at all: for background work one server at a time should do.
-    pub fn lock_cluster(&self, resource: &str) -> Result<Option<Box<dyn Send>>, StoreError> {
+    pub fn lock_cluster(&self, resource: &str) -> Result<Option<ClusterGuard>, StoreError> {
         self.cluster_locks
             .as_ref()
             .map(|l| l.lock(resource))
@@ -785,12 +802,17 @@ impl Store {
             .transpose()
     }
 
-    /// Writes each set's batch, then removes the data files it freed.
-    fn write_per_set(&self, batches: Vec<(usize, Batch, Vec<String>)>) -> Result<(), StoreError> {
+    /// Writes each set's batch under the key lock's `fence`, then removes the data files it
+    /// freed.
+    fn write_per_set(
+        &self,
+        batches: Vec<(usize, Batch, Vec<String>)>,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         for (set_index, mut batch, garbage) in batches {
             let set = &self.sets[set_index];
             Self::add_garbage(&mut batch, &garbage);
-            set.write(&batch)?;
+            set.write_fenced(&batch, fence)?;
             Self::remove_garbage(set, &garbage);
         }
         Ok(())
@@ -817,8 +839,8 @@ impl Store {
     }
 
     /// Writes `record` as the newest version of `key` into set `set_index`, replacing the null
-    /// version when the bucket is not versioned. Runs under the key's lock; `extra` adds to the
-    /// same batch. A null version in another pool (two first writes that chose different
+    /// version when the bucket is not versioned. Runs under the key's lock, whose `fence` its
+    /// writes carry; `extra` adds to the same batch. A null version in another pool (two first writes that chose different
     /// pools) is removed after the commit, so one live copy remains.
     fn commit_version(
         &self,
@@ -828,6 +850,7 @@ impl Store {
         mut record: VersionRecord,
         cond: &WriteCondition,
         extra: CommitExtras,
+        fence: Option<&Fence>,
     ) -> Result<VersionRecord, StoreError> {
         let CommitExtras {
             mut batch,
@@ -910,11 +933,11 @@ impl Store {
         }
         Self::add_garbage(&mut batch, &garbage);
         let set = &self.sets[set_index];
-        set.write(&batch)?;
+        set.write_fenced(&batch, fence)?;
         self.note_usage(&bucket.name, delta_objects, delta_bytes);
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
-        self.write_per_set(elsewhere)?;
+        self.write_per_set(elsewhere, fence)?;
         record.set_index = set_index;
         Ok(record)
     }
@@ -929,7 +952,7 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let set_index = self.index_of(staged.set());
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
@@ -975,6 +998,7 @@ impl Store {
                 per_drive_inline: per_drive,
                 ..Default::default()
             },
+            g.fence(),
         );
         Self::keep_if_indeterminate(committed, staged)
     }
@@ -1032,7 +1056,7 @@ impl Store {
         change: impl FnOnce(&mut VersionRecord) -> Result<(), StoreError>,
     ) -> Result<VersionRecord, StoreError> {
         self.bucket(bucket)?;
-        let _g = self.lock_for(bucket, key)?;
+        let g = self.lock_for(bucket, key)?;
         let versions = self.versions(bucket, key)?;
         let (raw, mut record) = match version_id {
             None => versions.into_iter().next().ok_or(StoreError::NoSuchKey)?,
@@ -1051,7 +1075,7 @@ impl Store {
         let set = &self.sets[record.set_index];
         let mut batch = Batch::default();
         batch.put_per_drive(raw, self.per_drive_records(bucket, key, &record)?);
-        set.write(&batch)?;
+        set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -1099,9 +1123,9 @@ impl Store {
         bypass_governance: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
-        self.delete_locked(&bucket, key, versions, version_id, bypass_governance)
+        self.delete_locked(&bucket, key, versions, version_id, bypass_governance, &g)
     }
 
     /// Expires the current version of `key` as a lifecycle rule does (a delete marker in a
@@ -1116,7 +1140,7 @@ impl Store {
         mod_time_ns: u64,
     ) -> Result<bool, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
         let still = versions.first().is_some_and(|(_, r)| {
             r.kind == VersionKind::Object
@@ -1130,7 +1154,7 @@ impl Store {
             Versioning::Unversioned => Some(version_id.unwrap_or("null")),
             Versioning::Enabled | Versioning::Suspended => None,
         };
-        self.delete_locked(&bucket, key, versions, exact, false)?;
+        self.delete_locked(&bucket, key, versions, exact, false, &g)?;
         Ok(true)
     }
 
@@ -1142,7 +1166,9 @@ impl Store {
         versions: Vec<(RawKey, VersionRecord)>,
         version_id: Option<&str>,
         bypass_governance: bool,
+        guard: &KeyGuard<'_>,
     ) -> Result<DeleteOutcome, StoreError> {
+        let fence = guard.fence();
         self.forget_usage(&bucket.name);
         let mut batch = Batch::default();
         let garbage = Vec::new();
@@ -1155,7 +1181,7 @@ impl Store {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
                 check_unlocked(r, bypass_governance)?;
                 batch.delete(k);
-                self.write_per_set(vec![(r.set_index, batch, r.data_ids())])?;
+                self.write_per_set(vec![(r.set_index, batch, r.data_ids())], fence)?;
             }
             return Ok(outcome);
         }
@@ -1174,7 +1200,7 @@ impl Store {
                     per_set[at].1.delete(k);
                     per_set[at].2.extend(r.data_ids());
                 }
-                self.write_per_set(per_set)?;
+                self.write_per_set(per_set, fence)?;
                 Ok(DeleteOutcome::default())
             }
             Versioning::Enabled | Versioning::Suspended => {
@@ -1207,6 +1233,7 @@ impl Store {
                         garbage,
                         per_drive_inline: None,
                     },
+                    fence,
                 )?;
                 Ok(DeleteOutcome {
                     version_id: r.version_id.or(Some("null".into())),

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::{PeerAuthError, SeenNonces, SignedBody};
 pub use client::PeerClient;
 pub use drive::{RemoteDrive, SharedRemoteDrive};
-pub use locks::{LockTable, QuorumLocker};
+pub use locks::{LockTable, QuorumLocker, LEASE};
 pub use server::{serve, NotifyFn, PeerService};
 pub use tls::{roots_from_pem, PeerTls};
 
@@ -70,12 +70,25 @@ pub struct Page {
     pub more: bool,
 }
 
-/// One server's part of a quorum lock.
-#[derive(Debug, Serialize, Deserialize)]
+/// One server's part of a quorum lock: a request for its vote (the same owner again renews
+/// it), or, to `/unlock`, the vote given back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LockRequest {
     pub resource: String,
     pub owner: u128,
     pub ttl_ms: u64,
+    /// The holder's fencing token (renewals and unlocks; `None` when asking first).
+    pub token: Option<crate::store::stamp::Stamp>,
+}
+
+/// A vote granted (the body of a `200` to `/lock`; `409`: refused, held by another owner or
+/// the server is waiting out the lease after its start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockGrant {
+    /// The newest fencing token the voter heard of for the resource.
+    pub last: Option<crate::store::stamp::Stamp>,
+    /// The voter's clock, which passed every token its drives saw.
+    pub clock: crate::store::stamp::Stamp,
 }
 
 /// Metadata another server changed; cached copies must be re-read.
