@@ -613,9 +613,6 @@ impl DriveSet {
         if batch.is_empty() {
             return Ok(());
         }
-        if fence.is_some_and(|f| !f.valid()) {
-            return Err(fence.expect("checked just above").lost());
-        }
         // Known to be short of a quorum: write nothing.
         let reachable = self.reachable_count();
         if reachable < self.write_quorum() {

@@ -417,8 +417,8 @@ mod tests {
             verify(SECRET, &earlier, "POST", LOCK, now),
             Err(PeerAuthError::OtherVersion)
         );
-        // v2: the build before stamped records.
-        for other in ["v2", "v4"] {
+        // v2: the build before stamped records; v3: before fenced locks.
+        for other in ["v2", "v3", "v5"] {
             let header = format!("{other}:node-1:{now}:x:y:z:w");
             assert_eq!(
                 verify(SECRET, &header, "POST", LOCK, now),

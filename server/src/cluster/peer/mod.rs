@@ -18,7 +18,7 @@
 //! | route                                   | does |
 //! |-----------------------------------------|------|
 //! | `GET  /peer/v1/health`                  | the node name; used to tell a live peer |
-//! | `POST /peer/v1/drive/D/records/write`   | one synced RocksDB batch (`Vec<WireOp>`) |
+//! | `POST /peer/v1/drive/D/records/write`   | one synced RocksDB batch (`Vec<WireOp>`; 409 + stamp: `Stale`, 423 + token: `Fenced`) |
 //! | `POST /peer/v1/drive/D/records/get`     | the value of a key (404: absent) |
 //! | `POST /peer/v1/drive/D/records/page`    | records from a key, in order ([`PageRequest`]) |
 //! | `PUT  /peer/v1/drive/D/data/ID`         | streams a shard file; commits on the trailer |
@@ -26,7 +26,7 @@
 //! | `HEAD /peer/v1/drive/D/data/ID`         | its size, in `x-coffer-size` |
 //! | `DELETE /peer/v1/drive/D/data/ID`       | removes it |
 //! | `GET  /peer/v1/drive/D/space`           | its filesystem's size and free space (postcard `DriveSpace`) |
-//! | `POST /peer/v1/lock`, `/peer/v1/unlock` | one server's vote of a quorum lock ([`LockRequest`]) |
+//! | `POST /peer/v1/lock`, `/peer/v1/unlock` | one server's vote of a quorum lock ([`LockRequest`]; the same owner again renews it; granted with a [`LockGrant`], 409 refused) |
 //! | `POST /peer/v1/notify`                  | a metadata change to re-read ([`Notice`]) |
 
 pub mod auth;

@@ -149,3 +149,89 @@ fn a_write_under_a_lost_lock_is_refused_before_reaching_a_drive() {
             .all(|k| k[0] != keys::FENCE));
     }
 }
+
+/// Hands out a lock with a fresh token of its coordinator's clock each time, and keeps the
+/// leases so the test can end them.
+struct TestLocker {
+    clock: Arc<Clock>,
+    leases: Mutex<Vec<Arc<TestLease>>>,
+}
+
+impl super::super::KeyLocker for TestLocker {
+    fn lock(&self, resource: &str) -> Result<super::super::ClusterGuard, StoreError> {
+        let lease = Arc::new(TestLease {
+            valid: AtomicBool::new(true),
+            token: Mutex::new(self.clock.now()),
+            clock: self.clock.clone(),
+        });
+        self.leases.lock().unwrap().push(lease.clone());
+        Ok(super::super::ClusterGuard::new(
+            Fence::new(resource, lease),
+            Box::new(()),
+        ))
+    }
+}
+
+/// The stores of `sim`'s coordinators again, each locking keys with a [`TestLocker`].
+fn locked(sim: &Sim) -> (Vec<Store>, Vec<Arc<TestLocker>>) {
+    let lockers: Vec<Arc<TestLocker>> = (0..sim.coords.len())
+        .map(|c| {
+            Arc::new(TestLocker {
+                clock: sim.set(c).clock().clone(),
+                leases: Mutex::default(),
+            })
+        })
+        .collect();
+    let stores = sim
+        .coords
+        .iter()
+        .zip(&lockers)
+        .map(|(s, l)| {
+            let locker: Arc<dyn super::super::KeyLocker> = l.clone();
+            Store::assemble(vec![vec![s.sets()[0].clone()]], Some(locker), "sim")
+        })
+        .collect();
+    (stores, lockers)
+}
+
+fn tags(store: &Store) -> Vec<(String, String)> {
+    store.bucket("bkt").unwrap().tags
+}
+
+/// The same through the object layer: a bucket update whose writer stalls at the drives past
+/// its lease while another server updates the bucket is refused, and the other's stays.
+#[test]
+fn a_bucket_update_paused_past_its_lease_cannot_overwrite_the_next_holders() {
+    let sim = quiet((2, 2), 2);
+    let (stores, lockers) = locked(&sim);
+    stores[0].create_bucket("bkt", None).unwrap();
+    let tag = |v: &str| vec![("writer".to_string(), v.to_string())];
+    sim.world.pause.lock().unwrap().coord = Some(0);
+    std::thread::scope(|scope| {
+        let paused = scope.spawn(|| {
+            stores[0].update_bucket("bkt", |b| {
+                b.tags = tag("old");
+                Ok(())
+            })
+        });
+        let mut pause = sim.world.pause.lock().unwrap();
+        while pause.waiting < 4 {
+            pause = sim.world.door.wait(pause).unwrap();
+        }
+        drop(pause);
+        let old = lockers[0].leases.lock().unwrap().last().unwrap().clone();
+        old.valid.store(false, Ordering::SeqCst);
+        stores[1]
+            .update_bucket("bkt", |b| {
+                b.tags = tag("new");
+                Ok(())
+            })
+            .unwrap();
+        sim.world.pause.lock().unwrap().coord = None;
+        sim.world.door.notify_all();
+        let woke = paused.join().unwrap();
+        assert!(matches!(woke, Err(StoreError::LockLost(_))), "{woke:?}");
+    });
+    assert_eq!(tags(&stores[0]), tag("new"));
+    assert_eq!(tags(&stores[1]), tag("new"));
+}
