@@ -150,18 +150,23 @@ fn a_write_under_a_lost_lock_is_refused_before_reaching_a_drive() {
     }
 }
 
-/// Hands out a lock with a fresh token of its coordinator's clock each time, and keeps the
-/// leases so the test can end them.
+/// Hands out a lock with a fresh token of its coordinator's clock each time, past the last
+/// token the (shared, simulated) voters saw as the quorum lock does, and keeps the leases so
+/// the test can end them.
 struct TestLocker {
     clock: Arc<Clock>,
+    voters: Arc<Mutex<Stamp>>,
     leases: Mutex<Vec<Arc<TestLease>>>,
 }
 
 impl super::super::KeyLocker for TestLocker {
     fn lock(&self, resource: &str) -> Result<super::super::ClusterGuard, StoreError> {
+        let mut last = self.voters.lock().unwrap();
+        self.clock.observe(*last);
+        *last = self.clock.now();
         let lease = Arc::new(TestLease {
             valid: AtomicBool::new(true),
-            token: Mutex::new(self.clock.now()),
+            token: Mutex::new(*last),
             clock: self.clock.clone(),
         });
         self.leases.lock().unwrap().push(lease.clone());
@@ -174,10 +179,12 @@ impl super::super::KeyLocker for TestLocker {
 
 /// The stores of `sim`'s coordinators again, each locking keys with a [`TestLocker`].
 fn locked(sim: &Sim) -> (Vec<Store>, Vec<Arc<TestLocker>>) {
+    let voters = Arc::new(Mutex::new(Stamp::LEGACY));
     let lockers: Vec<Arc<TestLocker>> = (0..sim.coords.len())
         .map(|c| {
             Arc::new(TestLocker {
                 clock: sim.set(c).clock().clone(),
+                voters: voters.clone(),
                 leases: Mutex::default(),
             })
         })
