@@ -842,6 +842,7 @@ impl Store {
     /// version when the bucket is not versioned. Runs under the key's lock, whose `fence` its
     /// writes carry; `extra` adds to the same batch. A null version in another pool (two first writes that chose different
     /// pools) is removed after the commit, so one live copy remains.
+    #[allow(clippy::too_many_arguments)]
     fn commit_version(
         &self,
         bucket: &BucketRecord,
