@@ -22,6 +22,9 @@ use coffer_server::cluster::{PoolSpec, ServerSpec, Topology};
 use crate::cluster_pki::ClusterPki;
 use crate::server::Credentials;
 
+/// The lock lease of the test clusters' servers (production: 15 s).
+const LOCK_LEASE_MS: &str = "4000";
+
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -468,6 +471,9 @@ impl LocalCluster {
             .env("COFFER_ROOT_USER", &self.creds.access_key)
             .env("COFFER_ROOT_PASSWORD", &self.creds.secret_key)
             .env("COFFER_CLUSTER_SECRET", &self.secret)
+            // A server votes for locks only once one lease passed since it started: a short
+            // lease keeps each (re)start's wait short.
+            .env("COFFER_LOCK_LEASE_MS", LOCK_LEASE_MS)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -204,6 +204,16 @@ pub struct ServeArgs {
     /// Needs --tls-cert, --tls-key and --topology.
     #[arg(long, env = "COFFER_TLS_CA", requires = "tls_cert")]
     pub tls_ca: Option<PathBuf>,
+    /// Milliseconds of a cluster lock's lease (renewed every third of it while held; a server
+    /// votes only once one lease has passed since it started). Every server of a cluster must
+    /// use the same. Only tests shorten it.
+    #[arg(
+        long,
+        env = "COFFER_LOCK_LEASE_MS",
+        default_value_t = 15_000,
+        hide = true
+    )]
+    pub lock_lease_ms: u64,
 }
 
 impl Default for ServeArgs {
@@ -559,10 +569,11 @@ async fn start_clustered(
             args.region.clone(),
         );
         let client_tls = peer_tls.as_ref().map(|t| t.client.clone());
+        let lock_lease = std::time::Duration::from_millis(args.lock_lease_ms);
         let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _enter = handle.enter();
-            crate::cluster::node::open(&topology, &node, secret, client_tls, &region)
+            crate::cluster::node::open(&topology, &node, secret, client_tls, &region, lock_lease)
         })
         .await?
         .map_err(|e| anyhow::anyhow!("opening drives: {e}"))?

@@ -41,6 +41,7 @@ pub fn open(
     secret: Arc<Vec<u8>>,
     tls: Option<Arc<rustls::ClientConfig>>,
     region: &str,
+    lock_lease: Duration,
 ) -> Result<(Store, Cluster), StoreError> {
     let me = topology.server(node).map_err(|e| config(e.to_string()))?;
     // A peer client for every other server of every pool: a key may live in any pool.
@@ -109,11 +110,16 @@ pub fn open(
         pools.push(sets);
     }
     let peers: Vec<Arc<PeerClient>> = peers.into_iter().flatten().flatten().collect();
-    let locks = Arc::new(LockTable::default());
+    // Votes start one lease from now (see `LockTable`): the ones given before a restart end.
+    let locks = Arc::new(LockTable::new(
+        lock_lease,
+        crate::store::stamp::process_clock(),
+    ));
     let locker = (!peers.is_empty()).then(|| {
         Arc::new(QuorumLocker {
             table: locks.clone(),
             peers: peers.clone(),
+            clock: crate::store::stamp::process_clock(),
         }) as Arc<dyn crate::store::KeyLocker>
     });
     let store = Store::assemble(pools, locker, region);

@@ -307,6 +307,10 @@ impl From<StoreError> for S3Error {
                 C::ServiceUnavailable,
                 "Not enough drives are online to serve this request; try again later.",
             ),
+            StoreError::Fenced(_) | StoreError::LockLost(_) => S3Error::msg(
+                C::ServiceUnavailable,
+                "The key's lock was taken over by another writer; try again.",
+            ),
             StoreError::Busy(_) => S3Error::msg(
                 C::SlowDown,
                 "The key is busy with other writers; please reduce your request rate.",

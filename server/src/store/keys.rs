@@ -18,6 +18,15 @@ pub const CORS: u8 = b'R';
 pub const LIFECYCLE: u8 = b'L';
 /// Scoped access keys, by access key id (global metadata).
 pub const ACCESS_KEY: u8 = b'K';
+/// A cluster lock's newest fencing token on this drive, by locked resource (never listed).
+pub const FENCE: u8 = b'F';
+
+/// The fence record of a locked resource (`bucket/key`, or a bucket's `name/`).
+pub fn fence(resource: &str) -> Vec<u8> {
+    let mut k = vec![FENCE];
+    k.extend_from_slice(resource.as_bytes());
+    k
+}
 
 pub fn access_key(id: &str) -> Vec<u8> {
     let mut k = vec![ACCESS_KEY];

@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod drive;
 mod ecio;
 pub mod erasure;
+pub mod fence;
 pub mod heal;
 mod iam;
 pub mod keys;
@@ -41,6 +42,7 @@ pub use staging::{Staged, StagedContent, StagingWriter};
 
 use checksum::DigestRequest;
 use drive::Drive;
+pub use fence::{ClusterGuard, Fence};
 use record::{
     BucketRecord, DataLayout, ObjectMeta, PartData, RecordError, StoredChecksum, VersionKind,
     VersionRecord, Versioning,
@@ -119,18 +121,33 @@ pub enum StoreError {
     /// A drive holds a newer stamp for a key than the write's (the writer stamps again).
     #[error("a drive holds a newer record ({0:?})")]
     Stale(stamp::Stamp),
+    /// A drive saw a newer fencing token for the locked resource than the write's: another
+    /// writer took the lock since.
+    #[error("a drive holds a newer lock token ({0:?})")]
+    Fenced(stamp::Stamp),
+    /// The cluster lock of the resource was lost (not renewed in time): nothing was written.
+    #[error("the lock of {0} was lost")]
+    LockLost(String),
 }
 
 /// Mutual exclusion for one key across the servers of a cluster (the store's own per-key
-/// locks cover one process). The returned guard holds the lock until dropped.
+/// locks cover one process). The returned guard holds the lock until dropped; its fence goes
+/// with every write done under it.
 pub trait KeyLocker: Send + Sync {
-    fn lock(&self, resource: &str) -> Result<Box<dyn Send>, StoreError>;
+    fn lock(&self, resource: &str) -> Result<ClusterGuard, StoreError>;
 }
 
 /// A key's lock: this process's stripe and, in a cluster, the quorum lock.
 pub(crate) struct KeyGuard<'a> {
-    _cluster: Option<Box<dyn Send>>,
+    cluster: Option<ClusterGuard>,
     _local: std::sync::MutexGuard<'a, ()>,
+}
+
+impl KeyGuard<'_> {
+    /// What writes under this lock carry to the drives (`None` standalone).
+    pub(crate) fn fence(&self) -> Option<&Fence> {
+        self.cluster.as_ref().map(ClusterGuard::fence)
+    }
 }
 
 /// Conditions a write must meet against the current object (checked atomically).
@@ -312,7 +329,7 @@ impl Store {
             None => None,
         };
         Ok(KeyGuard {
-            _cluster: cluster,
+            cluster,
             _local: local,
         })
     }
@@ -465,7 +482,7 @@ impl Store {
         name: &str,
         object_lock: Option<record::ObjectLockConfig>,
     ) -> Result<BucketRecord, StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         if self.set.get(&keys::bucket(name))?.is_some() {
             return Err(StoreError::BucketAlreadyExists);
         }
@@ -485,7 +502,7 @@ impl Store {
         };
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -510,12 +527,12 @@ impl Store {
         name: &str,
         change: impl FnOnce(&mut BucketRecord) -> Result<(), StoreError>,
     ) -> Result<BucketRecord, StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         let mut record = self.bucket(name)?;
         change(&mut record)?;
         let mut batch = Batch::default();
         batch.put(keys::bucket(name), record::encode(&record));
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -534,16 +551,16 @@ impl Store {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(name, "")?;
+        let g = self.lock_for(name, "")?;
         let mut record = self.bucket(name)?;
         // Say a delete is under way before looking whether the bucket is empty: a version
         // committed after the look sees it and waits for the outcome (see `confirm_bucket`).
         record.deleting = true;
-        self.put_bucket_record(&record)?;
+        self.put_bucket_record(&record, g.fence())?;
         let empty = self.bucket_is_empty(name);
         if !matches!(empty, Ok(true)) {
             record.deleting = false;
-            self.put_bucket_record(&record)?;
+            self.put_bucket_record(&record, g.fence())?;
             return match empty {
                 Ok(_) => Err(StoreError::BucketNotEmpty),
                 Err(e) => Err(e),
@@ -563,21 +580,25 @@ impl Store {
                 batch.delete(&k);
             }
             Self::add_garbage(&mut batch, &garbage);
-            set.write(&batch)?;
+            set.write_fenced(&batch, g.fence())?;
             Self::remove_garbage(set, &garbage);
         }
         let mut batch = Batch::default();
         batch.delete(keys::bucket(name));
         Self::delete_bucket_documents(&mut batch, name);
-        self.set.write(&batch)?;
+        self.set.write_fenced(&batch, g.fence())?;
         self.forget_usage(name);
         Ok(())
     }
 
-    fn put_bucket_record(&self, record: &BucketRecord) -> Result<(), StoreError> {
+    fn put_bucket_record(
+        &self,
+        record: &BucketRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         batch.put(keys::bucket(&record.name), record::encode(record));
-        self.set.write(&batch)
+        self.set.write_fenced(&batch, fence)
     }
 
     /// Whether `bucket` holds no version at all (delete markers count).
@@ -603,6 +624,7 @@ impl Store {
         set_index: usize,
         record_key: &[u8],
         record: &VersionRecord,
+        fence: Option<&Fence>,
     ) -> Result<(), StoreError> {
         let deadline = Instant::now() + DELETE_BUCKET_WAIT;
         let mut pause = Duration::from_millis(2);
@@ -629,7 +651,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.delete(record_key);
         Self::add_garbage(&mut batch, &record.data_ids());
-        match set.write(&batch) {
+        match set.write_fenced(&batch, fence) {
             Ok(()) => {
                 Self::remove_garbage(set, &record.data_ids());
                 Err(StoreError::NoSuchBucket)
@@ -729,7 +751,7 @@ impl Store {
 
     /// Holds `resource` exclusively across the cluster (a quorum lock, leased) or, standalone,
     /// not at all: for background work one server at a time should do.
-    pub fn lock_cluster(&self, resource: &str) -> Result<Option<Box<dyn Send>>, StoreError> {
+    pub fn lock_cluster(&self, resource: &str) -> Result<Option<ClusterGuard>, StoreError> {
         self.cluster_locks
             .as_ref()
             .map(|l| l.lock(resource))
@@ -869,12 +891,17 @@ impl Store {
             .transpose()
     }
 
-    /// Writes each set's batch, then removes the data files it freed.
-    fn write_per_set(&self, batches: Vec<(usize, Batch, Vec<String>)>) -> Result<(), StoreError> {
+    /// Writes each set's batch under the key lock's `fence`, then removes the data files it
+    /// freed.
+    fn write_per_set(
+        &self,
+        batches: Vec<(usize, Batch, Vec<String>)>,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         for (set_index, mut batch, garbage) in batches {
             let set = &self.sets[set_index];
             Self::add_garbage(&mut batch, &garbage);
-            set.write(&batch)?;
+            set.write_fenced(&batch, fence)?;
             Self::remove_garbage(set, &garbage);
         }
         Ok(())
@@ -901,9 +928,10 @@ impl Store {
     }
 
     /// Writes `record` as the newest version of `key` into set `set_index`, replacing the null
-    /// version when the bucket is not versioned. Runs under the key's lock; `extra` adds to the
-    /// same batch. A null version in another pool (two first writes that chose different
+    /// version when the bucket is not versioned. Runs under the key's lock, whose `fence` its
+    /// writes carry; `extra` adds to the same batch. A null version in another pool (two first writes that chose different
     /// pools) is removed after the commit, so one live copy remains.
+    #[allow(clippy::too_many_arguments)]
     fn commit_version(
         &self,
         bucket: &BucketRecord,
@@ -912,6 +940,7 @@ impl Store {
         mut record: VersionRecord,
         cond: &WriteCondition,
         extra: CommitExtras,
+        fence: Option<&Fence>,
     ) -> Result<VersionRecord, StoreError> {
         let CommitExtras {
             mut batch,
@@ -994,15 +1023,15 @@ impl Store {
         }
         Self::add_garbage(&mut batch, &garbage);
         let set = &self.sets[set_index];
-        set.write(&batch)?;
-        self.confirm_bucket(bucket, set_index, &record_key, &record)?;
+        set.write_fenced(&batch, fence)?;
+        self.confirm_bucket(bucket, set_index, &record_key, &record, fence)?;
         self.note_usage(&bucket.name, delta_objects, delta_bytes);
         set.note_degraded_record(&record_key, &record.data_ids());
         Self::remove_garbage(set, &garbage);
         // The commit stands: a null version left in another pool is older and hidden by it,
         // and the next write of the key removes it again. Failing here would drop the body
         // the committed version names.
-        if let Err(e) = self.write_per_set(elsewhere) {
+        if let Err(e) = self.write_per_set(elsewhere, fence) {
             tracing::warn!(bucket = %bucket.name, key, error = %e,
                 "an older null version in another pool was left behind");
         }
@@ -1020,7 +1049,7 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let set_index = self.index_of(staged.set());
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
@@ -1066,6 +1095,7 @@ impl Store {
                 per_drive_inline: per_drive,
                 ..Default::default()
             },
+            g.fence(),
         );
         Self::keep_if_indeterminate(committed, staged)
     }
@@ -1123,7 +1153,7 @@ impl Store {
         change: impl FnOnce(&mut VersionRecord) -> Result<(), StoreError>,
     ) -> Result<VersionRecord, StoreError> {
         self.bucket(bucket)?;
-        let _g = self.lock_for(bucket, key)?;
+        let g = self.lock_for(bucket, key)?;
         let versions = self.versions(bucket, key)?;
         let (raw, mut record) = match version_id {
             None => versions.into_iter().next().ok_or(StoreError::NoSuchKey)?,
@@ -1142,7 +1172,7 @@ impl Store {
         let set = &self.sets[record.set_index];
         let mut batch = Batch::default();
         batch.put_per_drive(raw, self.per_drive_records(bucket, key, &record)?);
-        set.write(&batch)?;
+        set.write_fenced(&batch, g.fence())?;
         Ok(record)
     }
 
@@ -1190,9 +1220,9 @@ impl Store {
         bypass_governance: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
-        self.delete_locked(&bucket, key, versions, version_id, bypass_governance)
+        self.delete_locked(&bucket, key, versions, version_id, bypass_governance, &g)
     }
 
     /// Expires the current version of `key` as a lifecycle rule does (a delete marker in a
@@ -1207,7 +1237,7 @@ impl Store {
         mod_time_ns: u64,
     ) -> Result<bool, StoreError> {
         let bucket = self.bucket(bucket)?;
-        let _g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(&bucket.name, key)?;
         let versions = self.versions(&bucket.name, key)?;
         let still = versions.first().is_some_and(|(_, r)| {
             r.kind == VersionKind::Object
@@ -1221,7 +1251,7 @@ impl Store {
             Versioning::Unversioned => Some(version_id.unwrap_or("null")),
             Versioning::Enabled | Versioning::Suspended => None,
         };
-        self.delete_locked(&bucket, key, versions, exact, false)?;
+        self.delete_locked(&bucket, key, versions, exact, false, &g)?;
         Ok(true)
     }
 
@@ -1233,7 +1263,9 @@ impl Store {
         versions: Vec<(RawKey, VersionRecord)>,
         version_id: Option<&str>,
         bypass_governance: bool,
+        guard: &KeyGuard<'_>,
     ) -> Result<DeleteOutcome, StoreError> {
+        let fence = guard.fence();
         self.forget_usage(&bucket.name);
         let mut batch = Batch::default();
         let garbage = Vec::new();
@@ -1246,7 +1278,7 @@ impl Store {
                 outcome.delete_marker = r.kind == VersionKind::DeleteMarker;
                 check_unlocked(r, bypass_governance)?;
                 batch.delete(k);
-                self.write_per_set(vec![(r.set_index, batch, r.data_ids())])?;
+                self.write_per_set(vec![(r.set_index, batch, r.data_ids())], fence)?;
             }
             return Ok(outcome);
         }
@@ -1265,7 +1297,7 @@ impl Store {
                     per_set[at].1.delete(k);
                     per_set[at].2.extend(r.data_ids());
                 }
-                self.write_per_set(per_set)?;
+                self.write_per_set(per_set, fence)?;
                 Ok(DeleteOutcome::default())
             }
             Versioning::Enabled | Versioning::Suspended => {
@@ -1298,6 +1330,7 @@ impl Store {
                         garbage,
                         per_drive_inline: None,
                     },
+                    fence,
                 )?;
                 Ok(DeleteOutcome {
                     version_id: r.version_id.or(Some("null".into())),

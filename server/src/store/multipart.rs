@@ -159,7 +159,7 @@ impl Store {
         staged: Staged,
         checksum: Option<StoredChecksum>,
     ) -> Result<PartRecord, StoreError> {
-        let _g = self.lock_for(bucket, key)?;
+        let g = self.lock_for(bucket, key)?;
         self.upload(bucket, key, upload_id)?;
         let StagedContent::File(data_id) = staged.content() else {
             return Err(StoreError::Internal(
@@ -188,13 +188,13 @@ impl Store {
         }
         batch.put(keys::part(upload_id, number), record::encode(&part));
         Self::add_garbage(&mut batch, &garbage);
-        Self::keep_if_indeterminate(set.write(&batch), staged)?;
+        Self::keep_if_indeterminate(set.write_fenced(&batch, g.fence()), staged)?;
         Self::remove_garbage(set, &garbage);
         Ok(part)
     }
 
     pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        let _g = self.lock_for(bucket, key)?;
+        let g = self.lock_for(bucket, key)?;
         self.upload(bucket, key, upload_id)?;
         let mut batch = super::set::Batch::default();
         let mut garbage = Vec::new();
@@ -205,7 +205,7 @@ impl Store {
         batch.delete(keys::upload(bucket, key, upload_id));
         Self::add_garbage(&mut batch, &garbage);
         let set = self.upload_set(bucket, key, upload_id)?;
-        set.write(&batch)?;
+        set.write_fenced(&batch, g.fence())?;
         Self::remove_garbage(set, &garbage);
         Ok(())
     }
@@ -220,7 +220,7 @@ impl Store {
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
         let bucket_record = self.bucket(bucket)?;
-        let _g = self.lock_for(bucket, key)?;
+        let g = self.lock_for(bucket, key)?;
         let upload = self.upload(bucket, key, upload_id)?;
         if requested.is_empty() {
             return Err(StoreError::InvalidPart("the upload lists no parts".into()));
@@ -317,6 +317,7 @@ impl Store {
                 garbage,
                 per_drive_inline: None,
             },
+            g.fence(),
         )
     }
 }

@@ -50,14 +50,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         // The bucket's lock orders this against `delete_bucket`, so no document outlives its
         // bucket.
-        let _g = self.lock_for(bucket, "")?;
+        let g = self.lock_for(bucket, "")?;
         self.bucket(bucket)?;
         let mut batch = Batch::default();
         batch.put(
             kind.key(bucket),
             record::encode(&DocumentRecord { document }),
         );
-        self.set.write(&batch)
+        self.set.write_fenced(&batch, g.fence())
     }
 
     /// `bucket`'s document of kind `kind`, `None` when it has none. Does not check that the
@@ -79,11 +79,11 @@ impl Store {
         bucket: &str,
         kind: BucketDocument,
     ) -> Result<(), StoreError> {
-        let _g = self.lock_for(bucket, "")?;
+        let g = self.lock_for(bucket, "")?;
         self.bucket(bucket)?;
         let mut batch = Batch::default();
         batch.delete(kind.key(bucket));
-        self.set.write(&batch)
+        self.set.write_fenced(&batch, g.fence())
     }
 
     /// Adds the removal of every document of `bucket` to `batch` (the bucket is going).

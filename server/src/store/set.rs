@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::drive::{Drive, DriveFormat, LocalDrive};
 use super::erasure::{ErasureCodec, ErasureGeometry};
+use super::fence::Fence;
 use super::stamp::{self, Clock, Stamp};
 use super::{keys, RawKey, StoreError};
 
@@ -86,6 +87,13 @@ pub enum WireOp {
         Stamp,
         #[serde(with = "serde_bytes")] Vec<u8>,
     ),
+    /// The fence of a cluster lock: the record under `keys::fence(resource)` and the token
+    /// sealed as its stamp. A drive holding a newer token refuses the whole batch
+    /// ([`StoreError::Fenced`]); otherwise it keeps the token, atomically with the batch.
+    Fence(
+        #[serde(with = "serde_bytes")] Vec<u8>,
+        #[serde(with = "serde_bytes")] Vec<u8>,
+    ),
 }
 
 /// Key stripes of a drive's conditional writes: a write reads the stamps it replaces and
@@ -120,7 +128,8 @@ impl LocalRecords {
                 WireOp::Put(k, _)
                 | WireOp::Delete(k)
                 | WireOp::Purge(k, _)
-                | WireOp::Retract(k, _, _) => k.clone(),
+                | WireOp::Retract(k, _, _)
+                | WireOp::Fence(k, _) => k.clone(),
             }
         };
         let mut stripes: Vec<usize> = ops.iter().map(|op| stripe_of(&key_of(op))).collect();
@@ -152,7 +161,8 @@ pub enum Change<'a> {
 }
 
 /// What a drive holding `held(key)` makes of `ops`: the changes to apply as one batch, or
-/// [`StoreError::Stale`] with the newer stamp it holds for a put's key (nothing applies then).
+/// [`StoreError::Stale`] with the newer stamp it holds for a put's key, or
+/// [`StoreError::Fenced`] with the newer token it holds for a fence (nothing applies then).
 /// A put of the stamp held already is already applied; a value from before stamps (a heal
 /// copying one) never replaces a stamped one.
 pub fn plan<'a>(
@@ -188,6 +198,20 @@ pub fn plan<'a>(
             WireOp::Retract(k, s, hidden) => {
                 if stamp_held(k)? == Some(*s) {
                     out.push(Change::Put(k, hidden));
+                }
+            }
+            WireOp::Fence(k, v) => {
+                if k.first() != Some(&keys::FENCE) {
+                    return Err(StoreError::Internal(
+                        "a fence outside the fence records".into(),
+                    ));
+                }
+                let token = stamp::open(v).stamp;
+                clock.observe(token);
+                match stamp_held(k)? {
+                    Some(h) if h > token => return Err(StoreError::Fenced(h)),
+                    Some(h) if h == token => {}
+                    _ => out.push(Change::Put(k, v)),
                 }
             }
         }
@@ -576,6 +600,16 @@ impl DriveSet {
     /// It fails with [`StoreError::Indeterminate`] (it may yet take effect), or
     /// [`StoreError::QuorumLost`] when nothing was sent.
     pub fn write(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.write_fenced(batch, None)
+    }
+
+    /// [`DriveSet::write`] under a cluster lock's `fence` (none standalone): nothing is sent
+    /// once the lease is lost ([`StoreError::LockLost`]), and every drive checks the fence's
+    /// token against the newest it saw for the resource, atomically with the batch. Drives
+    /// refusing an older token ([`StoreError::Fenced`]) make a holder whose lease is still
+    /// valid take a newer token and write again; one whose lease is lost gives up, and its
+    /// write is not acknowledged.
+    pub fn write_fenced(&self, batch: &Batch, fence: Option<&Fence>) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -590,12 +624,39 @@ impl DriveSet {
         let tombstones = self.slots.len() > 1;
         let mut ok = 0;
         for _ in 0..WRITE_ATTEMPTS {
+            if let Some(f) = fence.filter(|f| !f.valid()) {
+                return Err(f.lost());
+            }
             let stamp = self.clock.now();
+            // The fence goes first: a drive checks it before any record.
+            let fence_record = fence.map(Fence::record);
             let results: Vec<Result<(), StoreError>> =
                 self.parallel_quorum(self.write_quorum(), |i, slot| match slot {
-                    Some(s) if s.reachable() => s.apply(batch.wire_for_drive(i, stamp, tombstones)),
+                    Some(s) if s.reachable() => {
+                        let mut ops = Vec::with_capacity(batch.ops.len() + 1);
+                        if let Some((k, v)) = &fence_record {
+                            ops.push(WireOp::Fence(k.clone(), v.clone()));
+                        }
+                        ops.extend(batch.wire_for_drive(i, stamp, tombstones));
+                        s.apply(ops)
+                    }
                     _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
                 });
+            let fenced = results
+                .iter()
+                .filter_map(|r| match r {
+                    Err(StoreError::Fenced(s)) => Some(*s),
+                    _ => None,
+                })
+                .max();
+            if let (Some(held), Some(f)) = (fenced, fence) {
+                // Another writer took the lock since this one's token was taken: only a
+                // holder still holding a majority may go on, under a newer token.
+                if f.newer_token(held).is_none() {
+                    return Err(f.lost());
+                }
+                continue;
+            }
             let newer = results
                 .iter()
                 .filter_map(|r| match r {

@@ -45,6 +45,16 @@ struct World {
     /// Per mille of calls that fail before the drive applies them, and after.
     fail_before: u64,
     fail_after: u64,
+    /// A coordinator whose record writes wait at the drives' door (a paused process).
+    pause: Mutex<Pause>,
+    door: std::sync::Condvar,
+}
+
+/// Who waits at the door, and how many of its calls do.
+#[derive(Default)]
+struct Pause {
+    coord: Option<usize>,
+    waiting: usize,
 }
 
 impl World {
@@ -115,6 +125,15 @@ impl Link {
 
 impl RemoteRecords for Link {
     fn write(&self, ops: Vec<WireOp>) -> Result<(), StoreError> {
+        let mut pause = self.world.pause.lock().unwrap();
+        if pause.coord == Some(self.coord) {
+            pause.waiting += 1;
+            self.world.door.notify_all();
+            while pause.coord == Some(self.coord) {
+                pause = self.world.door.wait(pause).unwrap();
+            }
+        }
+        drop(pause);
         self.call(|records| {
             let changes = plan(&ops, |k| Ok(records.get(k).cloned()))?;
             let changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = changes
@@ -215,6 +234,8 @@ impl Sim {
             now_ns: AtomicU64::new(1_800_000_000_000_000_000),
             fail_before: faults.0,
             fail_after: faults.1,
+            pause: Mutex::default(),
+            door: std::sync::Condvar::new(),
         });
         let geometry = ErasureGeometry::new(data, parity).expect("a valid geometry");
         let coords = (0..coords)
@@ -752,3 +773,6 @@ fn a_write_a_live_drive_missed_is_healed_while_another_drive_is_dead() {
     assert_eq!(stamp_on(&sim, 5, &key), written, "healed once it is back");
     assert_eq!(sim.set(0).missed_records(), 0);
 }
+
+#[cfg(test)]
+mod fence;

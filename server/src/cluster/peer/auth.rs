@@ -1,7 +1,7 @@
 //! Authentication of peer RPC requests: what a request signs, how the receiving server checks
 //! it, and the set of nonces it already accepted.
 //!
-//! Every request carries `x-coffer-peer: v3:NODE:TIME:NONCE:BODY:MAC`, where `MAC` is an
+//! Every request carries `x-coffer-peer: v4:NODE:TIME:NONCE:BODY:MAC`, where `MAC` is an
 //! HMAC-SHA256 under the cluster secret of the node, the time (Unix seconds), a random 128-bit
 //! nonce, the method, the path with its query, and `BODY`: the hex SHA-256 of the whole body,
 //! or `trailer` for a body that streams. The receiver refuses a wrong MAC, a time more than
@@ -28,7 +28,9 @@ pub const MAX_SKEW_SECS: u64 = 300;
 /// The version of the signed message; a server of another build is told so.
 /// v3: records are stamped (store/stamp.rs); a server of an earlier build would store and
 /// read them as it did before stamps, so the builds must not talk.
-const VERSION: &str = "v3";
+/// v4: lock votes carry fencing tokens and grants answer with the voter's clock
+/// ([`super::LockGrant`]); record batches may carry a fence (`WireOp::Fence`).
+const VERSION: &str = "v4";
 /// The `BODY` of a request whose body streams and whose digest comes in the commit trailer.
 const TRAILER: &str = "trailer";
 /// At most this many nonces are remembered. Only requests whose MAC verified are remembered,
@@ -415,8 +417,8 @@ mod tests {
             verify(SECRET, &earlier, "POST", LOCK, now),
             Err(PeerAuthError::OtherVersion)
         );
-        // v2: the build before stamped records.
-        for other in ["v2", "v4"] {
+        // v2: the build before stamped records; v3: before fenced locks.
+        for other in ["v2", "v3", "v5"] {
             let header = format!("{other}:node-1:{now}:x:y:z:w");
             assert_eq!(
                 verify(SECRET, &header, "POST", LOCK, now),

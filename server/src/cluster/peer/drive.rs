@@ -407,11 +407,15 @@ impl RemoteRecords for RemoteDrive {
             &self.path("records/write"),
             body,
         ))?;
+        let held = || {
+            Stamp::from_bytes(&bytes).ok_or_else(|| {
+                StoreError::Internal(format!("peer {}: a malformed stamp", self.peer.name))
+            })
+        };
         match status {
             StatusCode::OK => Ok(()),
-            StatusCode::CONFLICT => Err(StoreError::Stale(Stamp::from_bytes(&bytes).ok_or_else(
-                || StoreError::Internal(format!("peer {}: a malformed stamp", self.peer.name)),
-            )?)),
+            StatusCode::CONFLICT => Err(StoreError::Stale(held()?)),
+            StatusCode::LOCKED => Err(StoreError::Fenced(held()?)),
             s => Err(StoreError::Io(io::Error::other(format!(
                 "peer {}: record write: {s}: {}",
                 self.peer.name,

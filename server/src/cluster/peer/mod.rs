@@ -18,7 +18,7 @@
 //! | route                                   | does |
 //! |-----------------------------------------|------|
 //! | `GET  /peer/v1/health`                  | the node name; used to tell a live peer |
-//! | `POST /peer/v1/drive/D/records/write`   | one synced RocksDB batch (`Vec<WireOp>`) |
+//! | `POST /peer/v1/drive/D/records/write`   | one synced RocksDB batch (`Vec<WireOp>`; 409 + stamp: `Stale`, 423 + token: `Fenced`) |
 //! | `POST /peer/v1/drive/D/records/get`     | the value of a key (404: absent) |
 //! | `POST /peer/v1/drive/D/records/page`    | records from a key, in order ([`PageRequest`]) |
 //! | `PUT  /peer/v1/drive/D/data/ID`         | streams a shard file; commits on the trailer |
@@ -26,7 +26,7 @@
 //! | `HEAD /peer/v1/drive/D/data/ID`         | its size, in `x-coffer-size` |
 //! | `DELETE /peer/v1/drive/D/data/ID`       | removes it |
 //! | `GET  /peer/v1/drive/D/space`           | its filesystem's size and free space (postcard `DriveSpace`) |
-//! | `POST /peer/v1/lock`, `/peer/v1/unlock` | one server's vote of a quorum lock ([`LockRequest`]) |
+//! | `POST /peer/v1/lock`, `/peer/v1/unlock` | one server's vote of a quorum lock ([`LockRequest`]; the same owner again renews it; granted with a [`LockGrant`], 409 refused) |
 //! | `POST /peer/v1/notify`                  | a metadata change to re-read ([`Notice`]) |
 
 pub mod auth;
@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use auth::{PeerAuthError, SeenNonces, SignedBody};
 pub use client::PeerClient;
 pub use drive::{RemoteDrive, SharedRemoteDrive};
-pub use locks::{LockTable, QuorumLocker};
+pub use locks::{LockTable, QuorumLocker, LEASE};
 pub use server::{serve, NotifyFn, PeerService};
 pub use tls::{roots_from_pem, PeerTls};
 
@@ -70,12 +70,25 @@ pub struct Page {
     pub more: bool,
 }
 
-/// One server's part of a quorum lock.
-#[derive(Debug, Serialize, Deserialize)]
+/// One server's part of a quorum lock: a request for its vote (the same owner again renews
+/// it), or, to `/unlock`, the vote given back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LockRequest {
     pub resource: String,
     pub owner: u128,
     pub ttl_ms: u64,
+    /// The holder's fencing token (renewals and unlocks; `None` when asking first).
+    pub token: Option<crate::store::stamp::Stamp>,
+}
+
+/// A vote granted (the body of a `200` to `/lock`; `409`: refused, held by another owner or
+/// the server is waiting out the lease after its start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockGrant {
+    /// The newest fencing token the voter heard of for the resource.
+    pub last: Option<crate::store::stamp::Stamp>,
+    /// The voter's clock, which passed every token its drives saw.
+    pub clock: crate::store::stamp::Stamp,
 }
 
 /// Metadata another server changed; cached copies must be re-read.

@@ -236,21 +236,20 @@ async fn route(
         (Method::GET, ["peer", "v1", "health"]) => reply(StatusCode::OK, svc.node.clone()),
         (Method::POST, ["peer", "v1", "lock"]) => {
             match postcard::from_bytes::<LockRequest>(&body) {
-                Ok(l) => {
-                    let ttl = std::time::Duration::from_millis(l.ttl_ms);
-                    if svc.locks.try_lock(&l.resource, l.owner, ttl) {
-                        reply(StatusCode::OK, "")
-                    } else {
-                        reply(StatusCode::CONFLICT, "held")
-                    }
-                }
+                Ok(l) => match svc.locks.try_lock(&l) {
+                    Some(grant) => reply(
+                        StatusCode::OK,
+                        postcard::to_stdvec(&grant).expect("a lock grant serializes"),
+                    ),
+                    None => reply(StatusCode::CONFLICT, "held, or waiting out the lease"),
+                },
                 Err(e) => bad(e),
             }
         }
         (Method::POST, ["peer", "v1", "unlock"]) => {
             match postcard::from_bytes::<LockRequest>(&body) {
                 Ok(l) => {
-                    svc.locks.unlock(&l.resource, l.owner);
+                    svc.locks.unlock(&l.resource, l.owner, l.token);
                     reply(StatusCode::OK, "")
                 }
                 Err(e) => bad(e),
@@ -344,6 +343,10 @@ async fn records(svc: &PeerService, (set, slot): (usize, usize), op: &str, body:
                     // The drive holds a newer stamp: the writer learns which and stamps again.
                     Err(StoreError::Stale(held)) => {
                         Ok(reply(StatusCode::CONFLICT, held.to_bytes().to_vec()))
+                    }
+                    // The drive saw a newer lock token: the writer's lock was taken over.
+                    Err(StoreError::Fenced(held)) => {
+                        Ok(reply(StatusCode::LOCKED, held.to_bytes().to_vec()))
                     }
                     Err(e) => Err(e.to_string()),
                 }

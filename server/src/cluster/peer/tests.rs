@@ -46,7 +46,10 @@ impl Peer {
             secret: Arc::new(SECRET.to_vec()),
             sets: Vec::new(),
             drives: vec![((0, 0), drive.clone())],
-            locks: Arc::new(LockTable::default()),
+            locks: Arc::new(LockTable::new(
+                super::LEASE,
+                crate::store::stamp::process_clock(),
+            )),
             notify: Box::new(move |_| {
                 counter.fetch_add(1, Ordering::SeqCst);
                 Box::pin(async {})
