@@ -813,7 +813,7 @@ async fn a_commit_whose_cleanup_in_another_pool_fails_keeps_its_data() {
         let four: Vec<&Path> = roots[..4].iter().map(|p| p.as_path()).collect();
         DriveSet::open_local(&four, Some(2)).unwrap()
     };
-    let (geometry, codec) = (full.geometry, full.codec.clone());
+    let (geometry, codec) = (full.geometry, full.codec);
     drop(full);
     let slots = (0..4)
         .map(|i| {
