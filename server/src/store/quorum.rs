@@ -3,9 +3,11 @@
 //! frozen peer keeps its sockets open, so nothing fails fast) then costs a request that grace,
 //! not a peer timeout.
 //!
-//! The calls run on a fixed pool of drive workers ([`WORKERS`] threads, started once), never a
-//! thread per call: spawning and joining a thread for each drive of each call cost more than
-//! a small read itself. The caller waits on its own (blocking) thread, never a runtime worker.
+//! The calls run on a fixed pool of drive workers ([`WORKERS`] threads, started once, asleep
+//! while idle), never a thread per call: spawning and joining a thread for each drive of each
+//! call cost more than a small read itself. (A work-stealing pool such as rayon's was tried:
+//! its idle workers spin, and burned a quarter of a server's CPU under small GETs.) The caller
+//! waits on its own (blocking) thread, never a runtime worker.
 //!
 //! A call left behind is told so through a token on its worker ([`left_behind`]): the peer
 //! client's waits end at once with [`LeftBehind`], the call returns an error, and the caller
@@ -26,12 +28,8 @@ pub const MIN_GRACE: Duration = Duration::from_millis(250);
 /// hung peer holds workers for a grace, not a timeout.
 pub const WORKERS: usize = 96;
 
-static POOL: LazyLock<rayon::ThreadPool> = LazyLock::new(|| {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(WORKERS)
-        .thread_name(|i| format!("coffer-drive-{i}"))
-        .build()
-        .expect("the drive worker pool starts")
+static POOL: LazyLock<yastl::Pool> = LazyLock::new(|| {
+    yastl::Pool::with_config(WORKERS, yastl::ThreadConfig::new().prefix("coffer-drive"))
 });
 
 thread_local! {
@@ -81,13 +79,14 @@ pub fn run<T: Send>(
     let token = CancellationToken::new();
     let (tx, rx) = mpsc::channel();
     let f = &f;
-    // Every call has returned (or panicked, and the scope re-raises it) when the scope ends.
-    POOL.in_place_scope(|scope| {
+    // Every call has returned when the scope ends; a call that panicked is re-raised here
+    // (the worker itself lives on).
+    let results = POOL.scoped(|scope| {
         for i in 0..n {
             let (tx, token) = (tx.clone(), token.clone());
-            scope.spawn(move |_| {
+            scope.execute(move || {
                 TOKEN.with(|t| *t.borrow_mut() = Some(token));
-                let r = f(i);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i)));
                 TOKEN.with(|t| *t.borrow_mut() = None);
                 let _ = tx.send((i, r));
             });
@@ -109,8 +108,14 @@ pub fn run<T: Send>(
                     Err(mpsc::RecvTimeoutError::Disconnected) => None,
                 },
             };
-            // A call that panicked sent nothing; the scope re-raises its panic.
             let Some((i, r)) = next else { break };
+            let r = match r {
+                Ok(r) => r,
+                Err(panic) => {
+                    token.cancel();
+                    std::panic::resume_unwind(panic)
+                }
+            };
             let good_now = ok(&r);
             out[i] = Some(r);
             got += 1;
@@ -126,10 +131,11 @@ pub fn run<T: Send>(
         }
         token.cancel();
         out
-    })
-    .into_iter()
-    .map(|r| r.expect("every call returned"))
-    .collect()
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every call returned"))
+        .collect()
 }
 
 #[cfg(test)]
