@@ -219,6 +219,17 @@ pub fn plan<'a>(
     Ok(out)
 }
 
+/// The newest stamp among the drives' refusals of one kind (`pick`), if any refused so.
+fn newest_refusal(
+    results: &[Result<(), StoreError>],
+    pick: impl Fn(&StoreError) -> Option<Stamp>,
+) -> Option<Stamp> {
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().err().and_then(&pick))
+        .max()
+}
+
 fn stripe_of(key: &[u8]) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -642,13 +653,10 @@ impl DriveSet {
                     }
                     _ => Err(StoreError::QuorumLost { have: 0, need: 1 }),
                 });
-            let fenced = results
-                .iter()
-                .filter_map(|r| match r {
-                    Err(StoreError::Fenced(s)) => Some(*s),
-                    _ => None,
-                })
-                .max();
+            let fenced = newest_refusal(&results, |e| match e {
+                StoreError::Fenced(s) => Some(*s),
+                _ => None,
+            });
             if let (Some(held), Some(f)) = (fenced, fence) {
                 // Another writer took the lock since this one's token was taken: only a
                 // holder still holding a majority may go on, under a newer token.
@@ -657,13 +665,10 @@ impl DriveSet {
                 }
                 continue;
             }
-            let newer = results
-                .iter()
-                .filter_map(|r| match r {
-                    Err(StoreError::Stale(s)) => Some(*s),
-                    _ => None,
-                })
-                .max();
+            let newer = newest_refusal(&results, |e| match e {
+                StoreError::Stale(s) => Some(*s),
+                _ => None,
+            });
             if let Some(newer) = newer {
                 self.clock.observe(newer);
                 continue;
