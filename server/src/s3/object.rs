@@ -62,9 +62,15 @@ pub async fn put_object(
         return Err(ErrorCode::MissingContentLength.into());
     }
     let (bucket, key) = (route.bucket().to_string(), route.key().to_string());
-    // Fail fast on a missing bucket before reading the body.
-    let b = bucket.clone();
-    blocking(ctx, move |s| s.bucket(&b)).await?;
+    // Fail fast on a missing bucket before a body that goes to the drives as it arrives; a
+    // small one stays in memory, and the commit reads the bucket anyway.
+    if !body
+        .declared_length
+        .is_some_and(|n| ctx.store.stays_in_memory(n))
+    {
+        let b = bucket.clone();
+        blocking(ctx, move |s| s.bucket(&b)).await?;
+    }
     let checksum_req = headers::checksum_request(headers)?;
     let (staged, checksum) = receive_body(ctx, route, headers, body, &checksum_req, false).await?;
     new.checksum = checksum;

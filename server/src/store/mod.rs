@@ -774,6 +774,12 @@ impl Store {
         self.pools.len() > 1
     }
 
+    /// Whether a body of `len` bytes is kept in memory until its commit (an inline object),
+    /// rather than written to the drives as it arrives.
+    pub fn stays_in_memory(&self, len: u64) -> bool {
+        len <= self.inline_limit as u64
+    }
+
     /// Starts receiving the body of `bucket/key`; finish it, then pass it to
     /// [`Store::put_object`]. Reads the cluster when [`Store::places_by_lookup`].
     pub fn stage(&self, bucket: &str, key: &str, request: DigestRequest) -> StagingWriter {
@@ -849,6 +855,40 @@ impl Store {
         Ok(r)
     }
 
+    /// The bucket's record (`NoSuchBucket` when there is none) and every version of `key`
+    /// (see [`Store::versions`]); with one pool of one set, from one round trip to each drive
+    /// (the path of every write).
+    fn bucket_and_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(BucketRecord, Vec<(RawKey, VersionRecord)>), StoreError> {
+        if self.sets.len() > 1 {
+            return Ok((self.bucket(bucket)?, self.versions(bucket, key)?));
+        }
+        let prefix = keys::exact_key(keys::VERSION, bucket, key);
+        let (record, it) = self.bucket_and_seek(bucket, &prefix)?;
+        let versions = it
+            .collect_prefix(&prefix)?
+            .into_iter()
+            .map(|(k, values)| Ok((k, self.merge_record(0, bucket, key, &values)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok((record, versions))
+    }
+
+    /// The bucket's record and the (only) set's records seeked to `from`, in one round trip.
+    fn bucket_and_seek(
+        &self,
+        bucket: &str,
+        from: &[u8],
+    ) -> Result<(BucketRecord, set::MergedIter<'_>), StoreError> {
+        let (found, it) = self.set.get_and_seek(&keys::bucket(bucket), from)?;
+        let record = found
+            .and_then(|(_, values)| values.into_iter().flatten().next())
+            .ok_or(StoreError::NoSuchBucket)?;
+        Ok((record::decode(&record)?, it))
+    }
+
     /// All versions of `key` in every pool, newest first (record keys sort that way); each
     /// record knows its set.
     fn versions(
@@ -877,18 +917,51 @@ impl Store {
         for set_index in self.key_sets(bucket, key) {
             let mut it = self.sets[set_index].merged_iter();
             it.seek(&prefix);
-            match it.key() {
-                Some(k) if k.starts_with(&prefix) => {
-                    if newest.as_ref().is_none_or(|(n, _, _)| k < n.as_slice()) {
-                        newest = Some((k.to_vec(), set_index, it.values()));
-                    }
-                }
-                _ => it.status()?,
-            }
+            Self::newer(&mut newest, &prefix, set_index, &it)?;
         }
         newest
             .map(|(_, set_index, values)| self.merge_record(set_index, bucket, key, &values))
             .transpose()
+    }
+
+    /// Takes the version `it` sits on into `newest` if it is a version of `prefix` newer
+    /// than what `newest` holds (record keys sort newest first).
+    fn newer(
+        newest: &mut Option<(Vec<u8>, usize, set::DriveValues)>,
+        prefix: &[u8],
+        set_index: usize,
+        it: &set::MergedIter<'_>,
+    ) -> Result<(), StoreError> {
+        match it.key() {
+            Some(k) if k.starts_with(prefix) => {
+                if newest.as_ref().is_none_or(|(n, _, _)| k < n.as_slice()) {
+                    *newest = Some((k.to_vec(), set_index, it.values()));
+                }
+                Ok(())
+            }
+            _ => it.status(),
+        }
+    }
+
+    /// The bucket's record (`NoSuchBucket` when there is none) and the newest version of
+    /// `key`. With one pool of one set, both come from one round trip to each drive (the
+    /// path of every GET and HEAD).
+    fn bucket_and_latest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(BucketRecord, Option<VersionRecord>), StoreError> {
+        if self.sets.len() > 1 {
+            return Ok((self.bucket(bucket)?, self.latest(bucket, key)?));
+        }
+        let prefix = keys::exact_key(keys::VERSION, bucket, key);
+        let (record, it) = self.bucket_and_seek(bucket, &prefix)?;
+        let mut newest = None;
+        Self::newer(&mut newest, &prefix, 0, &it)?;
+        let latest = newest
+            .map(|(_, set_index, values)| self.merge_record(set_index, bucket, key, &values))
+            .transpose()?;
+        Ok((record, latest))
     }
 
     /// Writes each set's batch under the key lock's `fence`, then removes the data files it
@@ -929,13 +1002,15 @@ impl Store {
 
     /// Writes `record` as the newest version of `key` into set `set_index`, replacing the null
     /// version when the bucket is not versioned. Runs under the key's lock, whose `fence` its
-    /// writes carry; `extra` adds to the same batch. A null version in another pool (two first writes that chose different
-    /// pools) is removed after the commit, so one live copy remains.
+    /// writes carry, given the key's `versions` read under it; `extra` adds to the same batch.
+    /// A null version in another pool (two first writes that chose different pools) is
+    /// removed after the commit, so one live copy remains.
     #[allow(clippy::too_many_arguments)]
     fn commit_version(
         &self,
         bucket: &BucketRecord,
         key: &str,
+        versions: &[(RawKey, VersionRecord)],
         set_index: usize,
         mut record: VersionRecord,
         cond: &WriteCondition,
@@ -960,7 +1035,6 @@ impl Store {
                 _ => {}
             }
         }
-        let versions = self.versions(&bucket.name, key)?;
         Self::check_condition(versions.first().map(|(_, r)| r), cond)?;
         if let Some((_, newest)) = versions.first() {
             // Keep versions strictly ordered even if the clock stepped back.
@@ -1048,8 +1122,8 @@ impl Store {
         staged: Staged,
         cond: &WriteCondition,
     ) -> Result<VersionRecord, StoreError> {
-        let bucket = self.bucket(bucket)?;
-        let g = self.lock_for(&bucket.name, key)?;
+        let g = self.lock_for(bucket, key)?;
+        let (bucket, versions) = self.bucket_and_versions(bucket, key)?;
         let set_index = self.index_of(staged.set());
         let etag = hex::encode(staged.digests.md5);
         let size = staged.digests.size;
@@ -1088,6 +1162,7 @@ impl Store {
         let committed = self.commit_version(
             &bucket,
             key,
+            &versions,
             set_index,
             record,
             cond,
@@ -1123,15 +1198,19 @@ impl Store {
         key: &str,
         version_id: Option<&str>,
     ) -> Result<VersionRecord, StoreError> {
-        self.bucket(bucket)?;
         let record = match version_id {
-            None => self.latest(bucket, key)?.ok_or(StoreError::NoSuchKey)?,
-            Some(v) => self
-                .versions(bucket, key)?
-                .into_iter()
-                .map(|(_, r)| r)
-                .find(|r| r.is_named(v))
-                .ok_or(StoreError::NoSuchVersion)?,
+            None => self
+                .bucket_and_latest(bucket, key)?
+                .1
+                .ok_or(StoreError::NoSuchKey)?,
+            Some(v) => {
+                self.bucket(bucket)?;
+                self.versions(bucket, key)?
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .find(|r| r.is_named(v))
+                    .ok_or(StoreError::NoSuchVersion)?
+            }
         };
         if record.kind == VersionKind::DeleteMarker {
             return Err(StoreError::DeleteMarker(
@@ -1219,9 +1298,8 @@ impl Store {
         version_id: Option<&str>,
         bypass_governance: bool,
     ) -> Result<DeleteOutcome, StoreError> {
-        let bucket = self.bucket(bucket)?;
-        let g = self.lock_for(&bucket.name, key)?;
-        let versions = self.versions(&bucket.name, key)?;
+        let g = self.lock_for(bucket, key)?;
+        let (bucket, versions) = self.bucket_and_versions(bucket, key)?;
         self.delete_locked(&bucket, key, versions, version_id, bypass_governance, &g)
     }
 
@@ -1236,9 +1314,8 @@ impl Store {
         version_id: Option<&str>,
         mod_time_ns: u64,
     ) -> Result<bool, StoreError> {
-        let bucket = self.bucket(bucket)?;
-        let g = self.lock_for(&bucket.name, key)?;
-        let versions = self.versions(&bucket.name, key)?;
+        let g = self.lock_for(bucket, key)?;
+        let (bucket, versions) = self.bucket_and_versions(bucket, key)?;
         let still = versions.first().is_some_and(|(_, r)| {
             r.kind == VersionKind::Object
                 && r.version_id.as_deref() == version_id
@@ -1322,6 +1399,7 @@ impl Store {
                 let r = self.commit_version(
                     bucket,
                     key,
+                    &versions,
                     set_index,
                     marker,
                     &WriteCondition::default(),

@@ -306,9 +306,11 @@ impl Store {
             }
         }
         batch.delete(keys::upload(bucket, key, upload_id));
+        let versions = self.versions(bucket, key)?;
         self.commit_version(
             &bucket_record,
             key,
+            &versions,
             set_index,
             record,
             cond,

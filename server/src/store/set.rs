@@ -248,6 +248,15 @@ pub trait RemoteRecords: Send + Sync {
     /// Records from `from` (inclusive or not) in key order: at most `limit` of them and about
     /// `max_bytes`, and whether more follow.
     fn page(&self, from: &[u8], inclusive: bool, limit: usize) -> Result<RecordPage, StoreError>;
+    /// `get(key)` and `page(from, true, limit)`; a peer answers both in one round trip.
+    fn get_and_page(
+        &self,
+        key: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<(Option<Vec<u8>>, RecordPage), StoreError> {
+        Ok((self.get(key)?, self.page(from, true, limit)?))
+    }
     /// Whether the drive's server answered lately (a down peer is skipped without waiting).
     fn reachable(&self) -> bool;
     /// Whether the drive's server answered anything very lately: a quiet one is not waited
@@ -403,7 +412,7 @@ impl Slot {
 
     fn iter(&self) -> SlotIter<'_> {
         match &self.records {
-            Records::Local(r) => SlotIter::Local(r.db.raw_iterator()),
+            Records::Local(r) => SlotIter::Local(r.db.raw_iterator(), &r.db),
             Records::Remote(r) => SlotIter::Remote(PagedIter::new(r.clone())),
         }
     }
@@ -847,20 +856,56 @@ impl DriveSet {
     /// to tell.
     pub fn get_resolved(&self, key: &[u8]) -> Result<Option<(Stamp, DriveValues)>, StoreError> {
         let (raw, silent) = self.read_raw(key)?;
+        self.resolve_read(key, &raw, &silent)
+    }
+
+    /// [`DriveSet::get_resolved`] of `key`, and a [`MergedIter`] seeked to `from`, in one
+    /// round trip to each drive (a GET reads its bucket and seeks its key at once).
+    pub fn get_and_seek(
+        &self,
+        key: &[u8],
+        from: &[u8],
+    ) -> Result<(Option<(Stamp, DriveValues)>, MergedIter<'_>), StoreError> {
+        let mut it = self.merged_iter();
+        let (raw, silent) = it.seek_reading(from, Some(key));
+        self.enough_answered(&silent)?;
+        Ok((self.resolve_read(key, &raw, &silent)?, it))
+    }
+
+    /// Fails unless a read quorum of drives answered.
+    fn enough_answered(&self, silent: &[bool]) -> Result<(), StoreError> {
+        let answered = silent.iter().filter(|&&s| !s).count();
+        if answered < self.read_quorum() {
+            return Err(StoreError::QuorumLost {
+                have: answered,
+                need: self.read_quorum(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The visible state of `key` from each drive's stored value `raw` (see
+    /// [`DriveSet::get_resolved`]), repairing the drives behind it.
+    fn resolve_read(
+        &self,
+        key: &[u8],
+        raw: &[Option<Vec<u8>>],
+        silent: &[bool],
+    ) -> Result<Option<(Stamp, DriveValues)>, StoreError> {
         let opened: Vec<Option<stamp::Opened>> =
             raw.iter().map(|v| v.as_deref().map(stamp::open)).collect();
-        match resolve(&opened, &silent, self.write_quorum(), self.read_quorum()) {
+        match resolve(&opened, silent, self.write_quorum(), self.read_quorum()) {
             State::Unknown => Err(StoreError::QuorumLost {
                 have: silent.iter().filter(|&&s| !s).count(),
                 need: self.read_quorum(),
             }),
             State::Absent => Ok(None),
             State::Dead(seen) => {
-                self.repair(key, &raw, &seen);
+                self.repair(key, raw, &seen);
                 Ok(None)
             }
             State::Live(seen) => {
-                self.repair(key, &raw, &seen);
+                self.repair(key, raw, &seen);
                 let values = opened
                     .iter()
                     .enumerate()
@@ -927,13 +972,7 @@ impl DriveSet {
                 }
             }
         }
-        let answered = silent.iter().filter(|&&s| !s).count();
-        if answered < self.read_quorum() {
-            return Err(StoreError::QuorumLost {
-                have: answered,
-                need: self.read_quorum(),
-            });
-        }
+        self.enough_answered(&silent)?;
         Ok((out, silent))
     }
 
@@ -949,17 +988,7 @@ impl DriveSet {
     pub fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(RawKey, DriveValues)>, StoreError> {
         let mut it = self.merged_iter();
         it.seek(prefix);
-        let mut out = Vec::new();
-        while it.valid() {
-            let key = it.key().expect("a valid iterator has a key");
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key.to_vec().into_boxed_slice(), it.values()));
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
+        it.collect_prefix(prefix)
     }
 
     /// Like [`DriveSet::scan_all`] with one value per record.
@@ -1152,27 +1181,46 @@ impl MergedIter<'_> {
     /// hung peer is left out of this scan after a grace instead of holding it — as long as
     /// enough others answered that no acknowledged record can go missing from the merge.
     pub fn seek(&mut self, key: &[u8]) {
-        let mut remote: Vec<Mutex<&mut PagedIter>> = Vec::new();
+        self.seek_reading(key, None);
+    }
+
+    /// Seeks every drive to `key` like [`MergedIter::seek`] and, in the same round trip to
+    /// each drive, reads record `get`: returns its stored value on each drive (`None` where
+    /// absent or silent), and which drives were silent (see [`DriveSet::read_raw`]).
+    fn seek_reading(&mut self, key: &[u8], get: Option<&[u8]>) -> (DriveValues, Vec<bool>) {
+        let mut read = vec![None; self.drives];
+        let mut silent = vec![true; self.drives];
+        let mut remote: Vec<(usize, Mutex<&mut PagedIter>)> = Vec::new();
         let mut local = 0;
-        for (_, it) in &mut self.iters {
+        for (d, it) in &mut self.iters {
             match it {
-                SlotIter::Local(it) => {
+                SlotIter::Local(it, db) => {
                     it.seek(key);
                     local += 1;
+                    match get.map(|get| db.get(get)) {
+                        None => silent[*d] = false,
+                        Some(Ok(v)) => (read[*d], silent[*d]) = (v, false),
+                        Some(Err(e)) => {
+                            tracing::warn!(drive = *d, error = %e, "metadata read failed")
+                        }
+                    }
                 }
-                SlotIter::Remote(it) => remote.push(Mutex::new(it)),
+                SlotIter::Remote(it) => remote.push((*d, Mutex::new(it))),
             }
         }
-        if remote.len() == 1 {
-            remote[0]
-                .get_mut()
-                .unwrap_or_else(|p| p.into_inner())
-                .seek(key);
+        let seek = |it: &mut PagedIter| match get {
+            None => it.seek(key).then_some(None),
+            Some(get) => it.seek_and_get(key, get),
+        };
+        let answers: Vec<Option<Option<Vec<u8>>>> = if remote.len() == 1 {
+            vec![seek(
+                remote[0].1.get_mut().unwrap_or_else(|p| p.into_inner()),
+            )]
         } else if remote.len() > 1 {
             let need = self.answers.saturating_sub(local).max(1);
             let quiet: Vec<bool> = remote
                 .iter_mut()
-                .map(|it| {
+                .map(|(_, it)| {
                     !it.get_mut()
                         .unwrap_or_else(|p| p.into_inner())
                         .src
@@ -1182,17 +1230,39 @@ impl MergedIter<'_> {
             super::quorum::run(
                 remote.len(),
                 need,
-                |&answered| answered,
+                Option::is_some,
                 |i| quiet[i],
-                |i| {
-                    remote[i]
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .seek(key)
-                },
-            );
+                |i| seek(&mut remote[i].1.lock().unwrap_or_else(|p| p.into_inner())),
+            )
+        } else {
+            Vec::new()
+        };
+        for ((d, _), answer) in remote.iter().zip(answers) {
+            if let Some(v) = answer {
+                (read[*d], silent[*d]) = (v, false);
+            }
         }
         self.settle();
+        (read, silent)
+    }
+
+    /// The records from here on whose keys start with `prefix`, with their values on each
+    /// drive (see [`DriveSet::scan_all`]).
+    pub fn collect_prefix(
+        mut self,
+        prefix: &[u8],
+    ) -> Result<Vec<(RawKey, DriveValues)>, StoreError> {
+        let mut out = Vec::new();
+        while self.valid() {
+            let key = self.key().expect("a valid iterator has a key");
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec().into_boxed_slice(), self.values()));
+            self.next();
+        }
+        self.status()?;
+        Ok(out)
     }
 
     pub fn next(&mut self) {
@@ -1376,7 +1446,8 @@ impl MergedIter<'_> {
 
 /// A drive's sorted records: RocksDB's own iterator, or pages fetched from a peer.
 pub enum SlotIter<'a> {
-    Local(DBRawIterator<'a>),
+    /// The iterator, and its database (for reads along a seek).
+    Local(DBRawIterator<'a>, &'a DB),
     Remote(PagedIter),
 }
 
@@ -1384,37 +1455,37 @@ impl SlotIter<'_> {
     /// Whether the drive dropped out of the scan (its server went away).
     fn dropped(&self) -> bool {
         match self {
-            SlotIter::Local(_) => false,
+            SlotIter::Local(..) => false,
             SlotIter::Remote(it) => it.dropped,
         }
     }
     fn next(&mut self) {
         match self {
-            SlotIter::Local(it) => it.next(),
+            SlotIter::Local(it, _) => it.next(),
             SlotIter::Remote(it) => it.next(),
         }
     }
     fn valid(&self) -> bool {
         match self {
-            SlotIter::Local(it) => it.valid(),
+            SlotIter::Local(it, _) => it.valid(),
             SlotIter::Remote(it) => it.valid(),
         }
     }
     fn key(&self) -> Option<&[u8]> {
         match self {
-            SlotIter::Local(it) => it.key(),
+            SlotIter::Local(it, _) => it.key(),
             SlotIter::Remote(it) => it.key(),
         }
     }
     fn value(&self) -> Option<&[u8]> {
         match self {
-            SlotIter::Local(it) => it.value(),
+            SlotIter::Local(it, _) => it.value(),
             SlotIter::Remote(it) => it.value(),
         }
     }
     fn status(&self) -> Result<(), StoreError> {
         match self {
-            SlotIter::Local(it) => Ok(it.status()?),
+            SlotIter::Local(it, _) => Ok(it.status()?),
             // A peer that failed mid-scan is silent from there on: the merge settles keys
             // with the others, counting it as silent ([`resolve`]).
             SlotIter::Remote(_) => Ok(()),
@@ -1452,20 +1523,30 @@ impl PagedIter {
 
     /// Fetches the page from `from`; returns whether the drive answered.
     fn fetch(&mut self, from: &[u8], inclusive: bool) -> bool {
+        self.fetch_with(|src, limit| Ok(((), src.page(from, inclusive, limit)?)))
+            .is_some()
+    }
+
+    /// Fetches a page with `call` (given the page's limit), which may bring something else
+    /// along; returns that, or `None` when the drive did not answer.
+    fn fetch_with<T>(
+        &mut self,
+        call: impl Fn(&dyn RemoteRecords, usize) -> Result<(T, RecordPage), StoreError>,
+    ) -> Option<T> {
         let left_behind = || super::quorum::left_behind().is_some_and(|t| t.is_cancelled());
         // One retry: a pooled connection to a peer that just restarted fails once.
-        let mut result = self.src.page(from, inclusive, self.limit);
+        let mut result = call(self.src.as_ref(), self.limit);
         if result.is_err() && self.src.reachable() && !left_behind() {
             std::thread::sleep(self.src.retry_after());
-            result = self.src.page(from, inclusive, self.limit);
+            result = call(self.src.as_ref(), self.limit);
         }
         self.pos = 0;
         self.limit = (self.limit * 8).min(MAX_PAGE);
         match result {
-            Ok((page, more)) => {
+            Ok((also, (page, more))) => {
                 self.page = page;
                 self.more = more;
-                true
+                Some(also)
             }
             Err(e) => {
                 // A peer found down, too slow for a scan that a quorum of the others
@@ -1474,7 +1555,7 @@ impl PagedIter {
                 self.dropped = true;
                 self.page.clear();
                 self.more = false;
-                false
+                None
             }
         }
     }
@@ -1482,6 +1563,13 @@ impl PagedIter {
     fn seek(&mut self, key: &[u8]) -> bool {
         self.limit = FIRST_PAGE;
         self.fetch(key, true)
+    }
+
+    /// Seeks to `key` and reads record `get` in the same round trip: its stored value, or
+    /// `None` when the drive did not answer.
+    fn seek_and_get(&mut self, key: &[u8], get: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.limit = FIRST_PAGE;
+        self.fetch_with(|src, limit| src.get_and_page(get, key, limit))
     }
 
     fn next(&mut self) {

@@ -30,7 +30,8 @@ pub const MAX_SKEW_SECS: u64 = 300;
 /// read them as it did before stamps, so the builds must not talk.
 /// v4: lock votes carry fencing tokens and grants answer with the voter's clock
 /// ([`super::LockGrant`]); record batches may carry a fence (`WireOp::Fence`).
-const VERSION: &str = "v4";
+/// v5: `records/lookup` reads a record and a page in one call ([`super::LookupRequest`]).
+const VERSION: &str = "v5";
 /// The `BODY` of a request whose body streams and whose digest comes in the commit trailer.
 const TRAILER: &str = "trailer";
 /// At most this many nonces are remembered. Only requests whose MAC verified are remembered,
@@ -417,8 +418,8 @@ mod tests {
             verify(SECRET, &earlier, "POST", LOCK, now),
             Err(PeerAuthError::OtherVersion)
         );
-        // v2: the build before stamped records; v3: before fenced locks.
-        for other in ["v2", "v3", "v5"] {
+        // v2: the build before stamped records; v3: before fenced locks; v4: before lookups.
+        for other in ["v2", "v3", "v4", "v6"] {
             let header = format!("{other}:node-1:{now}:x:y:z:w");
             assert_eq!(
                 verify(SECRET, &header, "POST", LOCK, now),

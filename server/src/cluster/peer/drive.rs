@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::auth::StreamSeal;
 use super::client::PeerClient;
-use super::{Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
+use super::{Lookup, LookupRequest, Page, PageRequest, COMMIT_TRAILER, SIZE_HEADER};
 use crate::store::drive::{DataReader, DataWriter, Drive, DriveSpace, STREAM_TIMEOUT};
 use crate::store::set::{RecordPage, RemoteRecords, WireOp};
 use crate::store::stamp::Stamp;
@@ -454,12 +454,34 @@ impl RemoteRecords for RemoteDrive {
         ))?;
         let page: Page =
             postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(record_page(page))
+    }
+
+    fn get_and_page(
+        &self,
+        key: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<(Option<Vec<u8>>, RecordPage), StoreError> {
+        let req = LookupRequest {
+            get: key.to_vec(),
+            page: PageRequest {
+                from: from.to_vec(),
+                inclusive: true,
+                limit: limit as u32,
+            },
+        };
+        let body = postcard::to_stdvec(&req).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let bytes = self.peer.finish(self.peer.call_ok(
+            Method::POST,
+            &self.path("records/lookup"),
+            body,
+        ))?;
+        let lookup: Lookup =
+            postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok((
-            page.records
-                .into_iter()
-                .map(|(k, v)| (k.into_vec(), v.into_vec()))
-                .collect(),
-            page.more,
+            lookup.value.map(serde_bytes::ByteBuf::into_vec),
+            record_page(lookup.page),
         ))
     }
 
@@ -470,6 +492,16 @@ impl RemoteRecords for RemoteDrive {
     fn responsive(&self) -> bool {
         self.peer.responsive()
     }
+}
+
+fn record_page(page: Page) -> RecordPage {
+    (
+        page.records
+            .into_iter()
+            .map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .collect(),
+        page.more,
+    )
 }
 
 fn tokio_stream_from(

@@ -70,6 +70,22 @@ pub struct Page {
     pub more: bool,
 }
 
+/// One record and a page of records asked of a remote drive in one round trip (a GET reads
+/// its bucket's record and seeks its key's versions at once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LookupRequest {
+    #[serde(with = "serde_bytes")]
+    pub get: Vec<u8>,
+    pub page: PageRequest,
+}
+
+/// The answer to a [`LookupRequest`]: the record's stored value, if any, and the page.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Lookup {
+    pub value: Option<serde_bytes::ByteBuf>,
+    pub page: Page,
+}
+
 /// One server's part of a quorum lock: a request for its vote (the same owner again renews
 /// it), or, to `/unlock`, the vote given back.
 #[derive(Clone, Debug, Serialize, Deserialize)]

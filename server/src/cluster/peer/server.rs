@@ -19,7 +19,10 @@ use tokio::io::AsyncSeekExt;
 use super::auth::{self, PeerAuthError, SeenNonces, StreamSeal};
 use super::client::{full, PeerBody};
 use super::locks::LockTable;
-use super::{LockRequest, Notice, Page, PageRequest, AUTH_HEADER, COMMIT_TRAILER, SIZE_HEADER};
+use super::{
+    LockRequest, Lookup, LookupRequest, Notice, Page, PageRequest, AUTH_HEADER, COMMIT_TRAILER,
+    SIZE_HEADER,
+};
 use crate::store::drive::{Drive, LocalDrive};
 use crate::store::set::{DriveSet, WireOp};
 use crate::store::StoreError;
@@ -357,22 +360,19 @@ async fn records(svc: &PeerService, (set, slot): (usize, usize), op: &str, body:
             },
             "page" => {
                 let req: PageRequest = postcard::from_bytes(&body).map_err(|e| e.to_string())?;
-                let mut it = db.raw_iterator();
-                it.seek(&req.from);
-                if !req.inclusive && it.key() == Some(req.from.as_slice()) {
-                    it.next();
-                }
-                let mut page = Page::default();
-                let mut bytes = 0;
-                while it.valid() && page.records.len() < req.limit as usize && bytes < PAGE_BYTES {
-                    let (k, v) = (it.key().unwrap_or_default(), it.value().unwrap_or_default());
-                    bytes += k.len() + v.len();
-                    page.records.push((k.to_vec().into(), v.to_vec().into()));
-                    it.next();
-                }
-                it.status().map_err(|e| e.to_string())?;
-                page.more = it.valid();
-                let out = postcard::to_stdvec(&page).map_err(|e| e.to_string())?;
+                let out = postcard::to_stdvec(&read_page(db, &req)?).map_err(|e| e.to_string())?;
+                Ok(reply(StatusCode::OK, out))
+            }
+            "lookup" => {
+                let req: LookupRequest = postcard::from_bytes(&body).map_err(|e| e.to_string())?;
+                let lookup = Lookup {
+                    value: db
+                        .get(&req.get)
+                        .map_err(|e| e.to_string())?
+                        .map(serde_bytes::ByteBuf::from),
+                    page: read_page(db, &req.page)?,
+                };
+                let out = postcard::to_stdvec(&lookup).map_err(|e| e.to_string())?;
                 Ok(reply(StatusCode::OK, out))
             }
             _ => Ok(reply(StatusCode::NOT_FOUND, "no such records call")),
@@ -384,6 +384,26 @@ async fn records(svc: &PeerService, (set, slot): (usize, usize), op: &str, body:
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
+}
+
+/// The records `req` asks for, in key order.
+fn read_page(db: &rocksdb::DB, req: &PageRequest) -> Result<Page, String> {
+    let mut it = db.raw_iterator();
+    it.seek(&req.from);
+    if !req.inclusive && it.key() == Some(req.from.as_slice()) {
+        it.next();
+    }
+    let mut page = Page::default();
+    let mut bytes = 0;
+    while it.valid() && page.records.len() < req.limit as usize && bytes < PAGE_BYTES {
+        let (k, v) = (it.key().unwrap_or_default(), it.value().unwrap_or_default());
+        bytes += k.len() + v.len();
+        page.records.push((k.to_vec().into(), v.to_vec().into()));
+        it.next();
+    }
+    it.status().map_err(|e| e.to_string())?;
+    page.more = it.valid();
+    Ok(page)
 }
 
 /// Receives a shard file into the drive's temporary area; installs it only when the stream
