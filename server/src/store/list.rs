@@ -71,7 +71,6 @@ impl Store {
         resume_at: Option<Vec<u8>>,
         decode: impl Fn(&[u8], bool) -> Result<Option<T>, StoreError>,
     ) -> Result<ListPage<T>, StoreError> {
-        self.bucket(bucket)?;
         let base = keys::key_prefix(kind, bucket, &query.prefix);
         let mut start = base.clone();
         let mut last_key: Option<String> = None;
@@ -88,8 +87,18 @@ impl Store {
                 None => start = keys::after_key(kind, bucket, after),
             }
         }
-        let mut it = self.object_iter();
-        it.seek(&start);
+        // A page reads at least its size in records (one more tells whether it is the last).
+        let expect = query.max_keys.saturating_add(1);
+        let mut it = if self.sets.len() == 1 {
+            let (_, it) = self.bucket_and_seek(bucket, &start, expect)?;
+            super::set::SetsIter::seeked(it)
+        } else {
+            self.bucket(bucket)?;
+            let mut it = self.object_iter();
+            it.expect(expect);
+            it.seek(&start);
+            it
+        };
         let mut page = ListPage {
             entries: Vec::new(),
             truncated: false,

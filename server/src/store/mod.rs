@@ -867,7 +867,7 @@ impl Store {
             return Ok((self.bucket(bucket)?, self.versions(bucket, key)?));
         }
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let (record, it) = self.bucket_and_seek(bucket, &prefix)?;
+        let (record, it) = self.bucket_and_seek(bucket, &prefix, 1)?;
         let versions = it
             .collect_prefix(&prefix)?
             .into_iter()
@@ -876,13 +876,15 @@ impl Store {
         Ok((record, versions))
     }
 
-    /// The bucket's record and the (only) set's records seeked to `from`, in one round trip.
+    /// The bucket's record and the (only) set's records seeked to `from`, in one round trip
+    /// (see [`set::MergedIter::expect`] for `expect`).
     fn bucket_and_seek(
         &self,
         bucket: &str,
         from: &[u8],
+        expect: usize,
     ) -> Result<(BucketRecord, set::MergedIter<'_>), StoreError> {
-        let (found, it) = self.set.get_and_seek(&keys::bucket(bucket), from)?;
+        let (found, it) = self.set.get_and_seek(&keys::bucket(bucket), from, expect)?;
         let record = found
             .and_then(|(_, values)| values.into_iter().flatten().next())
             .ok_or(StoreError::NoSuchBucket)?;
@@ -955,7 +957,7 @@ impl Store {
             return Ok((self.bucket(bucket)?, self.latest(bucket, key)?));
         }
         let prefix = keys::exact_key(keys::VERSION, bucket, key);
-        let (record, it) = self.bucket_and_seek(bucket, &prefix)?;
+        let (record, it) = self.bucket_and_seek(bucket, &prefix, 1)?;
         let mut newest = None;
         Self::newer(&mut newest, &prefix, 0, &it)?;
         let latest = newest

@@ -865,8 +865,10 @@ impl DriveSet {
         &self,
         key: &[u8],
         from: &[u8],
+        expect: usize,
     ) -> Result<(Option<(Stamp, DriveValues)>, MergedIter<'_>), StoreError> {
         let mut it = self.merged_iter();
+        it.expect(expect);
         let (raw, silent) = it.seek_reading(from, Some(key));
         self.enough_answered(&silent)?;
         Ok((self.resolve_read(key, &raw, &silent)?, it))
@@ -1036,6 +1038,7 @@ impl DriveSet {
             answers: (self.slots.len() + self.read_quorum())
                 .saturating_sub(self.write_quorum())
                 .min(self.slots.len()),
+            expect: FIRST_PAGE,
             current: None,
         }
     }
@@ -1157,6 +1160,8 @@ pub struct MergedIter<'a> {
     read_quorum: usize,
     /// How many drives must answer a seek before the slow rest may be left behind.
     answers: usize,
+    /// How many records the next seek fetches from each remote drive at first.
+    expect: usize,
     current: Option<Current>,
 }
 
@@ -1184,6 +1189,12 @@ impl MergedIter<'_> {
         self.seek_reading(key, None);
     }
 
+    /// Tells the next seek that about `records` records will be read from it (a listing's
+    /// page), so remote drives send that many at once instead of a small first page.
+    pub fn expect(&mut self, records: usize) {
+        self.expect = records.clamp(FIRST_PAGE, MAX_PAGE);
+    }
+
     /// Seeks every drive to `key` like [`MergedIter::seek`] and, in the same round trip to
     /// each drive, reads record `get`: returns its stored value on each drive (`None` where
     /// absent or silent), and which drives were silent (see [`DriveSet::read_raw`]).
@@ -1208,9 +1219,11 @@ impl MergedIter<'_> {
                 SlotIter::Remote(it) => remote.push((*d, Mutex::new(it))),
             }
         }
+        // The first page of a remote drive: what the caller expects to read, once.
+        let first = std::mem::replace(&mut self.expect, FIRST_PAGE);
         let seek = |it: &mut PagedIter| match get {
-            None => it.seek(key).then_some(None),
-            Some(get) => it.seek_and_get(key, get),
+            None => it.seek(key, first).then_some(None),
+            Some(get) => it.seek_and_get(key, get, first),
         };
         let answers: Vec<Option<Option<Vec<u8>>>> = if remote.len() == 1 {
             vec![seek(
@@ -1560,15 +1573,16 @@ impl PagedIter {
         }
     }
 
-    fn seek(&mut self, key: &[u8]) -> bool {
-        self.limit = FIRST_PAGE;
+    /// Seeks to `key`, fetching `first` records (the page grows from there).
+    fn seek(&mut self, key: &[u8], first: usize) -> bool {
+        self.limit = first;
         self.fetch(key, true)
     }
 
     /// Seeks to `key` and reads record `get` in the same round trip: its stored value, or
     /// `None` when the drive did not answer.
-    fn seek_and_get(&mut self, key: &[u8], get: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.limit = FIRST_PAGE;
+    fn seek_and_get(&mut self, key: &[u8], get: &[u8], first: usize) -> Option<Option<Vec<u8>>> {
+        self.limit = first;
         self.fetch_with(|src, limit| src.get_and_page(get, key, limit))
     }
 
@@ -1605,6 +1619,23 @@ impl<'a> SetsIter<'a> {
         SetsIter {
             iters: sets.iter().map(|s| s.merged_iter()).collect(),
             current: None,
+        }
+    }
+
+    /// The merge of one set's iterator, already seeked.
+    pub fn seeked(it: MergedIter<'a>) -> SetsIter<'a> {
+        let mut sets = SetsIter {
+            iters: vec![it],
+            current: None,
+        };
+        sets.settle();
+        sets
+    }
+
+    /// See [`MergedIter::expect`].
+    pub fn expect(&mut self, records: usize) {
+        for it in &mut self.iters {
+            it.expect(records);
         }
     }
 

@@ -20,6 +20,8 @@ use super::client::{full, PeerBody};
 use super::{LockTable, Notice, PeerClient, PeerService, RemoteDrive, SharedRemoteDrive};
 use super::{AUTH_HEADER, COMMIT_TRAILER};
 use crate::store::drive::{Drive, LocalDrive};
+use crate::store::set::{DriveSet, RemoteRecords, Slot, WireOp};
+use crate::store::stamp;
 
 const SECRET: &[u8] = b"cluster secret";
 const NOTIFY: &str = "/peer/v1/notify";
@@ -38,13 +40,14 @@ struct Peer {
 impl Peer {
     async fn start() -> Peer {
         let dir = tempfile::tempdir().unwrap();
-        let drive = LocalDrive::open(dir.path()).unwrap();
+        let drive = LocalDrive::open(&dir.path().join("drive")).unwrap();
+        let records = Slot::open(Arc::new(drive.clone()), &dir.path().join("meta")).unwrap();
         let notices = Arc::new(AtomicUsize::new(0));
         let counter = notices.clone();
         let svc = PeerService {
             node: "peer".into(),
             secret: Arc::new(SECRET.to_vec()),
-            sets: Vec::new(),
+            sets: vec![Arc::new(DriveSet::single(records))],
             drives: vec![((0, 0), drive.clone())],
             locks: Arc::new(LockTable::new(
                 super::LEASE,
@@ -176,7 +179,7 @@ async fn altered_shard_stream_commits_nothing() {
     assert_eq!(whole, StatusCode::FORBIDDEN);
     assert_eq!(peer.shard(), None);
     assert_eq!(
-        std::fs::read_dir(peer._dir.path().join("tmp"))
+        std::fs::read_dir(peer._dir.path().join("drive").join("tmp"))
             .unwrap()
             .count(),
         0,
@@ -184,9 +187,8 @@ async fn altered_shard_stream_commits_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_drive_writes_and_reads_a_shard_on_a_running_peer() {
-    let peer = Peer::start().await;
+/// The real client of `peer`, once it answered a ping.
+async fn connected(peer: &Peer) -> Arc<PeerClient> {
     let client = PeerClient::new(
         "peer",
         &peer.addr.to_string(),
@@ -200,6 +202,55 @@ async fn remote_drive_writes_and_reads_a_shard_on_a_running_peer() {
         assert!(Instant::now() < deadline, "the peer never answered a ping");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_answers_a_record_and_a_page_as_a_get_and_a_page_would() {
+    let peer = Peer::start().await;
+    let drive = RemoteDrive::new(connected(&peer).await, 0, std::path::Path::new("/d"));
+    tokio::task::spawn_blocking(move || {
+        let clock = stamp::process_clock();
+        let put = |k: &str, v: &str| WireOp::Put(k.into(), stamp::seal(clock.now(), v.as_bytes()));
+        drive
+            .write(vec![
+                put("b/photos", "bucket"),
+                put("v/photos/a", "first"),
+                put("v/photos/b", "second"),
+                put("v/photos/c", "third"),
+            ])
+            .unwrap();
+        for (get, from, limit) in [
+            ("b/photos", "v/photos/", 2),
+            ("b/photos", "v/photos/b", 8),
+            ("b/none", "v/other/", 8),
+        ] {
+            let (value, page) = drive
+                .get_and_page(get.as_bytes(), from.as_bytes(), limit)
+                .unwrap();
+            assert_eq!(value, drive.get(get.as_bytes()).unwrap(), "{get}");
+            assert_eq!(
+                page,
+                drive.page(from.as_bytes(), true, limit).unwrap(),
+                "{from}"
+            );
+        }
+        let (value, (records, more)) = drive.get_and_page(b"b/photos", b"v/photos/", 2).unwrap();
+        assert_eq!(stamp::open(&value.unwrap()).payload, Some(&b"bucket"[..]));
+        let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [&b"v/photos/a"[..], b"v/photos/b"]);
+        assert!(more, "a third version follows");
+        let (value, (records, more)) = drive.get_and_page(b"b/none", b"w", 8).unwrap();
+        assert_eq!((value, records.len(), more), (None, 0, false));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_drive_writes_and_reads_a_shard_on_a_running_peer() {
+    let peer = Peer::start().await;
+    let client = connected(&peer).await;
     client
         .call_ok(Method::POST, NOTIFY, notice().to_vec())
         .await
