@@ -450,10 +450,12 @@ impl Admin {
             })?
     }
 
-    /// Deletes the bucket's objects, at most `pages` listings of 1000 per call so one
-    /// reconcile stays short. Returns how many objects were deleted and whether the bucket
-    /// is empty now. (The admin API has no forced bucket deletion, so this walks the S3 API:
-    /// ListObjectsV2, then DeleteObject per key.)
+    /// Deletes every version and delete marker of the bucket's objects, by version id, at
+    /// most `pages` listings of 1000 per call so one reconcile stays short. Returns how many
+    /// were deleted and whether the bucket is empty now. (The admin API has no forced bucket
+    /// deletion, so this walks the S3 API: ListObjectVersions, then DeleteObject with each
+    /// `versionId` — a delete without one would only add a delete marker to a versioned
+    /// bucket, which then never empties. An unversioned object's version id is `null`.)
     pub async fn empty_bucket(
         &self,
         bucket: &str,
@@ -465,20 +467,26 @@ impl Admin {
                 .s3(
                     Method::GET,
                     &format!("/{bucket}"),
-                    Some("list-type=2&max-keys=1000"),
+                    Some("versions&max-keys=1000"),
                     b"",
                 )
                 .await?;
             if status != 200 {
                 return Err(Self::s3_error(status, &body));
             }
-            let keys = xml_values(&String::from_utf8_lossy(&body), "Key");
-            if keys.is_empty() {
+            let xml = String::from_utf8_lossy(&body);
+            // Each <Version> and <DeleteMarker> holds its <Key> and then its <VersionId>.
+            let entries: Vec<(String, String)> = xml_values(&xml, "Key")
+                .into_iter()
+                .zip(xml_values(&xml, "VersionId"))
+                .collect();
+            if entries.is_empty() {
                 return Ok((deleted, true));
             }
-            for key in keys {
+            for (key, version) in entries {
                 let path = format!("/{bucket}/{}", encode_key(&key));
-                let (status, body) = self.s3(Method::DELETE, &path, None, b"").await?;
+                let query = format!("versionId={}", encode_key(&version).replace('/', "%2F"));
+                let (status, body) = self.s3(Method::DELETE, &path, Some(&query), b"").await?;
                 if !(200..300).contains(&status) {
                     return Err(Self::s3_error(status, &body));
                 }
@@ -486,6 +494,18 @@ impl Admin {
             }
         }
         Ok((deleted, false))
+    }
+
+    /// Removes the bucket's policy (nothing to do when it has none).
+    pub async fn delete_bucket_policy(&self, bucket: &str) -> Result<(), AdminError> {
+        let (status, body) = self
+            .s3(Method::DELETE, &format!("/{bucket}"), Some("policy"), b"")
+            .await?;
+        match status {
+            200..300 => Ok(()),
+            404 if Self::s3_error(status, &body).is("NoSuchBucketPolicy") => Ok(()),
+            _ => Err(Self::s3_error(status, &body)),
+        }
     }
 
     /// An S3 XML error answer as an `AdminError` (code from `<Code>`).

@@ -63,6 +63,7 @@ impl ObjectStore {
                 storage_deletion_policy: StorageDeletionPolicy::Retain,
                 region: None,
                 tls: None,
+                access: None,
             },
         );
         s.metadata = meta("photos", "uid-store");
@@ -90,6 +91,22 @@ impl ObjectStore {
         self.spec.tls = Some(TlsSpec {
             secret_name: secret.into(),
         });
+        self
+    }
+
+    /// Buckets and AccessKeys of `namespaces` (besides `media`) may use the store.
+    pub fn allowing(mut self, namespaces: &[&str]) -> Self {
+        let access = self.spec.access.get_or_insert_with(StoreAccess::default);
+        access.allowed_namespaces = namespaces.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    /// Existing buckets nobody created here may be adopted.
+    pub fn adopting(mut self) -> Self {
+        self.spec
+            .access
+            .get_or_insert_with(StoreAccess::default)
+            .allow_bucket_adoption = true;
         self
     }
 

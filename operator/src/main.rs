@@ -121,11 +121,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("coffer-operator-{}", std::process::id()));
-    let election = args.leader_elect.then(|| LeaderElection {
-        api: kube::Api::namespaced(client.clone(), &args.lease_namespace),
-        name: "coffer-operator".into(),
-        identity: identity.clone(),
-        lease_duration: Duration::from_secs(15),
+    let election = args.leader_elect.then(|| {
+        LeaderElection::with_defaults(
+            kube::Api::namespaced(client.clone(), &args.lease_namespace),
+            "coffer-operator",
+            &identity,
+        )
     });
     if let Some(election) = &election {
         tracing::info!(%identity, "waiting for the leader Lease");

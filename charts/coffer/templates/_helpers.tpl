@@ -46,17 +46,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
+  resources: ["services"]
   verbs: ["get", "create", "patch"]
+# configmaps: the topology (cluster id) and the bucket claims (conditional updates); deleted
+# only with storageDeletionPolicy Delete.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch", "update", "delete"]
+# secrets: read by name only (never listed or watched); patched for AccessKey Secrets,
+# deleted only with storageDeletionPolicy Delete.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "delete"]
+# persistentvolumeclaims: deleted by name with storageDeletionPolicy Delete; never read.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "delete"]
+  verbs: ["delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "create", "patch"]

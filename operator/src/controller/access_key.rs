@@ -19,7 +19,8 @@ use super::bucket::target;
 use super::{Context, Error, Result, KEY_FINALIZER};
 use crate::admin::{Admin, Grant, KeyRequest};
 use crate::crd::*;
-use crate::resources::{access_key_secret, service_host, AccessKeySecretInput};
+use crate::resources::{access_key_secret, service_host, AccessKeySecretInput, ROTATION_STATE};
+use serde::{Deserialize, Serialize};
 
 const KIND: &str = "AccessKey";
 const DEFAULT_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
@@ -76,13 +77,14 @@ fn parse_time(text: &str) -> Option<jiff::Timestamp> {
 /// Why the key must be (re)issued now, if it must.
 pub fn rotation_due(
     key: &AccessKey,
+    state: &RotationState,
     has_key: bool,
     now: jiff::Timestamp,
 ) -> std::result::Result<Option<&'static str>, String> {
     if !has_key {
         return Ok(Some("KeyIssued"));
     }
-    let status = key.status.clone().unwrap_or_default();
+    let status = state;
     let Some(rotation) = &key.spec.rotation else {
         return Ok(None);
     };
@@ -99,6 +101,39 @@ pub fn rotation_due(
         }
     }
     Ok(None)
+}
+
+/// What a rotation must not forget: the replaced keys still working until their time, when
+/// the current key was issued, and which rotation request it answers. Kept in the Secret's
+/// `coffer.dev/rotation` annotation, written together with the key it describes; the status
+/// repeats it for people.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationState {
+    #[serde(default)]
+    pub retired_keys: Vec<RetiredKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_rotation_request: Option<String>,
+}
+
+impl RotationState {
+    /// The state recorded in `secret`, else (a Secret from before the annotation) the one in
+    /// `status`.
+    pub fn read(secret: Option<&Secret>, status: Option<&AccessKeyStatus>) -> RotationState {
+        let recorded = secret
+            .and_then(|s| s.annotations().get(ROTATION_STATE))
+            .and_then(|text| serde_json::from_str(text).ok());
+        recorded.unwrap_or_else(|| {
+            let status = status.cloned().unwrap_or_default();
+            RotationState {
+                retired_keys: status.retired_keys,
+                last_rotation_time: status.last_rotation_time,
+                handled_rotation_request: status.handled_rotation_request,
+            }
+        })
+    }
 }
 
 fn secret_value(secret: &Secret, key: &str) -> Option<String> {
@@ -161,9 +196,22 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
     };
     let target = match target(ctx, &key.spec.store_ref, ns).await? {
         Ok(t) => t,
-        Err((reason, message)) => {
-            not_ready(reason, message, false).await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+        Err(u) => {
+            let refused_before = key
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                .is_some_and(|c| c.reason == u.reason);
+            if u.refused && !refused_before {
+                ctx.event(key, true, u.reason, "Reconcile", u.message.clone())
+                    .await;
+            }
+            not_ready(u.reason, u.message, u.refused).await?;
+            return Ok(Action::requeue(Duration::from_secs(if u.refused {
+                300
+            } else {
+                30
+            })));
         }
     };
     let store_name = target.store.name_any();
@@ -239,7 +287,8 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
     });
 
     let now = jiff::Timestamp::now();
-    let due = match rotation_due(key, current.is_some(), now) {
+    let state = RotationState::read(existing.as_ref(), key.status.as_ref());
+    let due = match rotation_due(key, &state, current.is_some(), now) {
         Ok(due) => due,
         Err(message) => {
             not_ready("InvalidRotation", message, true).await?;
@@ -261,10 +310,9 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
         },
         None => DEFAULT_GRACE,
     };
-    let previous = key.status.clone().unwrap_or_default();
-    let mut retired = previous.retired_keys.clone();
-    let mut last_rotation = previous.last_rotation_time.clone();
-    let mut handled = previous.handled_rotation_request.clone();
+    let mut retired = state.retired_keys.clone();
+    let mut last_rotation = state.last_rotation_time.clone();
+    let mut handled = state.handled_rotation_request.clone();
     let description = description(key);
     let admin = &target.admin;
 
@@ -351,6 +399,29 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
         (None, None) => unreachable!("rotation_due issues a key when there is none"),
     };
 
+    // Retired keys whose grace period is over go; the others stay recorded.
+    let mut next_wake = Duration::from_secs(300);
+    let (mut keep, mut due_keys) = (Vec::new(), Vec::new());
+    for r in retired {
+        match parse_time(&r.revoke_after) {
+            Some(at) if at > now => {
+                let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                next_wake = next_wake.min(wait + Duration::from_secs(1));
+                keep.push(r);
+            }
+            _ => due_keys.push(r),
+        }
+    }
+
+    // The Secret and the rotation state in one write, before anything is revoked (persist
+    // before acting): whatever fails later, the next pass knows which keys are retired and
+    // until when.
+    let rotation_state = serde_json::to_string(&RotationState {
+        retired_keys: keep.clone(),
+        last_rotation_time: last_rotation.clone(),
+        handled_rotation_request: handled.clone(),
+    })
+    .expect("the rotation state serializes");
     let host = service_host(&store_name, &target.store_ns);
     let desired = access_key_secret(
         key,
@@ -361,38 +432,31 @@ async fn apply(key: &AccessKey, ctx: &Context, api: &Api<AccessKey>, ns: &str) -
             tls: target.store.spec.tls_enabled(),
             region: target.store.spec.region(),
             buckets: &names,
+            rotation_state: &rotation_state,
         },
     );
     apply_if_changed(&secrets, &desired).await?;
 
-    // Revoke retired keys whose grace period is over, and any orphan of ours.
-    let mut next_wake = Duration::from_secs(300);
-    let mut keep = Vec::new();
-    for r in retired {
-        match parse_time(&r.revoke_after) {
-            Some(at) if at > now => {
-                let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
-                next_wake = next_wake.min(wait + Duration::from_secs(1));
-                keep.push(r);
-            }
-            _ => {
-                if let Err(e) = admin.delete_key(&r.access_key_id).await {
-                    not_ready_admin(key, api, &e).await?;
-                    return Err(e.into());
-                }
-                ctx.event(
-                    key,
-                    false,
-                    "KeyRevoked",
-                    "RevokeKey",
-                    format!(
-                        "access key {} revoked after its grace period",
-                        r.access_key_id
-                    ),
-                )
-                .await;
+    for r in due_keys {
+        match admin.delete_key(&r.access_key_id).await {
+            Ok(()) => {}
+            Err(e) if e.is("NoSuchKey") => {}
+            Err(e) => {
+                not_ready_admin(key, api, &e).await?;
+                return Err(e.into());
             }
         }
+        ctx.event(
+            key,
+            false,
+            "KeyRevoked",
+            "RevokeKey",
+            format!(
+                "access key {} revoked after its grace period",
+                r.access_key_id
+            ),
+        )
+        .await;
     }
     sweep_orphans(admin, &description, |k| {
         k == id || keep.iter().any(|r| r.access_key_id == k)
@@ -494,9 +558,17 @@ mod tests {
     #[test]
     fn rotation_is_due_on_request_or_after_the_period() {
         let mut key = AccessKey::test("app", "photos");
+        let due = |key: &AccessKey, has: bool, now| {
+            rotation_due(
+                key,
+                &RotationState::read(None, key.status.as_ref()),
+                has,
+                now,
+            )
+        };
         let now = at("2026-03-01T00:00:00Z");
-        assert_eq!(rotation_due(&key, false, now), Ok(Some("KeyIssued")));
-        assert_eq!(rotation_due(&key, true, now), Ok(None));
+        assert_eq!(due(&key, false, now), Ok(Some("KeyIssued")));
+        assert_eq!(due(&key, true, now), Ok(None));
         key.spec.rotation = Some(Rotation {
             period: Some("720h".into()),
             grace_period: None,
@@ -507,16 +579,16 @@ mod tests {
             handled_rotation_request: Some("monday".into()),
             ..AccessKeyStatus::default()
         });
-        assert_eq!(rotation_due(&key, true, now), Ok(None));
+        assert_eq!(due(&key, true, now), Ok(None));
         key.spec.rotation.as_mut().unwrap().requested_at = Some("tuesday".into());
-        assert_eq!(rotation_due(&key, true, now), Ok(Some("KeyRotated")));
+        assert_eq!(due(&key, true, now), Ok(Some("KeyRotated")));
         key.spec.rotation.as_mut().unwrap().requested_at = Some("monday".into());
         assert_eq!(
-            rotation_due(&key, true, at("2026-03-22T00:00:00Z")),
+            due(&key, true, at("2026-03-22T00:00:00Z")),
             Ok(Some("KeyRotated"))
         );
         key.spec.rotation.as_mut().unwrap().period = Some("soon".into());
-        assert!(rotation_due(&key, true, now).is_err());
+        assert!(due(&key, true, now).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
 
 use super::apply::{merge_conditions, now_rfc3339, patch_status};
+use super::claims::{Claim, Claims};
 use super::object_store::{root_credential, store_ca};
 use super::{Context, Error, Result, BUCKET_FINALIZER};
 use crate::admin::{Admin, AdminError};
@@ -27,6 +28,17 @@ pub async fn reconcile(bucket: Arc<Bucket>, ctx: Arc<Context>) -> Result<Action>
         .namespace()
         .ok_or_else(|| Error::Invalid("a Bucket is namespaced".into()))?;
     let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
+    // Emptying a bucket before its deletion takes several passes; each is progress, not an
+    // error, so it runs before the finalizer helper (which would release the finalizer on
+    // any `Ok` from the cleanup).
+    if bucket.metadata.deletion_timestamp.is_some()
+        && bucket.finalizers().iter().any(|f| f == BUCKET_FINALIZER)
+        && bucket.spec.deletion_policy == BucketDeletionPolicy::Delete
+    {
+        if let Some(action) = empty_before_delete(&bucket, &ctx, &api).await? {
+            return Ok(action);
+        }
+    }
     finalizer(&api, BUCKET_FINALIZER, bucket, |event| async {
         match event {
             Finalizer::Apply(b) => apply(&b, &ctx, &api).await,
@@ -63,21 +75,48 @@ pub(crate) struct Target {
     pub admin: Admin,
 }
 
-/// Finds the store named by `store_ref` and its root credential. `Err((reason, message))`
-/// when it cannot be used yet.
+/// Why a store cannot be used (yet): `refused` when it never will be without a change
+/// (the store does not allow the namespace), else a wait (store or credential not there).
+pub(crate) struct Unusable {
+    pub reason: &'static str,
+    pub message: String,
+    pub refused: bool,
+}
+
+impl Unusable {
+    fn wait(reason: &'static str, message: String) -> Unusable {
+        Unusable {
+            reason,
+            message,
+            refused: false,
+        }
+    }
+}
+
+/// Finds the store named by `store_ref`, checks that it allows resources of `own_ns`, and
+/// reads its root credential.
 pub(crate) async fn target(
     ctx: &Context,
     store_ref: &StoreRef,
     own_ns: &str,
-) -> Result<std::result::Result<Target, (&'static str, String)>> {
+) -> Result<std::result::Result<Target, Unusable>> {
     let store_ns = store_ref.namespace_or(own_ns).to_string();
     let stores: Api<ObjectStore> = Api::namespaced(ctx.client.clone(), &store_ns);
     let Some(store) = stores.get_opt(&store_ref.name).await? else {
-        return Ok(Err((
+        return Ok(Err(Unusable::wait(
             "StoreNotFound",
             format!("no ObjectStore {store_ns}/{}", store_ref.name),
         )));
     };
+    // Checked before the store's Secrets are read: a namespace the store does not allow
+    // never makes the operator act on its behalf.
+    if let Err(message) = super::tenancy::check(ctx, &store, &store_ns, own_ns).await? {
+        return Ok(Err(Unusable {
+            reason: "NamespaceNotAllowed",
+            message,
+            refused: true,
+        }));
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &store_ns);
     let root = secrets
         .get_opt(&root_secret_name(&store))
@@ -85,7 +124,7 @@ pub(crate) async fn target(
         .as_ref()
         .and_then(root_credential);
     let Some(root) = root else {
-        return Ok(Err((
+        return Ok(Err(Unusable::wait(
             "StoreNotReady",
             format!(
                 "the root credential Secret of ObjectStore {store_ns}/{} is not there yet",
@@ -96,7 +135,7 @@ pub(crate) async fn target(
     let ca = match store_ca(&secrets, &store).await? {
         Ok(ca) => ca,
         Err(why) => {
-            return Ok(Err((
+            return Ok(Err(Unusable::wait(
                 "StoreNotReady",
                 format!("ObjectStore {store_ns}/{}: {why}", store_ref.name),
             )))
@@ -111,6 +150,66 @@ pub(crate) async fn target(
         store_ns,
         admin,
     }))
+}
+
+/// A refusal that stays until something changes: Ready False, Degraded True with `reason`,
+/// and a warning Event the first time.
+async fn refuse(
+    bucket: &Bucket,
+    ctx: &Context,
+    api: &Api<Bucket>,
+    reason: &str,
+    message: String,
+) -> Result<()> {
+    let already = bucket
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .is_some_and(|c| c.reason == reason);
+    if !already {
+        ctx.event(bucket, true, reason, "Reconcile", message.clone())
+            .await;
+    }
+    write_status(
+        bucket,
+        api,
+        &Outcome::not_ready(reason, message, true),
+        |_| {},
+    )
+    .await
+}
+
+/// Who manages S3 bucket `name` of the target store: the recorded claim (see `claims`), or —
+/// with none recorded — the oldest Bucket resource this operator's cache knows (resources
+/// from before claims were recorded). `Ok(None)`: `bucket` holds it (or may now take it).
+async fn other_manager(
+    bucket: &Bucket,
+    ctx: &Context,
+    target: &Target,
+    name: &str,
+) -> Result<Option<Claim>> {
+    let claims = Claims::of(ctx, &target.store, &target.store_ns);
+    if let Some(holder) = claims.holder(name).await? {
+        return Ok((holder.uid != bucket.uid().unwrap_or_default()).then_some(holder));
+    }
+    let cached = ctx.buckets.state();
+    let candidates = cached
+        .iter()
+        .map(|b| b.as_ref())
+        .chain(std::iter::once(bucket));
+    let owner = bucket_owner(candidates, &target.store_ns, &target.store.name_any(), name)
+        .expect("the bucket itself is a candidate");
+    Ok((owner.uid() != bucket.uid()).then(|| Claim::of(owner)))
+}
+
+fn claimed_message(name: &str, target: &Target, holder: &Claim) -> String {
+    format!(
+        "bucket {name} of ObjectStore {}/{} is managed by Bucket {}/{}",
+        target.store_ns,
+        target.store.name_any(),
+        holder.namespace,
+        holder.name
+    )
 }
 
 /// XML text with the five special characters escaped.
@@ -334,59 +433,58 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
     }
     let target = match target(ctx, &bucket.spec.store_ref, &ns).await? {
         Ok(t) => t,
-        Err((reason, message)) => {
+        Err(u) if u.refused => {
+            refuse(bucket, ctx, api, u.reason, u.message).await?;
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+        Err(u) => {
             write_status(
                 bucket,
                 api,
-                &Outcome::not_ready(reason, message, false),
+                &Outcome::not_ready(u.reason, u.message, false),
                 |_| {},
             )
             .await?;
             return Ok(Action::requeue(Duration::from_secs(30)));
         }
     };
-    let cached = ctx.buckets.state();
-    let candidates = cached
-        .iter()
-        .map(|b| b.as_ref())
-        .chain(std::iter::once(bucket));
-    let owner = bucket_owner(
-        candidates,
-        &target.store_ns,
-        &target.store.name_any(),
-        &name,
-    )
-    .expect("the bucket itself is a candidate");
-    if owner.uid() != bucket.uid() {
-        let o = Outcome::not_ready(
-            "BucketClaimed",
-            format!(
-                "bucket {name} of ObjectStore {}/{} is managed by Bucket {}/{}",
-                target.store_ns,
-                target.store.name_any(),
-                owner.namespace().unwrap_or_default(),
-                owner.name_any()
-            ),
-            true,
-        );
-        if bucket
+    if let Some(holder) = other_manager(bucket, ctx, &target, &name).await? {
+        let message = claimed_message(&name, &target, &holder);
+        refuse(bucket, ctx, api, "BucketClaimed", message).await?;
+        return Ok(Action::requeue(Duration::from_secs(60)));
+    }
+    let claims = Claims::of(ctx, &target.store, &target.store_ns);
+    let me = Claim::of(bucket);
+    if claims.holder(&name).await?.is_none() {
+        // Not recorded yet: a bucket that exists already was made by someone else (S3, the
+        // admin API, a Bucket deleted with Retain) unless this resource managed it before
+        // claims were recorded; taking it over needs the store's consent.
+        let exists = match target.admin.bucket(&name).await {
+            Ok(b) => b.is_some(),
+            Err(e) => return refused(bucket, api, e).await,
+        };
+        let managed_before = bucket
             .status
             .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-            .map(|c| c.reason.as_str())
-            != Some("BucketClaimed")
-        {
-            ctx.event(
-                bucket,
-                true,
-                "BucketClaimed",
-                "Reconcile",
-                o.message.clone(),
-            )
-            .await;
+            .and_then(|s| s.bucket_name.as_deref())
+            == Some(name.as_str());
+        if exists && !managed_before && !target.store.spec.allows_adoption() {
+            let message = format!(
+                "bucket {name} already exists in ObjectStore {}/{} and no Bucket resource created it; the store must set spec.access.allowBucketAdoption to adopt it",
+                target.store_ns,
+                target.store.name_any()
+            );
+            refuse(bucket, ctx, api, "BucketExists", message).await?;
+            return Ok(Action::requeue(Duration::from_secs(300)));
         }
-        write_status(bucket, api, &o, |_| {}).await?;
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // Recorded before the bucket is created (persist before acting): a race with a
+        // Bucket of another namespace has one winner.
+        let holder = claims.take(&name, &me).await?;
+        if holder != me {
+            let message = claimed_message(&name, &target, &holder);
+            refuse(bucket, ctx, api, "BucketClaimed", message).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
     }
 
     let settings = match bucket_settings(&bucket.spec) {
@@ -466,9 +564,22 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
         }
     }
 
-    if let Some(rules) = &bucket.spec.lifecycle {
-        // The spec's rules replace whatever the bucket has; an empty list removes them.
-        let wanted = lifecycle_document(rules);
+    if bucket.spec.policy.is_none() {
+        // The spec is the whole truth of a managed bucket: no policy in it, none in force.
+        let result = match target.admin.bucket_policy(&name).await {
+            Ok(Some(_)) => target.admin.delete_bucket_policy(&name).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            return refused(bucket, api, e).await;
+        }
+    }
+
+    {
+        // The spec's rules replace whatever the bucket has; none (or an empty list) removes
+        // them.
+        let wanted = lifecycle_document(bucket.spec.lifecycle.as_deref().unwrap_or_default());
         let result = match target.admin.bucket_lifecycle(&name).await {
             Ok(current) if current == wanted => Ok(()),
             Ok(_) => {
@@ -504,9 +615,102 @@ async fn apply(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Acti
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
+/// Whether `bucket` manages its S3 bucket in `target`: it holds the recorded claim, or
+/// (none recorded: a resource from before claims were recorded) it reported the bucket as
+/// its own and is the oldest Bucket resource naming it that the cache knows. A resource that
+/// was refused never manages anything, so deleting it never touches the bucket.
+async fn manages(bucket: &Bucket, ctx: &Context, target: &Target) -> Result<bool> {
+    let name = bucket.bucket_name();
+    let claims = Claims::of(ctx, &target.store, &target.store_ns);
+    if let Some(holder) = claims.holder(&name).await? {
+        return Ok(Some(holder.uid) == bucket.uid());
+    }
+    let reported = bucket
+        .status
+        .as_ref()
+        .and_then(|s| s.bucket_name.as_deref())
+        == Some(name.as_str());
+    Ok(reported && other_manager(bucket, ctx, target, &name).await?.is_none())
+}
+
+/// One pass of emptying a bucket about to be deleted with `deletionPolicy: Delete`:
+/// `Some(requeue)` while versions remain (the status says how it goes), `None` when the
+/// bucket is empty or is not this resource's to empty (the cleanup then decides).
+async fn empty_before_delete(
+    bucket: &Bucket,
+    ctx: &Context,
+    api: &Api<Bucket>,
+) -> Result<Option<Action>> {
+    let ns = bucket.namespace().unwrap_or_default();
+    let Ok(target) = target(ctx, &bucket.spec.store_ref, &ns).await? else {
+        return Ok(None);
+    };
+    if !manages(bucket, ctx, &target).await? {
+        return Ok(None);
+    }
+    let name = bucket.bucket_name();
+    match target.admin.empty_bucket(&name, 10).await {
+        Ok((_, true)) => Ok(None),
+        Ok((deleted, false)) => {
+            let message = format!(
+                "emptying bucket {name}: deleted {deleted} object versions and delete markers in this pass"
+            );
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("Emptying", message, false),
+                |_| {},
+            )
+            .await?;
+            Ok(Some(Action::requeue(Duration::from_secs(1))))
+        }
+        Err(e) if e.is("NoSuchBucket") => Ok(None),
+        Err(e) => {
+            write_status(
+                bucket,
+                api,
+                &Outcome::not_ready("DeletionFailed", e.message.clone(), false),
+                |_| {},
+            )
+            .await?;
+            Err(e.into())
+        }
+    }
+}
+
 async fn cleanup(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Action> {
     let name = bucket.bucket_name();
+    let ns = bucket.namespace().unwrap_or_default();
+    let target = match target(ctx, &bucket.spec.store_ref, &ns).await? {
+        Ok(t) => t,
+        Err(u) => {
+            let note = if bucket.spec.deletion_policy == BucketDeletionPolicy::Retain {
+                (
+                    "BucketRetained",
+                    false,
+                    format!("deletionPolicy Retain: bucket {name} and its objects stay"),
+                )
+            } else {
+                (
+                    "BucketNotDeleted",
+                    true,
+                    format!("{}: nothing to delete", u.message),
+                )
+            };
+            ctx.event(bucket, note.1, note.0, "Delete", note.2).await;
+            return Ok(Action::await_change());
+        }
+    };
+    if !manages(bucket, ctx, &target).await? {
+        // Another resource manages this bucket: deleting this one never touches its data.
+        return Ok(Action::await_change());
+    }
+    let claims = Claims::of(ctx, &target.store, &target.store_ns);
+    let uid = bucket.uid().unwrap_or_default();
     if bucket.spec.deletion_policy == BucketDeletionPolicy::Retain {
+        // The bucket stays, managed by no resource: a new Bucket takes it over only where the
+        // store allows adoption.
+        claims.release(&name, &uid).await?;
         ctx.event(
             bucket,
             false,
@@ -517,75 +721,11 @@ async fn cleanup(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Ac
         .await;
         return Ok(Action::await_change());
     }
-    let ns = bucket.namespace().unwrap_or_default();
-    let target = match target(ctx, &bucket.spec.store_ref, &ns).await? {
-        Ok(t) => t,
-        Err((_, message)) => {
-            ctx.event(
-                bucket,
-                true,
-                "BucketNotDeleted",
-                "Delete",
-                format!("{message}: nothing to delete"),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-    };
-    let cached = ctx.buckets.state();
-    let candidates = cached
-        .iter()
-        .map(|b| b.as_ref())
-        .chain(std::iter::once(bucket));
-    let owner = bucket_owner(
-        candidates,
-        &target.store_ns,
-        &target.store.name_any(),
-        &name,
-    )
-    .expect("the bucket itself is a candidate");
-    if owner.uid() != bucket.uid() {
-        // Another resource manages this bucket: deleting this one never touches its data.
-        return Ok(Action::await_change());
-    }
-    // deletionPolicy Delete empties the bucket first, a bounded amount per pass.
-    match target.admin.empty_bucket(&name, 10).await {
-        Ok((_, true)) => {}
-        Ok((deleted, false)) => {
-            let message = format!("emptying bucket {name}: deleted {deleted} objects in this pass");
-            write_status(
-                bucket,
-                api,
-                &Outcome::not_ready("Emptying", message.clone(), false),
-                |_| {},
-            )
-            .await?;
-            return Err(Error::Invalid(message));
-        }
-        Err(e) if e.is("NoSuchBucket") => {}
-        Err(e) => {
-            write_status(
-                bucket,
-                api,
-                &Outcome::not_ready("DeletionFailed", e.message.clone(), false),
-                |_| {},
-            )
-            .await?;
-            return Err(e.into());
-        }
-    }
+    // Emptied by `empty_before_delete` in the passes before this one; versions written
+    // since make the deletion fail below and the next pass empties again.
     match target.admin.delete_bucket(&name).await {
-        Ok(()) => {
-            ctx.event(
-                bucket,
-                false,
-                "BucketDeleted",
-                "Delete",
-                format!("deleted bucket {name}"),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
+        Ok(()) => {}
+        Err(e) if e.is("NoSuchBucket") => {}
         Err(e) => {
             let (reason, message) = if e.is("BucketNotEmpty") {
                 (
@@ -604,9 +744,19 @@ async fn cleanup(bucket: &Bucket, ctx: &Context, api: &Api<Bucket>) -> Result<Ac
                 |_| {},
             )
             .await?;
-            Err(e.into())
+            return Err(e.into());
         }
     }
+    claims.release(&name, &uid).await?;
+    ctx.event(
+        bucket,
+        false,
+        "BucketDeleted",
+        "Delete",
+        format!("deleted bucket {name}"),
+    )
+    .await;
+    Ok(Action::await_change())
 }
 
 #[cfg(test)]

@@ -6,14 +6,17 @@
 mod access_key;
 mod apply;
 mod bucket;
+mod claims;
 mod object_store;
 mod rollout;
+mod tenancy;
 
 pub use access_key::reconcile as reconcile_access_key;
 pub use apply::{apply_if_changed, json_contains, merge_conditions};
 pub use bucket::{bucket_owner, reconcile as reconcile_bucket};
 pub use object_store::reconcile as reconcile_store;
 pub use rollout::{next_pod_to_replace, StoreHealth};
+pub use tenancy::{namespace_allowed, selector_matches};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
@@ -147,6 +147,17 @@ fn capacity_bytes(store: &ObjectStore) -> Option<i64> {
         let drives = i64::from(p.servers) * i64::from(p.volumes_per_server);
         Some(sum + quantity_bytes(&q.0)? * drives)
     })
+}
+
+/// Whether `sts`'s status may describe an older template than its spec: its controller has
+/// not observed the latest generation (or written any status) yet.
+fn template_pending(sts: &StatefulSet) -> bool {
+    let observed = sts.status.as_ref().and_then(|s| s.observed_generation);
+    match (observed, sts.metadata.generation) {
+        (Some(observed), Some(generation)) => observed < generation,
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
 }
 
 fn pod_ready(pod: &Pod) -> bool {
@@ -380,6 +391,10 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     let pods = pods_api
         .list(&ListParams::default().labels(&format!("{STORE_LABEL}={name}")))
         .await?;
+    // A StatefulSet's status is trusted only once its controller observed the latest
+    // template; before that (right after an image change) `updateRevision` is the previous
+    // template's and every pod would look up to date.
+    let template_pending: Vec<bool> = statefulsets.iter().map(template_pending).collect();
     let pool_index: BTreeMap<&str, usize> = store
         .spec
         .pools
@@ -411,6 +426,7 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
                     .as_ref()
                     .and_then(|s| s.update_revision.clone())
                     .unwrap_or_default(),
+                template_pending: template_pending[pool],
             })
         })
         .collect();
@@ -496,13 +512,20 @@ async fn apply(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
         })
         .collect();
     let all_there = server_pods.len() == expected && ready_servers as usize == expected;
-    let updated = outdated == 0 && server_pods.len() == expected;
+    let pending = template_pending.iter().any(|p| *p);
+    let updated = outdated == 0 && !pending && server_pods.len() == expected;
     let all_published = published == store.spec.pools.len();
     let (ready, ready_reason, ready_message) = if !all_there {
         (
             false,
             "ServersNotReady",
             format!("{ready_servers}/{expected} servers ready"),
+        )
+    } else if pending {
+        (
+            false,
+            "RollingUpdate",
+            "the StatefulSet controller has not observed the new template yet".into(),
         )
     } else if outdated > 0 {
         (
@@ -756,31 +779,76 @@ async fn refuse(
     Ok(Action::await_change())
 }
 
+/// The volume claims of every drive of every server of `store`, by name (the StatefulSet
+/// controller names them `<template>-<statefulset>-<ordinal>`). Computed rather than listed,
+/// so the operator needs no right to list claims.
+fn claim_names(store: &ObjectStore) -> Vec<String> {
+    let name = store.name_any();
+    store
+        .spec
+        .pools
+        .iter()
+        .flat_map(|pool| {
+            let sts = statefulset_name(&name, &pool.name);
+            (0..pool.servers).flat_map(move |i| {
+                let sts = sts.clone();
+                (0..pool.volumes_per_server)
+                    .map(move |j| format!("{}-{sts}-{i}", drive_volume_name(j)))
+            })
+        })
+        .collect()
+}
+
+async fn delete_if_present<K>(api: &Api<K>, name: &str) -> Result<bool>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn cleanup(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action> {
     let name = store.name_any();
+    let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let identity = [topology_config_map_name(&name), bucket_claims_name(&name)];
     match store.spec.storage_deletion_policy() {
         StorageDeletionPolicy::Retain => {
+            // The store's identity stays with its data: an operator before this one made
+            // the topology ConfigMap a dependent of the store, which the garbage collector
+            // would delete with it.
+            for cm in &identity {
+                let owned = cm_api
+                    .get_opt(cm)
+                    .await?
+                    .is_some_and(|c| !c.owner_references().is_empty());
+                if owned {
+                    let patch = serde_json::json!({"metadata": {"ownerReferences": null}});
+                    cm_api
+                        .patch(cm, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
+                }
+            }
             ctx.event(
                 store,
                 false,
                 "StorageRetained",
                 "Delete",
-                "storageDeletionPolicy Retain: the volume claims and the root credential stay"
+                "storageDeletionPolicy Retain: the volume claims, the cluster identity and the root credential stay; an ObjectStore of the same name adopts them"
                     .into(),
             )
             .await;
         }
         StorageDeletionPolicy::Delete => {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-            let claims = pvcs
-                .list(&ListParams::default().labels(&format!("{STORE_LABEL}={name}")))
-                .await?;
-            for pvc in &claims.items {
-                match pvcs.delete(&pvc.name_any(), &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
+            let mut deleted = 0;
+            for claim in claim_names(store) {
+                deleted += usize::from(delete_if_present(&pvcs, &claim).await?);
+            }
+            for cm in &identity {
+                delete_if_present(&cm_api, cm).await?;
             }
             let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
             for secret in [root_secret_name(store), cluster_secret_name(&name)] {
@@ -790,11 +858,7 @@ async fn cleanup(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action>
                     .await?
                     .is_some_and(|s| s.labels().get(STORE_LABEL) == Some(&name));
                 if generated {
-                    match secrets.delete(&secret, &DeleteParams::default()).await {
-                        Ok(_) => {}
-                        Err(kube::Error::Api(e)) if e.code == 404 => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    delete_if_present(&secrets, &secret).await?;
                 }
             }
             ctx.event(
@@ -802,10 +866,7 @@ async fn cleanup(store: &ObjectStore, ctx: &Context, ns: &str) -> Result<Action>
                 false,
                 "StorageDeleted",
                 "Delete",
-                format!(
-                    "storageDeletionPolicy Delete: deleted {} volume claims",
-                    claims.items.len()
-                ),
+                format!("storageDeletionPolicy Delete: deleted {deleted} volume claims"),
             )
             .await;
         }

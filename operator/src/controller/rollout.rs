@@ -48,13 +48,22 @@ pub struct ServerPod {
     pub deleting: bool,
     /// The pod's `controller-revision-hash` label.
     pub revision: String,
-    /// Its StatefulSet's `status.updateRevision`.
+    /// Its StatefulSet's `status.updateRevision`, once that status describes the current
+    /// template.
     pub update_revision: String,
+    /// Its StatefulSet's controller has not observed the latest template yet
+    /// (`status.observedGeneration < metadata.generation`): the status, `updateRevision`
+    /// included, still describes the previous one, so which pods are outdated is unknown.
+    pub template_pending: bool,
 }
 
 impl ServerPod {
+    /// The pod does not run its StatefulSet's current template, or may not: until the
+    /// StatefulSet controller observed a new template, every pod of the pool counts as
+    /// outdated, so no status says the rollout is done before it started.
     pub fn outdated(&self) -> bool {
-        !self.update_revision.is_empty() && self.revision != self.update_revision
+        self.template_pending
+            || (!self.update_revision.is_empty() && self.revision != self.update_revision)
     }
 }
 
@@ -69,7 +78,9 @@ pub fn next_pod_to_replace(
     health: &StoreHealth,
 ) -> Option<String> {
     let mut outdated: Vec<&ServerPod> = pods.iter().filter(|p| p.outdated()).collect();
-    if outdated.is_empty() {
+    // Before its StatefulSet controller caught up, a pool's update revision is unknown: a pod
+    // deleted now could come back from the old template.
+    if outdated.is_empty() || pods.iter().any(|p| p.template_pending) {
         return None;
     }
     let settled = pods.len() == expected_servers && pods.iter().all(|p| p.ready && !p.deleting);
@@ -94,6 +105,7 @@ mod tests {
             deleting: false,
             revision: revision.into(),
             update_revision: "v2".into(),
+            template_pending: false,
         }
     }
 
@@ -188,6 +200,19 @@ mod tests {
             next_pod_to_replace(&pods, 4, &whole()).as_deref(),
             Some("photos-p0-1")
         );
+    }
+
+    #[test]
+    fn no_server_is_replaced_before_the_statefulset_observed_the_new_template() {
+        // The PATCH answer still carries the old status: every pod matches the old update
+        // revision. Until observedGeneration catches up they all count as outdated, and none
+        // is deleted yet.
+        let mut pods = vec![pod(0, 0, "v2"), pod(0, 1, "v2")];
+        for p in &mut pods {
+            p.template_pending = true;
+        }
+        assert!(pods.iter().all(ServerPod::outdated));
+        assert_eq!(next_pod_to_replace(&pods, 2, &whole()), None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub use bucket::{
 };
 pub use object_store::{
     DriveCounts, ErasureSpec, ObjectStore, ObjectStoreSpec, ObjectStoreStatus, Pool, PoolStatus,
-    RootCredentials, Scheduling, SecretRef, ServiceSpec, StorageDeletionPolicy, TlsSpec,
-    UpgradeStrategy, UpgradeStrategyType,
+    RootCredentials, Scheduling, SecretRef, ServiceSpec, StorageDeletionPolicy, StoreAccess,
+    TlsSpec, UpgradeStrategy, UpgradeStrategyType,
 };
 pub use status::{Condition, ConditionStatus, StoreRef, DEGRADED, PROGRESSING, READY};
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, PersistentVolumeClaimSpec, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,32 @@ pub struct ObjectStoreSpec {
     /// Region reported to clients and required in signatures (default us-east-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Who may use the store through Bucket and AccessKey resources. Default: resources in
+    /// the store's own namespace only, and no adoption of existing buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<StoreAccess>,
+}
+
+/// Which namespaces may point Bucket and AccessKey resources at a store (as Rook's
+/// `allowUsersInNamespaces`), and whether a Bucket may take over a bucket it did not create.
+/// A resource from another namespace is refused with `NamespaceNotAllowed`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreAccess {
+    /// Namespaces allowed besides the store's own; `*` allows every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_namespaces: Vec<String>,
+    /// Namespaces whose labels match are allowed too. Needs the operator's cluster-wide
+    /// install (reading a Namespace is a cluster-scoped right).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Whether a Bucket may adopt a bucket that exists on the store and that no Bucket
+    /// resource created (made through S3 or the admin API, or left by a Bucket deleted with
+    /// `deletionPolicy: Retain`). Default false: such a Bucket is refused with `BucketExists`,
+    /// so no namespace can take over (and with `deletionPolicy: Delete`, delete) data it did
+    /// not create.
+    #[serde(default)]
+    pub allow_bucket_adoption: bool,
 }
 
 /// One pool: `servers` pods with `volumesPerServer` volumes each.
@@ -293,6 +320,13 @@ impl ObjectStoreSpec {
     /// Whether the servers speak TLS (S3, admin API, peer RPC).
     pub fn tls_enabled(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// Whether adoption of existing buckets is allowed (`access.allowBucketAdoption`).
+    pub fn allows_adoption(&self) -> bool {
+        self.access
+            .as_ref()
+            .is_some_and(|a| a.allow_bucket_adoption)
     }
 
     pub fn upgrade(&self) -> UpgradeStrategyType {

@@ -17,6 +17,12 @@ use crate::crd::AccessKey;
 /// template (or a tool like Reloader can watch it) to restart apps when the key rotates.
 pub const CONTENT_HASH: &str = "coffer.dev/content-hash";
 
+/// Annotation holding the rotation state (retired keys with their revocation times, the
+/// last rotation, the rotation request answered) as JSON. It is written in the same update
+/// that puts a new key into the Secret, so the record of the replaced key can never be lost
+/// between the two (a failed status write afterwards loses nothing).
+pub const ROTATION_STATE: &str = "coffer.dev/rotation";
+
 /// What goes into the Secret besides the AccessKey itself.
 pub struct AccessKeySecretInput<'a> {
     pub access_key_id: &'a str,
@@ -28,6 +34,8 @@ pub struct AccessKeySecretInput<'a> {
     pub region: &'a str,
     /// The S3 names of the key's buckets, in spec order; the first is `BUCKET_NAME`.
     pub buckets: &'a [String],
+    /// The rotation state, as the `coffer.dev/rotation` annotation's JSON.
+    pub rotation_state: &'a str,
 }
 
 /// Hex SHA-256 over the sorted keys and values.
@@ -82,7 +90,13 @@ pub fn access_key_secret(key: &AccessKey, input: &AccessKeySecretInput<'_>) -> S
                 ]
                 .into(),
             ),
-            annotations: Some([(CONTENT_HASH.to_string(), hash)].into()),
+            annotations: Some(
+                [
+                    (CONTENT_HASH.to_string(), hash),
+                    (ROTATION_STATE.to_string(), input.rotation_state.to_string()),
+                ]
+                .into(),
+            ),
             owner_references: Some(vec![controller_ref(key)]),
             ..ObjectMeta::default()
         },

@@ -9,7 +9,9 @@ mod services;
 mod statefulset;
 mod topology;
 
-pub use access_secret::{access_key_secret, content_hash, AccessKeySecretInput, CONTENT_HASH};
+pub use access_secret::{
+    access_key_secret, content_hash, AccessKeySecretInput, CONTENT_HASH, ROTATION_STATE,
+};
 pub use names::*;
 pub use pdb::{pod_disruption_budget, tolerated_servers};
 pub use secrets::{

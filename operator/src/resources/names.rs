@@ -39,6 +39,12 @@ pub fn topology_config_map_name(store: &str) -> String {
     format!("{store}-topology")
 }
 
+/// The ConfigMap recording which Bucket resource manages which bucket of the store (see
+/// `controller::claims`).
+pub fn bucket_claims_name(store: &str) -> String {
+    format!("{store}-bucket-claims")
+}
+
 /// The generated root-credential Secret, when the spec names none.
 pub fn default_root_secret_name(store: &str) -> String {
     format!("{store}-root")

@@ -342,6 +342,7 @@ fn an_access_key_secret_carries_every_convention_and_a_content_hash() {
         tls: false,
         region: "us-east-1",
         buckets: &buckets,
+        rotation_state: "{}",
     };
     let s = access_key_secret(&key, &input("s3cr3t"));
     assert_eq!(s.metadata.name.as_deref(), Some("app"));
@@ -458,6 +459,7 @@ fn a_store_with_tls_mounts_its_secret_serves_https_and_secures_peer_rpc() {
             tls: true,
             region: "us-east-1",
             buckets: &buckets,
+            rotation_state: "{}",
         },
     );
     let data = s.data.unwrap();

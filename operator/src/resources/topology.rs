@@ -76,13 +76,19 @@ pub fn topology(
     Ok(topology)
 }
 
-/// The ConfigMap `<store>-topology` holding `topology` as `topology.json`.
+/// The ConfigMap `<store>-topology` holding `topology` as `topology.json`. It carries the
+/// cluster id every drive's format file names, so it has no owner reference: with
+/// `storageDeletionPolicy: Retain` it outlives the store with the volume claims, and a store
+/// created again under the same name adopts it (and its id) instead of minting a new one
+/// that would make the servers refuse every drive as foreign. `Delete` removes it.
 pub fn topology_config_map(
     store: &ObjectStore,
     topology: &Topology,
 ) -> Result<ConfigMap, TopologyError> {
+    let mut metadata = store_meta(store, topology_config_map_name(&store.name_any()), &[]);
+    metadata.owner_references = None;
     Ok(ConfigMap {
-        metadata: store_meta(store, topology_config_map_name(&store.name_any()), &[]),
+        metadata,
         data: Some(BTreeMap::from([(
             TOPOLOGY_KEY.to_string(),
             topology.to_json()?,

@@ -48,6 +48,21 @@ fn secret_data(fake: &FakeApi) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// Moves every recorded revocation time (the Secret's rotation state) into the past.
+fn end_grace_periods(fake: &FakeApi) {
+    let mut secret = fake.get(SECRET).unwrap();
+    let text = secret["metadata"]["annotations"]["coffer.dev/rotation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for r in state["retiredKeys"].as_array_mut().unwrap() {
+        r["revokeAfter"] = json!("2026-01-01T00:00:00Z");
+    }
+    secret["metadata"]["annotations"]["coffer.dev/rotation"] = json!(state.to_string());
+    fake.put(SECRET, secret);
+}
+
 fn status(fake: &FakeApi) -> AccessKeyStatus {
     read::<AccessKey>(fake, KEY).status.unwrap()
 }
@@ -181,9 +196,7 @@ async fn rotation_issues_a_new_key_and_revokes_the_old_one_after_the_grace_perio
     );
 
     // The grace period ends.
-    let mut key: AccessKey = read(&fake, KEY);
-    key.status.as_mut().unwrap().retired_keys[0].revoke_after = "2026-01-01T00:00:00Z".into();
-    fake.put(KEY, &key);
+    end_grace_periods(&fake);
     pass(&fake, &ctx).await.unwrap();
     assert!(server
         .admin()
@@ -299,4 +312,56 @@ async fn deleting_the_access_key_revokes_every_key_it_issued() {
         .unwrap_or_default()
         .is_empty());
     assert_eq!(fake.take_events(), ["KeyRevoked"]);
+}
+
+#[tokio::test]
+async fn a_failed_status_write_after_a_rotation_keeps_the_retired_key_for_its_grace_period() {
+    let server = RealServer::start();
+    let (fake, ctx) = world(&server).await;
+    pass(&fake, &ctx).await.unwrap();
+    let before = secret_data(&fake);
+
+    let mut key: AccessKey = read(&fake, KEY);
+    key.spec.rotation = Some(Rotation {
+        period: None,
+        grace_period: Some("1h".into()),
+        requested_at: Some("now".into()),
+    });
+    fake.put(KEY, &key);
+    // The rotation happens, but its status write fails.
+    fake.fail_writes_to(&format!("{KEY}/status"));
+    assert!(pass(&fake, &ctx).await.is_err());
+    fake.heal_writes_to(&format!("{KEY}/status"));
+    let after = secret_data(&fake);
+    assert_ne!(after["AWS_ACCESS_KEY_ID"], before["AWS_ACCESS_KEY_ID"]);
+    assert!(status(&fake).retired_keys.is_empty(), "the status lost it");
+
+    // The next pass neither rotates again nor revokes the old key before its time.
+    pass(&fake, &ctx).await.unwrap();
+    assert_eq!(
+        secret_data(&fake)["AWS_ACCESS_KEY_ID"],
+        after["AWS_ACCESS_KEY_ID"]
+    );
+    assert_eq!(
+        put_with_secret(&server, &before, "/photos/old.txt").await,
+        200,
+        "apps still on the old key keep working during the grace period"
+    );
+    let st = status(&fake);
+    assert_eq!(st.retired_keys.len(), 1);
+    assert_eq!(
+        st.retired_keys[0].access_key_id,
+        before["AWS_ACCESS_KEY_ID"]
+    );
+    assert_eq!(st.handled_rotation_request.as_deref(), Some("now"));
+
+    // After the grace period it goes.
+    end_grace_periods(&fake);
+    pass(&fake, &ctx).await.unwrap();
+    assert!(server
+        .admin()
+        .key(&before["AWS_ACCESS_KEY_ID"])
+        .await
+        .unwrap()
+        .is_none());
 }

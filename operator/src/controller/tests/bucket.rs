@@ -99,6 +99,7 @@ async fn an_existing_bucket_is_adopted_with_its_policy_applied() {
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}]}"#;
     b.spec.policy = Some(policy.into());
     let (fake, ctx) = world(&server, &[b]);
+    seed_store(&fake, &ObjectStore::test().adopting());
     pass(&fake, &ctx, "shared").await.unwrap();
     assert_eq!(fake.take_events(), ["BucketAdopted"]);
     assert!(ready(&fake, "shared").is_true());
@@ -301,6 +302,7 @@ async fn settings_reach_the_server_and_drift_is_put_back() {
 
     // Object lock cannot be added to a bucket that exists without it: a terminal condition.
     server.admin().create_bucket("plain").await.unwrap();
+    seed_store(&fake, &ObjectStore::test().adopting());
     let mut locked = Bucket::test("plain");
     locked.spec.versioning = Some(Versioning::Enabled);
     locked.spec.object_lock = Some(ObjectLock {
@@ -316,4 +318,269 @@ async fn settings_reach_the_server_and_drift_is_put_back() {
         "{}",
         cond.message
     );
+}
+
+fn path_in(ns: &str, name: &str) -> String {
+    format!("/apis/coffer.dev/v1alpha1/namespaces/{ns}/buckets/{name}")
+}
+
+async fn pass_in(
+    fake: &FakeApi,
+    ctx: &Arc<crate::controller::Context>,
+    ns: &str,
+    name: &str,
+) -> Result<kube::runtime::controller::Action, String> {
+    let b: Bucket = read(fake, &path_in(ns, name));
+    reconcile_bucket(Arc::new(b), ctx.clone())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn condition_in(fake: &FakeApi, ns: &str, name: &str, type_: &str) -> Condition {
+    read::<Bucket>(fake, &path_in(ns, name))
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .unwrap()
+}
+
+/// Bucket `name` of namespace `ns` pointing at store `media/photos`.
+fn tenant_bucket(ns: &str, name: &str) -> Bucket {
+    let mut b = Bucket::test(name);
+    b.metadata.namespace = Some(ns.into());
+    b.metadata.uid = Some(format!("uid-{ns}-{name}"));
+    b.spec.store_ref.namespace = Some("media".into());
+    b
+}
+
+#[tokio::test]
+async fn a_bucket_or_key_from_a_namespace_the_store_does_not_allow_is_refused() {
+    let server = RealServer::start();
+    let (fake, ctx) = world(&server, &[]);
+    let mut intruder = tenant_bucket("team-x", "loot").with_deletion(BucketDeletionPolicy::Delete);
+    fake.put(&path_in("team-x", "loot"), &intruder);
+    pass_in(&fake, &ctx, "team-x", "loot").await.unwrap();
+    let ready = condition_in(&fake, "team-x", "loot", READY);
+    assert_eq!(ready.reason, "NamespaceNotAllowed");
+    assert!(
+        ready
+            .message
+            .contains("does not allow resources of namespace team-x"),
+        "{}",
+        ready.message
+    );
+    assert!(condition_in(&fake, "team-x", "loot", DEGRADED).is_true());
+    assert_eq!(fake.take_events(), ["NamespaceNotAllowed"]);
+    assert!(server.admin().bucket("loot").await.unwrap().is_none());
+
+    // Neither can it get a key for a bucket of the store.
+    let mut key = AccessKey::test("app", "loot");
+    key.metadata.namespace = Some("team-x".into());
+    key.spec.store_ref.namespace = Some("media".into());
+    let key_path = "/apis/coffer.dev/v1alpha1/namespaces/team-x/accesskeys/app";
+    fake.put(key_path, &key);
+    crate::controller::reconcile_access_key(Arc::new(read(&fake, key_path)), ctx.clone())
+        .await
+        .unwrap();
+    let key: AccessKey = read(&fake, key_path);
+    let ready = key
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == READY)
+        .unwrap();
+    assert_eq!(ready.reason, "NamespaceNotAllowed");
+    assert!(server.admin().keys().await.unwrap().is_empty());
+
+    // Deleting it (deletionPolicy Delete) deletes nothing of the store's.
+    server.admin().create_bucket("loot").await.unwrap();
+    intruder = read(&fake, &path_in("team-x", "loot"));
+    fake.put(&path_in("team-x", "loot"), intruder.deleting());
+    pass_in(&fake, &ctx, "team-x", "loot").await.unwrap();
+    assert!(server.admin().bucket("loot").await.unwrap().is_some());
+    server.admin().delete_bucket("loot").await.unwrap();
+
+    // The store names the namespace, or selects it by label: allowed.
+    seed_store(&fake, &ObjectStore::test().allowing(&["team-x"]));
+    fake.put(&path_in("team-x", "okay"), tenant_bucket("team-x", "okay"));
+    pass_in(&fake, &ctx, "team-x", "okay").await.unwrap();
+    let ok = condition_in(&fake, "team-x", "okay", READY);
+    assert!(ok.is_true(), "{ok:?}");
+    let mut selecting = ObjectStore::test();
+    selecting.spec.access = Some(StoreAccess {
+        namespace_selector: Some(
+            serde_json::from_value(
+                serde_json::json!({"matchLabels": {"coffer.dev/tenant": "true"}}),
+            )
+            .unwrap(),
+        ),
+        ..StoreAccess::default()
+    });
+    seed_store(&fake, &selecting);
+    fake.put(
+        "/api/v1/namespaces/team-y",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "team-y", "labels": {"coffer.dev/tenant": "true"}}}),
+    );
+    fake.put(&path_in("team-y", "fine"), tenant_bucket("team-y", "fine"));
+    pass_in(&fake, &ctx, "team-y", "fine").await.unwrap();
+    let fine = condition_in(&fake, "team-y", "fine", READY);
+    assert!(fine.is_true(), "{fine:?}");
+}
+
+#[tokio::test]
+async fn an_existing_bucket_no_resource_created_is_adopted_only_where_the_store_allows_it() {
+    let server = RealServer::start();
+    server.admin().create_bucket("payroll").await.unwrap();
+    server
+        .admin()
+        .s3(http::Method::PUT, "/payroll/salaries.csv", None, b"secret")
+        .await
+        .unwrap();
+    let (fake, ctx) = world(
+        &server,
+        &[Bucket::test("payroll").with_deletion(BucketDeletionPolicy::Delete)],
+    );
+    pass(&fake, &ctx, "payroll").await.unwrap();
+    let c = ready(&fake, "payroll");
+    assert_eq!(c.reason, "BucketExists");
+    assert!(c.message.contains("allowBucketAdoption"), "{}", c.message);
+    assert_eq!(fake.take_events(), ["BucketExists"]);
+
+    // Deleting the refused resource leaves the bucket and its objects alone.
+    let b: Bucket = read(&fake, &path("payroll"));
+    fake.put(&path("payroll"), b.deleting());
+    pass(&fake, &ctx, "payroll").await.unwrap();
+    let info = server.admin().bucket("payroll").await.unwrap().unwrap();
+    assert_eq!(info.usage.objects, 1);
+
+    // With the store's consent a new resource adopts it.
+    seed_store(&fake, &ObjectStore::test().adopting());
+    fake.put(&path("payroll"), Bucket::test("payroll"));
+    pass(&fake, &ctx, "payroll").await.unwrap();
+    assert!(ready(&fake, "payroll").is_true());
+    assert!(fake.take_events().contains(&"BucketAdopted".to_string()));
+}
+
+#[tokio::test]
+async fn buckets_of_two_namespaces_naming_one_bucket_never_both_manage_it() {
+    let server = RealServer::start();
+    // One operator watching two namespaces has one cache per namespace: neither cache knows
+    // the other namespace's Bucket.
+    let (client, fake) = FakeApi::start();
+    let store = ObjectStore::test().allowing(&["team-a", "team-b"]);
+    seed_store(&fake, &store);
+    let a = tenant_bucket("team-a", "shared");
+    let mut b = tenant_bucket("team-b", "shared");
+    b.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2025-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    fake.put(&path_in("team-a", "shared"), &a);
+    fake.put(&path_in("team-b", "shared"), &b);
+    let ctx_a = context(client.clone(), Some(&server.endpoint), &[a]);
+    let ctx_b = context(client, Some(&server.endpoint), &[b]);
+
+    pass_in(&fake, &ctx_a, "team-a", "shared").await.unwrap();
+    assert!(condition_in(&fake, "team-a", "shared", READY).is_true());
+    fake.take_events();
+    for _ in 0..2 {
+        pass_in(&fake, &ctx_b, "team-b", "shared").await.unwrap();
+        pass_in(&fake, &ctx_a, "team-a", "shared").await.unwrap();
+    }
+    let loser = condition_in(&fake, "team-b", "shared", READY);
+    assert_eq!(loser.reason, "BucketClaimed");
+    assert!(loser.message.contains("team-a/shared"), "{}", loser.message);
+    assert!(condition_in(&fake, "team-a", "shared", READY).is_true());
+    assert_eq!(fake.take_events(), ["BucketClaimed"], "said once");
+
+    // The claim is released when its resource goes (Retain): the bucket then belongs to no
+    // resource, and the other one may take it only by adoption.
+    let a: Bucket = read(&fake, &path_in("team-a", "shared"));
+    fake.put(&path_in("team-a", "shared"), a.deleting());
+    pass_in(&fake, &ctx_a, "team-a", "shared").await.unwrap();
+    fake.remove(&path_in("team-a", "shared"));
+    pass_in(&fake, &ctx_b, "team-b", "shared").await.unwrap();
+    assert_eq!(
+        condition_in(&fake, "team-b", "shared", READY).reason,
+        "BucketExists"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_versioned_bucket_removes_every_version_and_delete_marker() {
+    let server = RealServer::start();
+    let mut b = Bucket::test("history").with_deletion(BucketDeletionPolicy::Delete);
+    b.spec.versioning = Some(Versioning::Enabled);
+    let (fake, ctx) = world(&server, &[b]);
+    pass(&fake, &ctx, "history").await.unwrap();
+    let admin = server.admin();
+    for (key, body) in [("a.txt", "1"), ("a.txt", "2"), ("dir/b c.txt", "3")] {
+        let path = format!("/history/{}", crate::admin::encode_key_for_tests(key));
+        assert_eq!(
+            admin
+                .s3(http::Method::PUT, &path, None, body.as_bytes())
+                .await
+                .unwrap()
+                .0,
+            200
+        );
+    }
+    // A delete without a version id leaves a delete marker over the versions.
+    assert_eq!(
+        admin
+            .s3(http::Method::DELETE, "/history/a.txt", None, b"")
+            .await
+            .unwrap()
+            .0,
+        204
+    );
+
+    let b: Bucket = read(&fake, &path("history"));
+    fake.put(&path("history"), b.deleting());
+    fake.take_events();
+    let mut passes = 0;
+    while read::<Bucket>(&fake, &path("history"))
+        .metadata
+        .finalizers
+        .is_some_and(|f| !f.is_empty())
+    {
+        passes += 1;
+        assert!(passes <= 3, "the deletion never finishes");
+        pass(&fake, &ctx, "history")
+            .await
+            .expect("emptying is progress, not an error");
+    }
+    assert!(admin.bucket("history").await.unwrap().is_none());
+    assert_eq!(fake.take_events(), ["BucketDeleted"]);
+}
+
+#[tokio::test]
+async fn removing_the_policy_or_lifecycle_from_the_spec_removes_them_from_the_bucket() {
+    let server = RealServer::start();
+    let mut b = Bucket::test("site");
+    b.spec.policy = Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}]}"#.into());
+    b.spec.lifecycle = Some(vec![LifecycleRule {
+        id: "tmp".into(),
+        prefix: Some("tmp/".into()),
+        expiration_days: Some(1),
+        ..Default::default()
+    }]);
+    let (fake, ctx) = world(&server, &[b]);
+    pass(&fake, &ctx, "site").await.unwrap();
+    let admin = server.admin();
+    assert!(admin.bucket_policy("site").await.unwrap().is_some());
+    assert!(admin.bucket_lifecycle("site").await.unwrap().is_some());
+
+    let mut b: Bucket = read(&fake, &path("site"));
+    b.spec.policy = None;
+    b.spec.lifecycle = None;
+    b.metadata.generation = Some(2);
+    fake.put(&path("site"), &b);
+    pass(&fake, &ctx, "site").await.unwrap();
+    assert!(ready(&fake, "site").is_true());
+    assert_eq!(admin.bucket_policy("site").await.unwrap(), None);
+    assert_eq!(admin.bucket_lifecycle("site").await.unwrap(), None);
 }

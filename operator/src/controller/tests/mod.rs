@@ -34,6 +34,12 @@ pub struct FakeApi {
     /// Writes to these paths are refused with 422 Invalid (what the API server answers, e.g.,
     /// to a changed StatefulSet claim template).
     invalid: Arc<Mutex<Vec<String>>>,
+    /// Writes to these paths fail with 500 (an API server or etcd hiccup).
+    failing: Arc<Mutex<Vec<String>>>,
+    /// Requests to paths under these prefixes never get an answer (a hung API call).
+    hanging: Arc<Mutex<Vec<String>>>,
+    /// The last server-side apply of each object: what its field manager owns.
+    applied: Arc<Mutex<BTreeMap<String, Value>>>,
 }
 
 fn status(code: u16, reason: &str) -> (u16, Value) {
@@ -56,6 +62,49 @@ fn merge(target: &mut Value, patch: &Value) {
             }
         }
         _ => *target = patch.clone(),
+    }
+}
+
+/// Removes from `target` what `before` (the previous apply) named and `now` does not: what
+/// server-side apply does to the fields a manager stops applying. Lists are atomic here.
+fn drop_unapplied(target: &mut Value, before: &Value, now: &Value) {
+    let (Some(t), Some(b)) = (target.as_object_mut(), before.as_object()) else {
+        return;
+    };
+    for (k, bv) in b {
+        match now.get(k) {
+            None => {
+                t.remove(k);
+            }
+            Some(nv) => {
+                if let Some(tv) = t.get_mut(k) {
+                    drop_unapplied(tv, bv, nv);
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites quantities under `limits`/`requests` to the API server's canonical form for the
+/// cases the tests use (a decimal fraction of a core becomes millicores: `0.5` → `500m`).
+fn canonical_quantities(v: &mut Value, inside: bool) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                canonical_quantities(child, inside || matches!(k.as_str(), "limits" | "requests"));
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| canonical_quantities(i, false)),
+        Value::String(q) if inside => {
+            if let Ok(n) = q.parse::<f64>() {
+                if n.fract() != 0.0 {
+                    *q = format!("{}m", (n * 1000.0).round() as i64);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -107,6 +156,18 @@ impl FakeApi {
         }
         if method != "GET" && self.invalid.lock().unwrap().contains(&path) {
             return status(422, "Invalid");
+        }
+        if method != "GET" && self.failing.lock().unwrap().contains(&path) {
+            return status(500, "InternalError");
+        }
+        if self
+            .hanging
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+        {
+            return std::future::pending().await;
         }
         let segments: Vec<&str> = path.split('/').collect();
         let after_ns = segments
@@ -160,8 +221,24 @@ impl FakeApi {
                 (201, obj)
             }
             ("PUT", _) => {
-                objects.insert(path.clone(), body.clone());
-                (200, body)
+                // An update carries the resourceVersion it read: a stale one is a conflict.
+                let stored = objects
+                    .get(&path)
+                    .map(|o| o["metadata"]["resourceVersion"].clone());
+                let sent = &body["metadata"]["resourceVersion"];
+                if let Some(stored) = &stored {
+                    if !sent.is_null() && sent != stored {
+                        return status(409, "Conflict");
+                    }
+                }
+                let next = stored
+                    .and_then(|v| v.as_str().and_then(|s| s.parse::<u64>().ok()))
+                    .unwrap_or(0)
+                    + 1;
+                let mut obj = body.clone();
+                obj["metadata"]["resourceVersion"] = json!(next.to_string());
+                objects.insert(path.clone(), obj.clone());
+                (200, obj)
             }
             ("DELETE", _) => match objects.remove(&path) {
                 Some(v) => (200, v),
@@ -199,6 +276,25 @@ impl FakeApi {
                     }
                     return (200, obj.clone());
                 }
+                if content_type.contains("apply-patch") && !sub {
+                    // Server-side apply by one manager: fields it stopped applying go, the
+                    // rest merges in; quantities are canonicalized and a changed spec bumps
+                    // the generation, as the API server does.
+                    let mut applied = self.applied.lock().unwrap();
+                    let entry = objects.entry(key.clone()).or_insert_with(|| json!({}));
+                    let spec_before = entry["spec"].clone();
+                    if let Some(before) = applied.get(&key) {
+                        drop_unapplied(entry, before, &body);
+                    }
+                    merge(entry, &body);
+                    canonical_quantities(entry, false);
+                    applied.insert(key, body.clone());
+                    if entry["spec"] != spec_before || entry["metadata"]["generation"].is_null() {
+                        let generation = entry["metadata"]["generation"].as_i64().unwrap_or(0);
+                        entry["metadata"]["generation"] = json!(generation + 1);
+                    }
+                    return (200, entry.clone());
+                }
                 let entry = objects.entry(key).or_insert_with(|| json!({}));
                 let mut patch = body.clone();
                 if sub {
@@ -213,6 +309,31 @@ impl FakeApi {
 
     pub fn refuse_writes_to(&self, path: &str) {
         self.invalid.lock().unwrap().push(path.into());
+    }
+
+    /// Writes to `path` fail with 500 from now on.
+    pub fn fail_writes_to(&self, path: &str) {
+        self.failing.lock().unwrap().push(path.into());
+    }
+
+    /// Writes to `path` succeed again.
+    pub fn heal_writes_to(&self, path: &str) {
+        self.failing.lock().unwrap().retain(|p| p != path);
+    }
+
+    /// Requests under `prefix` hang from now on.
+    pub fn hang(&self, prefix: &str) {
+        self.hanging.lock().unwrap().push(prefix.into());
+    }
+
+    /// What the garbage collector does once owner `uid` is gone: deletes every object with
+    /// an owner reference to it.
+    pub fn collect_garbage(&self, uid: &str) {
+        self.objects.lock().unwrap().retain(|_, obj| {
+            !obj["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+        });
     }
 
     pub fn put(&self, path: &str, obj: impl serde::Serialize) {

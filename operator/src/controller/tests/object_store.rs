@@ -44,7 +44,8 @@ async fn running_store(
     pass(fake, ctx).await;
     let sts = format!("{APPS}/statefulsets/photos-pool-0");
     let mut obj = fake.get(&sts).unwrap();
-    obj["status"] = json!({"replicas": revisions.len(), "readyReplicas": revisions.len(), "updateRevision": "v2", "currentRevision": "v1"});
+    let generation = obj["metadata"]["generation"].clone();
+    obj["status"] = json!({"replicas": revisions.len(), "readyReplicas": revisions.len(), "updateRevision": "v2", "currentRevision": "v1", "observedGeneration": generation});
     fake.put(&sts, obj);
     for (i, rev) in revisions.iter().enumerate() {
         fake.put(
@@ -522,4 +523,166 @@ async fn a_change_the_api_server_refuses_makes_the_store_degraded() {
     assert_eq!(degraded.reason, "InvalidStatefulSet");
     assert_eq!(degraded.observed_generation, Some(2));
     assert_eq!(fake.take_events(), ["InvalidStatefulSet"]);
+}
+
+#[tokio::test]
+async fn removing_scheduling_limits_and_annotations_from_the_spec_removes_them_and_quantities_do_not_reapply(
+) {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    let mut store = ObjectStore::test().finalized();
+    let pool = &mut store.spec.pools[0];
+    pool.resources = Some(
+        serde_json::from_value(json!({
+            "limits": {"cpu": "0.5", "memory": "1Gi"}, "requests": {"cpu": "0.25"}
+        }))
+        .unwrap(),
+    );
+    pool.scheduling = Some(serde_json::from_value(json!({
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "storage", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+        "priorityClassName": "storage-critical"
+    })).unwrap());
+    store.spec.service = Some(ServiceSpec {
+        type_: None,
+        annotations: [("lb.example.com/internal".to_string(), "true".to_string())].into(),
+    });
+    fake.put(STORE, &store);
+    pass(&fake, &ctx).await;
+    let sts = format!("{APPS}/statefulsets/photos-pool-0");
+    let pod_spec = |fake: &FakeApi| fake.get(&sts).unwrap()["spec"]["template"]["spec"].clone();
+    assert_eq!(pod_spec(&fake)["nodeSelector"]["disk"], "ssd");
+    assert_eq!(
+        pod_spec(&fake)["containers"][0]["resources"]["limits"]["cpu"],
+        "500m",
+        "the API server rewrites the quantity"
+    );
+    fake.take_writes();
+
+    // The API server's spelling of a quantity is not a change: nothing is written.
+    pass(&fake, &ctx).await;
+    assert_eq!(fake.take_writes(), Vec::<String>::new());
+
+    // Every optional field goes from the spec, and from the objects.
+    let mut store: ObjectStore = read(&fake, STORE);
+    store.spec.pools[0].scheduling = None;
+    store.spec.pools[0].resources =
+        Some(serde_json::from_value(json!({"requests": {"cpu": "0.25"}})).unwrap());
+    store.spec.service = None;
+    store.metadata.generation = Some(2);
+    fake.put(STORE, &store);
+    pass(&fake, &ctx).await;
+    let spec = pod_spec(&fake);
+    for field in [
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+    ] {
+        assert!(
+            spec.get(field).is_none(),
+            "{field} is still there: {spec:#}"
+        );
+    }
+    let resources = &spec["containers"][0]["resources"];
+    assert!(resources.get("limits").is_none(), "{resources}");
+    assert_eq!(resources["requests"]["cpu"], "250m");
+    let service = fake.get(&format!("{CORE}/services/photos")).unwrap();
+    assert!(
+        service["metadata"]["annotations"]
+            .get("lb.example.com/internal")
+            .is_none(),
+        "{service:#}"
+    );
+    fake.take_writes();
+    pass(&fake, &ctx).await;
+    assert_eq!(fake.take_writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_image_change_is_not_ready_before_the_statefulset_observed_it() {
+    let server = RealServer::start();
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, Some(&server.endpoint), &[]);
+    let store = ObjectStore::test()
+        .with_pools(vec![pool("pool-0", 4, 1)])
+        .finalized();
+    running_store(&fake, &ctx, store, &["v2"; 4]).await;
+    pass(&fake, &ctx).await;
+    assert!(condition(&store_status(&fake), READY).is_true());
+    fake.take_events();
+
+    // The image changes; the StatefulSet's status still describes the old template (its
+    // controller has not run yet): every pod matches the old update revision.
+    let store: ObjectStore = read(&fake, STORE);
+    fake.put(STORE, store.with_image("coffer:2"));
+    pass(&fake, &ctx).await;
+    let status = store_status(&fake);
+    let ready = condition(&status, READY);
+    assert!(!ready.is_true(), "{status:#?}");
+    assert_eq!(ready.reason, "RollingUpdate");
+    assert!(condition(&status, PROGRESSING).is_true());
+    assert_eq!(status.current_image.as_deref(), Some("coffer:1"));
+    assert!(
+        fake.take_writes().iter().all(|w| !w.starts_with("DELETE")),
+        "no server is replaced on a stale status"
+    );
+
+    // The controller observes the template: a new update revision, one server replaced.
+    let sts = format!("{APPS}/statefulsets/photos-pool-0");
+    let mut obj = fake.get(&sts).unwrap();
+    obj["status"]["observedGeneration"] = obj["metadata"]["generation"].clone();
+    obj["status"]["updateRevision"] = json!("v3");
+    fake.put(&sts, obj);
+    pass(&fake, &ctx).await;
+    let deletes: Vec<String> = fake
+        .take_writes()
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE"))
+        .collect();
+    assert_eq!(deletes, [format!("DELETE {CORE}/pods/photos-pool-0-3")]);
+    assert_eq!(
+        condition(&store_status(&fake), READY).reason,
+        "RollingUpdate"
+    );
+}
+
+#[tokio::test]
+async fn a_retained_store_created_again_keeps_its_cluster_id_and_root_credential() {
+    let (client, fake) = FakeApi::start();
+    let ctx = context(client, None, &[]);
+    fake.put(STORE, ObjectStore::test().finalized());
+    pass(&fake, &ctx).await;
+    let topology = |fake: &FakeApi| {
+        let cm: k8s_openapi::api::core::v1::ConfigMap =
+            read(fake, &format!("{CORE}/configmaps/photos-topology"));
+        coffer_server::cluster::Topology::parse(&cm.data.unwrap()["topology.json"]).unwrap()
+    };
+    let root =
+        |fake: &FakeApi| fake.get(&format!("{CORE}/secrets/photos-root")).unwrap()["data"].clone();
+    let (id, credential) = (topology(&fake).cluster_id, root(&fake));
+
+    // Deleted with Retain; the garbage collector removes everything the store owned.
+    let store: ObjectStore = read(&fake, STORE);
+    fake.put(STORE, store.deleting());
+    pass(&fake, &ctx).await;
+    fake.remove(STORE);
+    fake.collect_garbage("uid-store");
+    assert!(fake
+        .get(&format!("{APPS}/statefulsets/photos-pool-0"))
+        .is_none());
+
+    // Created again under the same name (a new uid): it finds its identity.
+    let mut again = ObjectStore::test().finalized();
+    again.metadata.uid = Some("uid-store-again".into());
+    fake.put(STORE, &again);
+    pass(&fake, &ctx).await;
+    assert_eq!(
+        topology(&fake).cluster_id,
+        id,
+        "the drives' cluster id is kept"
+    );
+    assert_eq!(root(&fake), credential, "the root credential is kept");
 }
