@@ -446,14 +446,7 @@ impl RemoteRecords for RemoteDrive {
             inclusive,
             limit: limit as u32,
         };
-        let body = postcard::to_stdvec(&req).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let bytes = self.peer.finish(self.peer.call_ok(
-            Method::POST,
-            &self.path("records/page"),
-            body,
-        ))?;
-        let page: Page =
-            postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let page: Page = self.records_call("records/page", &req)?;
         Ok(record_page(page))
     }
 
@@ -471,14 +464,7 @@ impl RemoteRecords for RemoteDrive {
                 limit: limit as u32,
             },
         };
-        let body = postcard::to_stdvec(&req).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let bytes = self.peer.finish(self.peer.call_ok(
-            Method::POST,
-            &self.path("records/lookup"),
-            body,
-        ))?;
-        let lookup: Lookup =
-            postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let lookup: Lookup = self.records_call("records/lookup", &req)?;
         Ok((
             lookup.value.map(serde_bytes::ByteBuf::into_vec),
             record_page(lookup.page),
@@ -491,6 +477,21 @@ impl RemoteRecords for RemoteDrive {
 
     fn responsive(&self) -> bool {
         self.peer.responsive()
+    }
+}
+
+impl RemoteDrive {
+    /// Sends `req` to the drive's records call `op` and reads its answer (both postcard).
+    fn records_call<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &str,
+        req: &impl serde::Serialize,
+    ) -> Result<T, StoreError> {
+        let body = postcard::to_stdvec(req).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let bytes = self
+            .peer
+            .finish(self.peer.call_ok(Method::POST, &self.path(op), body))?;
+        postcard::from_bytes(&bytes).map_err(|e| StoreError::Internal(e.to_string()))
     }
 }
 
